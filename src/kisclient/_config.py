@@ -1,0 +1,236 @@
+"""The single source of truth for KIS environments, hosts and endpoints.
+
+Every URL, path and ``tr_id`` the library (and its fake server) uses is written here and nowhere
+else. Facts come from ``kis-api-facts.md`` §1, §4 and §5.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from typing import Literal
+
+import attrs
+
+__all__ = [
+    "DAILY_CHART_MAX_ROWS",
+    "ENDPOINTS",
+    "MULTIPRICE_MAX_CODES",
+    "TOKEN_LIFETIME_S",
+    "TOKEN_MIN_ISSUE_INTERVAL_S",
+    "TOKEN_REUSE_WINDOW_S",
+    "KST",
+    "Endpoint",
+    "Env",
+    "EnvName",
+    "EnvSettings",
+    "Limits",
+    "Side",
+    "endpoint_by_path",
+    "env_settings",
+    "parse_env",
+]
+
+#: Korea Standard Time. Korea has no daylight saving time, so a fixed offset is exact and needs no
+#: tz database (which a minimal Windows or container Python may lack).
+KST = _dt.timezone(_dt.timedelta(hours=9), "KST")
+
+EnvName = Literal["real", "paper"]
+Side = Literal["buy", "sell"]
+
+
+class Env(enum.Enum):
+    """A KIS environment: ``real`` (실전, "prod") or ``paper`` (모의투자, "vps")."""
+
+    REAL = "real"
+    PAPER = "paper"
+
+
+def parse_env(value: str | Env) -> Env:
+    """Return the :class:`Env` named by *value* (``"real"``/``"paper"``, also ``"prod"``/``"vps"``).
+
+    Raises :class:`ValueError` naming the accepted spellings for anything else.
+    """
+    if isinstance(value, Env):
+        return value
+    aliases = {"real": Env.REAL, "prod": Env.REAL, "paper": Env.PAPER, "vps": Env.PAPER}
+    try:
+        return aliases[value.strip().lower()]
+    except (KeyError, AttributeError):
+        raise ValueError(f"env must be 'real' or 'paper', not {value!r}") from None
+
+
+@attrs.frozen
+class Limits:
+    """Documented per-environment limits (facts §7, portal notice of 2026-04-20)."""
+
+    requests_per_second: int
+    #: Rows per page of the balance inquiry (facts §5.5).
+    balance_page_rows: int
+    #: Rows per page of the daily order/fill inquiry (facts §5.5).
+    daily_ccld_page_rows: int
+
+
+@attrs.frozen
+class EnvSettings:
+    """Everything that differs between the two environments."""
+
+    env: Env
+    base_url: str
+    websocket_url: str
+    limits: Limits
+
+
+_ENV_SETTINGS = {
+    Env.REAL: EnvSettings(
+        env=Env.REAL,
+        base_url="https://openapi.koreainvestment.com:9443",
+        websocket_url="ws://ops.koreainvestment.com:21000",
+        limits=Limits(requests_per_second=18, balance_page_rows=50, daily_ccld_page_rows=100),
+    ),
+    Env.PAPER: EnvSettings(
+        env=Env.PAPER,
+        base_url="https://openapivts.koreainvestment.com:29443",
+        websocket_url="ws://ops.koreainvestment.com:31000",
+        limits=Limits(requests_per_second=1, balance_page_rows=20, daily_ccld_page_rows=15),
+    ),
+}
+
+
+def env_settings(env: Env | str) -> EnvSettings:
+    """Return the settings of *env*."""
+    return _ENV_SETTINGS[parse_env(env)]
+
+
+#: Token issuance rules (facts §2.1, §7): at most one issuance per minute per app key; a
+#: re-issue within six hours returns the same token; an individual's token lives one day.
+TOKEN_MIN_ISSUE_INTERVAL_S = 60.0
+TOKEN_REUSE_WINDOW_S = 6 * 3600.0
+TOKEN_LIFETIME_S = 86400
+
+
+@attrs.frozen
+class Endpoint:
+    """One REST operation.
+
+    ``tr_ids`` maps ``(env, side)`` to the transaction id; ``side`` is ``None`` for everything
+    but orders. An endpoint with no entry for an environment does not exist there (for example
+    the multi-symbol quote on ``paper``). ``legacy_tr_ids`` are older ids the server still
+    accepts. ``idempotent`` is ``False`` for calls with market side effects: those are never
+    retried once they may have reached the order engine.
+    """
+
+    name: str
+    method: Literal["GET", "POST"]
+    path: str
+    tr_ids: dict[tuple[Env, Side | None], str] = attrs.field(factory=dict)
+    legacy_tr_ids: dict[tuple[Env, Side | None], str] = attrs.field(factory=dict)
+    idempotent: bool = True
+    #: Token endpoints need no bearer token; everything else does.
+    authenticated: bool = True
+
+    def tr_id(self, env: Env, side: Side | None = None, *, legacy: bool = False) -> str:
+        """Return the ``tr_id`` for *env* (and *side* for orders).
+
+        Raises :class:`KeyError` when the endpoint has no such ``tr_id`` in *env*; callers turn
+        that into a typed error (see :func:`kisclient._errors.EndpointUnavailable`).
+        """
+        table = self.legacy_tr_ids if legacy else self.tr_ids
+        return table[(env, side)]
+
+    def available_in(self, env: Env) -> bool:
+        """Whether this endpoint exists in *env* (token endpoints exist everywhere)."""
+        if not self.tr_ids:
+            return True
+        return any(key_env is env for key_env, _ in self.tr_ids)
+
+    def all_tr_ids(self, env: Env) -> dict[str, Side | None]:
+        """Every ``tr_id`` (current and legacy) accepted in *env*, mapped to its side."""
+        found: dict[str, Side | None] = {}
+        for table in (self.tr_ids, self.legacy_tr_ids):
+            for (key_env, side), tr in table.items():
+                if key_env is env:
+                    found[tr] = side
+        return found
+
+
+def _both(tr: str) -> dict[tuple[Env, Side | None], str]:
+    """A quotation ``tr_id`` that is the same in both environments (``F``/``H`` ids, facts §4.1)."""
+    return {(Env.REAL, None): tr, (Env.PAPER, None): tr}
+
+
+def _paper_twin(tr: str) -> str:
+    """The paper id of a real ``T``/``J``/``C`` id: its first letter replaced by ``V`` (§4.1)."""
+    if tr[0] not in "TJC":
+        raise ValueError(f"{tr} has no V-prefixed paper twin")
+    return "V" + tr[1:]
+
+
+def _with_paper_twin(real: dict[Side | None, str]) -> dict[tuple[Env, Side | None], str]:
+    table: dict[tuple[Env, Side | None], str] = {}
+    for side, tr in real.items():
+        table[(Env.REAL, side)] = tr
+        table[(Env.PAPER, side)] = _paper_twin(tr)
+    return table
+
+
+_QUOTATIONS = "/uapi/domestic-stock/v1/quotations"
+_TRADING = "/uapi/domestic-stock/v1/trading"
+
+#: Every endpoint the library knows, by name.
+ENDPOINTS: dict[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint("token", "POST", "/oauth2/tokenP", authenticated=False),
+        Endpoint("revoke", "POST", "/oauth2/revokeP", authenticated=False),
+        Endpoint("approval", "POST", "/oauth2/Approval", authenticated=False),
+        Endpoint("hashkey", "POST", "/uapi/hashkey", authenticated=False),
+        Endpoint("inquire_price", "GET", f"{_QUOTATIONS}/inquire-price", _both("FHKST01010100")),
+        Endpoint(
+            "inquire_daily_price", "GET", f"{_QUOTATIONS}/inquire-daily-price",
+            _both("FHKST01010400"),
+        ),
+        Endpoint(
+            "inquire_daily_itemchartprice", "GET", f"{_QUOTATIONS}/inquire-daily-itemchartprice",
+            _both("FHKST03010100"),
+        ),
+        # Real only: the postman table leaves the paper column empty (facts §5.6).
+        Endpoint(
+            "intstock_multprice", "GET", f"{_QUOTATIONS}/intstock-multprice",
+            {(Env.REAL, None): "FHKST11300006"},
+        ),
+        Endpoint(
+            "inquire_balance", "GET", f"{_TRADING}/inquire-balance",
+            _with_paper_twin({None: "TTTC8434R"}),
+        ),
+        Endpoint(
+            "order_cash", "POST", f"{_TRADING}/order-cash",
+            _with_paper_twin({"buy": "TTTC0012U", "sell": "TTTC0011U"}),
+            legacy_tr_ids=_with_paper_twin({"buy": "TTTC0802U", "sell": "TTTC0801U"}),
+            idempotent=False,
+        ),
+        Endpoint(
+            "order_rvsecncl", "POST", f"{_TRADING}/order-rvsecncl",
+            _with_paper_twin({None: "TTTC0013U"}),
+            legacy_tr_ids=_with_paper_twin({None: "TTTC0803U"}),
+            idempotent=False,
+        ),
+        Endpoint(
+            "inquire_daily_ccld", "GET", f"{_TRADING}/inquire-daily-ccld",
+            _with_paper_twin({None: "TTTC8001R"}),
+        ),
+    )
+}
+
+#: Rows per call of the daily chart (facts §5.3).
+DAILY_CHART_MAX_ROWS = 100
+#: Codes per call of the multi-symbol quote (facts §5.6).
+MULTIPRICE_MAX_CODES = 30
+
+
+def endpoint_by_path(path: str) -> Endpoint | None:
+    """Return the endpoint served at *path*, or ``None`` for an unknown path."""
+    for endpoint in ENDPOINTS.values():
+        if endpoint.path == path:
+            return endpoint
+    return None
