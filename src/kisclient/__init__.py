@@ -1,5 +1,103 @@
-"""kisclient: a client for the Korea Investment & Securities (KIS) Open API."""
+"""kisclient: a client for the Korea Investment & Securities (KIS) Open API.
 
+    from kisclient import KISClient
+    with KISClient.from_env() as kis:
+        print(kis.get_price("005930").price)
+
+The public API is exactly what ``__all__`` lists; modules whose names start with ``_`` are
+private. ``kisclient.testing`` holds the fake KIS server.
+"""
+
+from ._async_client import AsyncKISClient
+from ._base import ProgressCallback
+from ._client import KISClient
+from ._clock import Clock, FakeClock, SystemClock
+from ._codes import CodeInfo, Kind
+from ._codes import lookup as lookup_code
+from ._config import KST, Env
+from ._core import RetryPolicy
+from ._errors import (
+    AuthError,
+    BadRequest,
+    BusinessRejection,
+    ConfigurationError,
+    EndpointUnavailable,
+    GatewayError,
+    InvalidAccount,
+    InvalidISIN,
+    InvalidStockCode,
+    KISConnectionError,
+    KISError,
+    KISRejected,
+    MarketClosed,
+    OrderOutcomeUnknown,
+    OutcomeUnknown,
+    RateLimited,
+    RequestNotSent,
+    RetryBudgetExhausted,
+    ServiceUnavailable,
+    TokenError,
+    TokenIssueThrottled,
+    ValidationError,
+    WrongEnvironment,
+)
+from ._models import Balance, BalanceSummary, DailyBar, DailyOrder, Holding, OrderResult, PriceBatch, Quote
+from ._operations import Response
+from ._ratelimit import CONSERVATIVE, Window
+from ._validation import Account, StockCode, normalize_code, parse_account, validate_isin
 from ._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "CONSERVATIVE",
+    "KST",
+    "Account",
+    "AsyncKISClient",
+    "AuthError",
+    "BadRequest",
+    "Balance",
+    "BalanceSummary",
+    "BusinessRejection",
+    "Clock",
+    "CodeInfo",
+    "ConfigurationError",
+    "DailyBar",
+    "DailyOrder",
+    "EndpointUnavailable",
+    "Env",
+    "FakeClock",
+    "GatewayError",
+    "Holding",
+    "InvalidAccount",
+    "InvalidISIN",
+    "InvalidStockCode",
+    "KISClient",
+    "KISConnectionError",
+    "KISError",
+    "KISRejected",
+    "Kind",
+    "MarketClosed",
+    "OrderOutcomeUnknown",
+    "OrderResult",
+    "OutcomeUnknown",
+    "PriceBatch",
+    "ProgressCallback",
+    "Quote",
+    "RateLimited",
+    "RequestNotSent",
+    "Response",
+    "RetryBudgetExhausted",
+    "RetryPolicy",
+    "ServiceUnavailable",
+    "StockCode",
+    "SystemClock",
+    "TokenError",
+    "TokenIssueThrottled",
+    "ValidationError",
+    "Window",
+    "WrongEnvironment",
+    "__version__",
+    "lookup_code",
+    "normalize_code",
+    "parse_account",
+    "validate_isin",
+]

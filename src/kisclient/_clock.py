@@ -65,9 +65,11 @@ class SystemClock:
 class FakeClock:
     """A clock that moves only when told to, or when somebody sleeps on it.
 
-    ``sleep(s)`` and ``asleep(s)`` advance the clock by *s* and return at once (``asleep``
-    yields to the event loop once, so other tasks run). Thread-safe. ``sleeps`` records every
-    requested sleep, so tests can assert exact delay sequences.
+    ``sleep(s)`` moves the clock to *s* after the moment it was called, unless it is already
+    later, and returns at once; so concurrent sleepers overlap as they would in real time
+    instead of adding up. ``asleep(s)`` first yields to the event loop, letting runnable tasks
+    go ahead, then does the same. Thread-safe. ``sleeps`` records every requested sleep, so tests
+    can assert exact delay sequences.
     """
 
     def __init__(self, start: dt.datetime | None = None) -> None:
@@ -101,14 +103,23 @@ class FakeClock:
         """Jump to *when*, which must not be earlier than now."""
         self.advance(when.timestamp() - self.time())
 
+    def _advance_to(self, elapsed: float) -> None:
+        with self._lock:
+            self._elapsed = max(self._elapsed, elapsed)
+
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         if seconds > 0:
-            self.advance(seconds)
+            with self._lock:
+                target = self._elapsed + seconds
+            self._advance_to(target)
 
     async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
+        self.sleeps.append(seconds)
+        with self._lock:
+            target = self._elapsed + max(seconds, 0.0)
         await asyncio.sleep(0)
+        self._advance_to(target)
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self.now().isoformat()})"

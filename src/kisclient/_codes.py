@@ -95,6 +95,8 @@ _ROWS: list[CodeInfo] = [
     _row("APBK0013", _K.SUCCESS, "주문 전송 완료 되었습니다."),
     _row("40600000", _K.SUCCESS, "모의투자 매수주문이 완료 되었습니다."),
     _row("40610000", _K.SUCCESS, "모의투자 매도주문이 완료 되었습니다."),
+    # Paper cancel accepted (observed in a third-party KIS log, msg_cd 40630000) [3P].
+    _row("40630000", _K.SUCCESS, "모의투자 취소주문이 완료 되었습니다."),
     # --- gateway (EGW) codes ---
     _row("EGW00001", _K.TRANSIENT, "일시적인 오류가 발생했습니다.", True, 1.0),
     _row("EGW00002", _K.TRANSIENT, "서버 에러가 발생했습니다.", True, 1.0),
@@ -161,6 +163,9 @@ _ROWS: list[CodeInfo] = [
     _row("APAC0081", _K.BUSINESS, "계좌번호 입력 오류입니다"),
     _row("40070000", _K.BUSINESS, "매매불가 종목입니다."),
     _row("40030000", _K.BUSINESS, "호가단위 오류입니다."),
+    # Insufficient buying power: real APBK0952, paper 40250000 (third-party fixtures and logs) [3P].
+    _row("APBK0952", _K.BUSINESS, "주문가능금액을 초과 했습니다"),
+    _row("40250000", _K.BUSINESS, "모의투자 주문가능금액이 부족합니다."),
 ]
 
 #: Every known code.

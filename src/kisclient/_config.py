@@ -128,6 +128,8 @@ class Endpoint:
     idempotent: bool = True
     #: Token endpoints need no bearer token; everything else does.
     authenticated: bool = True
+    #: Whether ``appkey``/``appsecret`` go in the headers (the OAuth endpoints take them in the body).
+    key_headers: bool = True
 
     def tr_id(self, env: Env, side: Side | None = None, *, legacy: bool = False) -> str:
         """Return the ``tr_id`` for *env* (and *side* for orders).
@@ -181,9 +183,9 @@ _TRADING = "/uapi/domestic-stock/v1/trading"
 ENDPOINTS: dict[str, Endpoint] = {
     e.name: e
     for e in (
-        Endpoint("token", "POST", "/oauth2/tokenP", authenticated=False),
-        Endpoint("revoke", "POST", "/oauth2/revokeP", authenticated=False),
-        Endpoint("approval", "POST", "/oauth2/Approval", authenticated=False),
+        Endpoint("token", "POST", "/oauth2/tokenP", authenticated=False, key_headers=False),
+        Endpoint("revoke", "POST", "/oauth2/revokeP", authenticated=False, key_headers=False),
+        Endpoint("approval", "POST", "/oauth2/Approval", authenticated=False, key_headers=False),
         Endpoint("hashkey", "POST", "/uapi/hashkey", authenticated=False),
         Endpoint("inquire_price", "GET", f"{_QUOTATIONS}/inquire-price", _both("FHKST01010100")),
         Endpoint(

@@ -1,0 +1,129 @@
+"""Development sessions. Every session installs what it needs into its own environment.
+
+    nox -s tests       the whole suite (what CI runs)
+    nox -s property    hypothesis with the long profile
+    nox -s lint        ruff
+    nox -s typecheck   mypy --strict over both packages and the tests
+    nox -s build       both wheels, their contents, and kisclient installed alone
+    nox -s bench       benchmarks (figures go to docs/benchmarks.md)
+    nox -s demo        the main job on embedded defaults
+    nox -s record      re-record the vcrpy cassettes from the real API (needs credentials)
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import zipfile
+
+import nox
+
+ROOT = pathlib.Path(__file__).parent
+DISTS = ("dists/kisclient", "dists/hantu_sched")
+TEST_DEPS = ("pytest>=8", "hypothesis>=6.100", "vcrpy>=6", "holidays>=0.102")
+PYTHON = os.environ.get("NOX_PYTHON") or None
+
+nox.options.sessions = ["lint", "typecheck", "tests", "build"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _install_project(session: nox.Session) -> None:
+    session.install(*DISTS)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (the one CI runs)."""
+    _install_project(session)
+    session.install(*TEST_DEPS)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def property(session: nox.Session) -> None:
+    """Run the property tests with hypothesis's long profile."""
+    _install_project(session)
+    session.install(*TEST_DEPS)
+    session.run(
+        "python", "-m", "pytest", "-m", "not multiprocess", "-k", "property",
+        *session.posargs, env={"HYPOTHESIS_PROFILE": "long"},
+    )
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over both packages, the tests, examples and benchmarks."""
+    _install_project(session)
+    session.install("mypy>=1.10", *TEST_DEPS)
+    session.run("mypy")
+    session.run("mypy", "tests", "examples", "benchmarks", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Build both wheels, check what is inside, and install kisclient alone."""
+    session.install("build>=1.2")
+    out = ROOT / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    for dist in DISTS:
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(out), dist)
+    wheels = sorted(out.glob("*.whl"))
+    expected = {"kisclient": "kisclient/", "hantu_sched": "hantu_sched/"}
+    for wheel in wheels:
+        package = "kisclient" if wheel.name.startswith("kisclient-") else "hantu_sched"
+        names = zipfile.ZipFile(wheel).namelist()
+        foreign = [n for n in names if not (n.startswith(expected[package]) or ".dist-info/" in n)]
+        if foreign or f"{package}/py.typed" not in names:
+            session.error(f"{wheel.name}: unexpected files {foreign} or no py.typed")
+        session.log(f"{wheel.name}: {len(names)} files, only {package}/ plus py.typed and metadata")
+    if len(wheels) != 2:
+        session.error(f"expected two wheels, got {[w.name for w in wheels]}")
+    # kisclient alone in a fresh environment: importable, no trace of hantu_sched.
+    venv = pathlib.Path(session.create_tmp()) / "alone"
+    shutil.rmtree(venv, ignore_errors=True)
+    session.run("python", "-m", "venv", str(venv))
+    py = str(venv / "bin" / "python")
+    kis_wheel = next(w for w in wheels if w.name.startswith("kisclient-"))
+    session.run(py, "-m", "pip", "install", "-q", str(kis_wheel), external=True)
+    session.run(
+        py, "-c",
+        "import importlib.util, kisclient, kisclient.testing;"
+        "assert importlib.util.find_spec('hantu_sched') is None, 'hantu_sched leaked';"
+        "print('kisclient', kisclient.__version__, 'installs and imports alone')",
+        external=True,
+    )
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks against the loopback fake server; prints figures for docs/benchmarks.md."""
+    _install_project(session)
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        session.run("python", str(script), *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job on embedded defaults: no credentials, no internet."""
+    _install_project(session)
+    session.run("python", "-m", "hantu_sched", "simulate", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def record(session: nox.Session) -> None:
+    """Re-record the vcrpy cassettes from the real KIS API (needs KIS_APP_KEY etc.)."""
+    _install_project(session)
+    session.install(*TEST_DEPS)
+    session.run(
+        "python", "-m", "pytest", "tests/kisclient/test_cassettes.py",
+        env={"KIS_RECORD": "1"}, *session.posargs,
+    )

@@ -1,0 +1,162 @@
+"""The executor: applies one recovery :class:`~hantu_sched._recovery.Action`.
+
+Rules: a job is marked ``running`` in the journal before its callable is invoked; a normal
+return is checked against the job's output contract and then marked ``done``; an exception is
+logged with its traceback and recorded as ``failed`` (never swallowed: it stays in the journal
+and is retried per policy); :class:`~hantu_sched._jobs.JobInterrupted` leaves a side-effecting
+job ``needs-reconcile`` and any other job ``pending``. ``BaseException`` (process exit, a crash)
+propagates untouched, leaving ``running`` in the journal: that is the truth, and the next start
+recovers from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ._batch import BatchStore
+from ._calendar import KRXCalendar
+from ._clock import Clock
+from ._day import SCREENING, SELECTION, SchedulerConfig
+from ._jobs import JobContext, JobInterrupted, JobRegistry
+from ._journal import JobKey, JobState, Journal
+from ._recovery import Action, ActionKind
+from ._storage import Storage
+
+__all__ = ["Executor"]
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+class Executor:
+    """Applies actions against the journal, running registered jobs with a :class:`JobContext`."""
+
+    def __init__(
+        self,
+        *,
+        config: SchedulerConfig,
+        calendar: KRXCalendar,
+        storage: Storage,
+        clock: Clock,
+        jobs: JobRegistry,
+        data_dir: pathlib.Path,
+        stop: threading.Event,
+        logger: logging.Logger,
+        services: Mapping[str, Any],
+    ) -> None:
+        self.config = config
+        self.calendar = calendar
+        self.storage = storage
+        self.journal = Journal(storage)
+        self.clock = clock
+        self.jobs = jobs
+        self.data_dir = data_dir
+        self.batches = BatchStore(data_dir)
+        self.stop = stop
+        self.log = logger
+        self.services = services
+
+    def apply(self, action: Action) -> None:
+        """Execute *action* (``wait`` and unrecorded ``skip`` do nothing)."""
+        now = self.clock.now()
+        key = action.key
+        if action.kind is ActionKind.ADOPT:
+            self.journal.adopt(key, now, action.reason)
+        elif action.kind is ActionKind.SKIP:
+            if action.record:
+                self.journal.skip(key, now, action.reason)
+        elif action.kind is ActionKind.RECONCILE:
+            self._reconcile(action)
+        elif action.kind in (ActionKind.RUN, ActionKind.RESUME):
+            self._run(action)
+
+    def _context(self, key: JobKey, attempt: int, resume: bool) -> JobContext:
+        session = self.calendar.session(key.trading_date)
+        if session is None:  # the planner never schedules a closed day
+            raise RuntimeError(f"{key}: {key.trading_date} is not a trading day")
+        return JobContext(
+            key=key,
+            session=session,
+            storage=self.storage,
+            clock=self.clock,
+            data_dir=self.data_dir,
+            batches=self.batches,
+            logger=self.log.getChild(key.job),
+            stop=self.stop,
+            batch_ids=self.config.batch_ids,
+            attempt=attempt,
+            resume=resume,
+            services=self.services,
+        )
+
+    def _reconcile(self, action: Action) -> None:
+        key = action.key
+        record = self.journal.get(key)
+        if record is None or record.state is not JobState.NEEDS_RECONCILE:
+            self.journal.needs_reconcile(key, self.clock.now(), action.reason)
+        reconciler = self.jobs[key.job].reconcile
+        if reconciler is None:
+            self.journal.pending(
+                key, self.clock.now(), "no reconciler registered; the job reconciles on resume"
+            )
+            return
+        attempts = record.attempts if record else 0
+        try:
+            reconciler(self._context(key, attempts, resume=True))
+        except Exception as exc:
+            self.log.exception("reconcile of %s failed", key)
+            self.journal.fail(
+                key,
+                self.clock.now(),
+                f"reconcile failed: {_error_text(exc)}",
+                count_attempt=True,
+            )
+            return
+        self.journal.pending(key, self.clock.now(), f"reconciled at {self.clock.now():%H:%M:%S}")
+
+    def _run(self, action: Action) -> None:
+        key = action.key
+        registered = self.jobs[key.job]
+        policy = self.config.policy(key.job)
+        if action.overrides_journal:
+            self.journal.pending(key, self.clock.now(), action.reason)
+        record = self.journal.start(key, self.clock.now(), note=action.reason)
+        ctx = self._context(key, record.attempts, resume=action.kind is ActionKind.RESUME)
+        self.log.info("start %s (attempt %d): %s", key, record.attempts, action.reason)
+        try:
+            registered.run(ctx)
+        except JobInterrupted:
+            now = self.clock.now()
+            if policy.side_effects:
+                self.journal.needs_reconcile(key, now, "stopped on request before finishing")
+            else:
+                self.journal.pending(key, now, "stopped on request before finishing")
+            self.log.warning("%s stopped on request before finishing", key)
+            return
+        except Exception as exc:
+            self.log.exception("%s failed (attempt %d)", key, record.attempts)
+            self.journal.fail(key, self.clock.now(), _error_text(exc))
+            return
+        problem = self._output_problem(key)
+        if problem is not None:
+            self.log.error("%s returned but %s", key, problem)
+            self.journal.fail(key, self.clock.now(), f"returned but {problem}")
+            return
+        self.journal.done(key, self.clock.now())
+        self.log.info("done %s", key)
+
+    def _output_problem(self, key: JobKey) -> str | None:
+        """Check the job's output contract (see :mod:`hantu_sched._jobs`)."""
+        if key.job == SCREENING and self.storage.get_watchlist(key.trading_date) is None:
+            return f"no watchlist was stored for {key.trading_date}"
+        if key.job == SELECTION and key.batch is not None:
+            health = self.batches.health(key.trading_date, key.batch)
+            if health.value != "valid":
+                return f"batch file {key.batch} is {health.value}"
+        return None

@@ -1,0 +1,194 @@
+"""The integrated scheduler: lock the data directory, then plan → execute → sleep, forever.
+
+Each loop iteration gathers the evidence, asks :class:`~hantu_sched._recovery.RecoveryManager`
+for the plan at ``clock.now()``, records decisions (adopt, recorded skips), runs the first
+runnable action, and otherwise sleeps on the injected clock until the earliest timed wait (or
+the next midnight). A restart is therefore just the first iteration: recovery and the normal
+day are the same rules. With a :class:`~hantu_sched._clock.FakeClock` a whole day runs
+instantly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import pathlib
+import signal
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from types import FrameType, MappingProxyType
+from typing import Any
+
+from ._batch import BatchStore
+from ._calendar import KRXCalendar
+from ._clock import Clock
+from ._constants import KST
+from ._day import JOB_ORDER, SchedulerConfig
+from ._executor import Executor
+from ._jobs import Job, JobRegistry
+from ._lock import DataDirLock
+from ._recovery import RUNNABLE, Action, ActionKind, RecoveryManager, gather_state
+from ._storage import Storage
+
+__all__ = ["IntegratedScheduler"]
+
+_LOG = logging.getLogger("hantu_sched")
+
+
+class IntegratedScheduler:
+    """Runs the trading day's jobs with crash/restart recovery.
+
+    Args:
+        config: batches, policies, incomplete-selection behaviour.
+        storage: journal and results (:class:`~hantu_sched._storage.SQLiteStorage` in prod).
+        clock: the injected clock; all waits go through ``clock.sleep_until``.
+        jobs: a :class:`~hantu_sched._jobs.JobRegistry` or a mapping name → job; every job of
+            the day plan must be registered.
+        calendar: the KRX calendar (default :class:`KRXCalendar()`).
+        data_dir: holds the lock file and ``daily_selection/``.
+        services: shared objects handed to jobs as ``ctx.services`` (e.g. a kisclient client).
+
+    ``run`` takes the per-directory lock for its duration; a second instance on the same
+    directory raises :class:`~hantu_sched._lock.SchedulerAlreadyRunningError`. ``stop()`` (or
+    SIGTERM once :meth:`install_signal_handlers` was called) makes ``run`` return after the
+    current job notices ``ctx.stop``, with the journal describing exactly what finished.
+    """
+
+    def __init__(  # noqa: PLR0917 - the documented positional signature
+        self,
+        config: SchedulerConfig,
+        storage: Storage,
+        clock: Clock,
+        jobs: JobRegistry | Mapping[str, Job],
+        calendar: KRXCalendar | None = None,
+        data_dir: str | os.PathLike[str] = "data",
+        *,
+        services: Mapping[str, Any] | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.clock = clock
+        self.jobs = jobs if isinstance(jobs, JobRegistry) else JobRegistry(jobs)
+        missing = [name for name in JOB_ORDER if name not in self.jobs]
+        if missing:
+            raise ValueError(f"no job registered for {missing}")
+        self.calendar = calendar or KRXCalendar()
+        self.data_dir = pathlib.Path(data_dir)
+        self.log = logger or _LOG
+        self.manager = RecoveryManager(config, self.calendar)
+        self._stop = threading.Event()
+        self._lock = DataDirLock(self.data_dir)
+        self._batches = BatchStore(self.data_dir)
+        self._logged: set[tuple[str, str | None, str, str, str]] = set()
+        self._logged_day: dt.date | None = None
+        self.executor = Executor(
+            config=config,
+            calendar=self.calendar,
+            storage=storage,
+            clock=clock,
+            jobs=self.jobs,
+            data_dir=self.data_dir,
+            stop=self._stop,
+            logger=self.log,
+            services=MappingProxyType(dict(services or {})),
+        )
+
+    # -- control ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Request a graceful stop (thread- and signal-safe)."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def install_signal_handlers(
+        self, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
+    ) -> Callable[[], None]:
+        """Make *signals* call :meth:`stop` (main thread only); returns a function that
+        restores the previous handlers."""
+        previous: dict[signal.Signals, Any] = {}
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.log.warning("signal %s received: stopping gracefully", signal.Signals(signum).name)
+            self.stop()
+
+        for sig in signals:
+            previous[sig] = signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    # -- running ----------------------------------------------------------------------------
+
+    def plan(self) -> list[Action]:
+        """The plan at ``clock.now()`` from the current evidence (no side effects)."""
+        now = self.clock.now()
+        state = gather_state(now, self.calendar, self.config, self.storage, self._batches)
+        return self.manager.plan(now, state)
+
+    def run(self, until: dt.datetime | None = None) -> None:
+        """Hold the lock and run until *until* (aware) or until stopped."""
+        if until is not None and until.tzinfo is None:
+            raise ValueError("until must be timezone-aware")
+        self._lock.acquire()
+        try:
+            self.log.info("scheduler started at %s on %s", self.clock.now(), self.data_dir)
+            while not self._stop.is_set():
+                now = self.clock.now()
+                if until is not None and now >= until:
+                    break
+                if not self._step(now, until):
+                    continue
+            self.log.info("scheduler stopped at %s", self.clock.now())
+        finally:
+            self._lock.release()
+
+    def _step(self, now: dt.datetime, until: dt.datetime | None) -> bool:
+        """One iteration; returns True if it slept (nothing was executed)."""
+        actions = self.plan()
+        if self._logged_day != now.astimezone(KST).date():
+            self._logged_day = now.astimezone(KST).date()
+            self._logged.clear()
+        self._log_decisions(actions)
+        recorded = [a for a in actions if a.kind is ActionKind.ADOPT or a.record]
+        for action in recorded:
+            self.executor.apply(action)
+        if recorded:
+            return False
+        runnable = next((a for a in actions if a.kind in RUNNABLE), None)
+        if runnable is not None:
+            self.executor.apply(runnable)
+            return False
+        timed = [a.at for a in actions if a.kind is ActionKind.WAIT and a.at is not None]
+        tomorrow = now.astimezone(KST).date() + dt.timedelta(days=1)
+        wake = min([*timed, dt.datetime.combine(tomorrow, dt.time(0), KST)])
+        if until is not None:
+            wake = min(wake, until)
+        self.clock.sleep_until(wake, self._stop)
+        return True
+
+    def _log_decisions(self, actions: list[Action]) -> None:
+        for action in actions:
+            mark = (
+                action.job,
+                action.batch,
+                action.trading_date.isoformat(),
+                action.kind.value,
+                action.reason,
+            )
+            if mark in self._logged:
+                continue
+            self._logged.add(mark)
+            level = logging.DEBUG if action.kind is ActionKind.WAIT else logging.INFO
+            self.log.log(level, "plan %s: %s", action.kind.value, action.to_dict())
+
+    def __repr__(self) -> str:
+        return f"IntegratedScheduler(data_dir={str(self.data_dir)!r}, clock={self.clock!r})"

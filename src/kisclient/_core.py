@@ -1,0 +1,421 @@
+"""The no-I/O core of both clients: building requests, classifying attempts, deciding retries.
+
+The sync and async clients differ only in how they send and sleep; every decision about a
+request lives here as plain functions over attrs records, so one test suite covers both.
+
+The flow of one call (see :func:`classify`)::
+
+    rate limit → valid token → build headers from the current token → send → Attempt → Verdict
+    Verdict.action: "success" | "retry" | "fail"; side effects: refresh_token, penalize_s
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import random
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+import httpx
+
+from ._codes import CodeInfo, Kind, lookup
+from ._config import Endpoint
+from ._errors import (
+    AuthError,
+    BadRequest,
+    BusinessRejection,
+    GatewayError,
+    KISConnectionError,
+    KISError,
+    MarketClosed,
+    OrderOutcomeUnknown,
+    OutcomeUnknown,
+    RateLimited,
+    ServiceUnavailable,
+    TokenError,
+    TokenIssueThrottled,
+    WrongEnvironment,
+)
+
+__all__ = [
+    "FORBIDDEN_CALLER_HEADERS",
+    "Attempt",
+    "Call",
+    "Phase",
+    "RetryBudget",
+    "RetryPolicy",
+    "Verdict",
+    "attempt_from_exception",
+    "attempt_from_response",
+    "build_headers",
+    "classify",
+    "next_page",
+]
+
+#: Headers the client owns. Callers may add ``tr_cont``, ``hashkey``, ``custtype`` and the like,
+#: never these (they are rebuilt from the current token and credentials on every attempt).
+FORBIDDEN_CALLER_HEADERS = frozenset({"authorization", "appkey", "appsecret", "secretkey"})
+
+
+@attrs.frozen
+class Call:
+    """One logical request, independent of credentials and token.
+
+    ``request`` is what an :class:`~kisclient.OrderOutcomeUnknown` reports for an order: a
+    description without secrets.
+    """
+
+    endpoint: Endpoint
+    tr_id: str | None = None
+    params: Mapping[str, str] | None = None
+    body: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    request: Mapping[str, Any] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        clash = sorted(h for h in self.headers if h.lower() in FORBIDDEN_CALLER_HEADERS)
+        if clash:
+            raise ValueError(f"headers {clash} are set by the client and cannot be passed")
+
+    @property
+    def is_order(self) -> bool:
+        """Whether the call has market side effects (never resent once it may have arrived)."""
+        return not self.endpoint.idempotent
+
+
+def build_headers(
+    call: Call, *, app_key: str, app_secret: str, authorization: str | None
+) -> dict[str, str]:
+    """Return the request headers for one attempt of *call*.
+
+    Called on every attempt so that a refreshed token is always the one sent.
+    """
+    headers = {"content-type": "application/json; charset=utf-8"}
+    if call.endpoint.authenticated:
+        if authorization is None:
+            raise ValueError(f"{call.endpoint.name} needs an access token")
+        headers["authorization"] = authorization
+        headers["custtype"] = "P"
+    if call.endpoint.key_headers:
+        headers["appkey"] = app_key
+        headers["appsecret"] = app_secret
+    if call.tr_id:
+        headers["tr_id"] = call.tr_id
+    headers.update({k.lower(): v for k, v in call.headers.items()})
+    return headers
+
+
+class Phase(enum.Enum):
+    """How far an attempt got."""
+
+    #: Nothing left this process: no connection was made.
+    NOT_SENT = "not_sent"
+    #: The request may have been received, but no answer came back.
+    MAYBE_SENT = "maybe_sent"
+    #: An HTTP response arrived.
+    RESPONDED = "responded"
+
+
+@attrs.frozen
+class Attempt:
+    """Everything known about one attempt: the single record classification works on."""
+
+    number: int
+    phase: Phase
+    status: int | None = None
+    text: str | None = attrs.field(default=None, repr=False)
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    error: BaseException | None = None
+
+
+def attempt_from_response(number: int, response: httpx.Response) -> Attempt:
+    """Record a received response (its body must already be read)."""
+    return Attempt(
+        number=number,
+        phase=Phase.RESPONDED,
+        status=response.status_code,
+        text=response.text,
+        headers={k.lower(): v for k, v in response.headers.items()},
+    )
+
+
+def attempt_from_exception(number: int, error: httpx.HTTPError) -> Attempt:
+    """Record a transport failure, deciding whether the request could have been received."""
+    not_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    return Attempt(
+        number=number,
+        phase=Phase.NOT_SENT if not_sent else Phase.MAYBE_SENT,
+        error=error,
+    )
+
+
+@attrs.frozen
+class Verdict:
+    """What to do after an attempt.
+
+    ``action``: ``"success"`` (``data`` holds the parsed body), ``"retry"`` (after ``wait_s``;
+    ``error`` is what to raise if no retry is left) or ``"fail"`` (raise ``error``).
+    ``refresh_token``: the server refused the token; get a new one before the next attempt.
+    ``penalize_s``: the server said the rate limit was exceeded; hold the limiter this long.
+    """
+
+    action: Literal["success", "retry", "fail"]
+    data: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
+    error: KISError | None = None
+    wait_s: float = 0.0
+    refresh_token: bool = False
+    penalize_s: float = 0.0
+    #: What the retry costs from the client's retry budget (0 for safe, expected retries).
+    budget_cost: int = 0
+
+
+_TRANSPORT_RETRY_WAIT_S = 0.5
+
+
+def classify(call: Call, attempt: Attempt) -> Verdict:
+    """Map every attempt of *call* to exactly one :class:`Verdict` (a total function).
+
+    Rules (design brief §3.4–§3.6):
+
+    - no connection made → retry (orders too);
+    - possibly sent, no answer → reads retry; an order fails with
+      :class:`~kisclient.OrderOutcomeUnknown`;
+    - ``2xx`` with ``rt_cd == "0"`` (or a body with no envelope, as the token endpoints send)
+      → success;
+    - a known code → what the code table says: token codes refresh the token and retry,
+      EGW00201 penalises the limiter and retries, transient codes retry reads, the rest fail
+      with the matching :class:`~kisclient.KISRejected` subclass;
+    - ``2xx`` with ``rt_cd != "0"`` and an unknown code → business rejection;
+    - ``5xx`` without a usable envelope, or an unparseable body → reads retry; orders fail
+      with :class:`~kisclient.OrderOutcomeUnknown`;
+    - other ``4xx`` → :class:`~kisclient.BadRequest`, no retry.
+    """
+    if attempt.phase is Phase.NOT_SENT:
+        error = KISConnectionError(
+            f"could not connect: {type(attempt.error).__name__}",
+            tr_id=call.tr_id, attempts=attempt.number,
+        )
+        return Verdict("retry", error=error, wait_s=_TRANSPORT_RETRY_WAIT_S, budget_cost=5)
+    if attempt.phase is Phase.MAYBE_SENT:
+        return _unknown(call, attempt, f"no response: {type(attempt.error).__name__}")
+
+    status = attempt.status or 0
+    body = _parse_json(attempt.text)
+    if body is None:
+        if 200 <= status < 300 or status >= 500:
+            what = "malformed JSON" if 200 <= status < 300 else f"HTTP {status} without a KIS envelope"
+            return _unknown(call, attempt, what)
+        return Verdict("fail", error=_error(BadRequest, f"HTTP {status}", call, attempt, None, None))
+
+    if "error_code" in body:  # the token endpoints' error shape (facts §2.1)
+        return _token_endpoint_error(call, attempt, body)
+
+    rt_cd = body.get("rt_cd")
+    if rt_cd is None:
+        if 200 <= status < 300:
+            return Verdict("success", data=body)
+        if status >= 500:
+            return _unknown(call, attempt, f"HTTP {status} without a KIS envelope")
+        return Verdict("fail", error=_error(BadRequest, f"HTTP {status}", call, attempt, None, None))
+
+    msg_cd = _text(body.get("msg_cd"))
+    msg1 = _text(body.get("msg1"))
+    if str(rt_cd) == "0" and 200 <= status < 300:
+        return Verdict("success", data=body)
+    info = lookup(msg_cd)
+    if info is None:
+        return _unknown_code(call, attempt, status, msg_cd, msg1)
+    return _known_code(call, attempt, status, info, msg_cd, msg1)
+
+
+def _known_code(
+    call: Call, attempt: Attempt, status: int, info: CodeInfo, msg_cd: str, msg1: str
+) -> Verdict:
+    def err(cls: type[KISError], what: str) -> KISError:
+        return _error(cls, what, call, attempt, msg_cd, msg1)
+
+    kind = info.kind
+    if kind is Kind.RATE_LIMITED:
+        return Verdict(
+            "retry", error=err(RateLimited, "rate limit exceeded"),
+            wait_s=0.0, penalize_s=info.wait_s,
+        )
+    if info.token_related:
+        return Verdict("retry", error=err(TokenError, "access token refused"), refresh_token=True)
+    if kind is Kind.TOKEN_THROTTLED:
+        return Verdict("fail", error=err(TokenIssueThrottled, "token issuance throttled"))
+    if kind is Kind.TRANSIENT:
+        if call.is_order and status >= 500:
+            return _unknown(call, attempt, f"gateway error {msg_cd} on an order", msg_cd, msg1)
+        action: Literal["retry", "fail"] = "fail" if call.is_order else "retry"
+        return Verdict(
+            action, error=err(ServiceUnavailable, "temporary KIS failure"),
+            wait_s=info.wait_s, budget_cost=5,
+        )
+    if kind is Kind.WRONG_ENVIRONMENT:
+        return Verdict("fail", error=err(WrongEnvironment, "wrong environment for this call"))
+    if kind is Kind.AUTH:
+        return Verdict("fail", error=err(AuthError, "credentials refused"))
+    if kind is Kind.BAD_REQUEST:
+        return Verdict("fail", error=err(BadRequest, "request refused as malformed"))
+    if kind is Kind.SUCCESS:  # a success code in a failure envelope: trust the envelope
+        return Verdict("fail", error=err(BusinessRejection, "request refused"))
+    if msg_cd == "40580000":
+        return Verdict("fail", error=err(MarketClosed, "market closed for paper orders"))
+    return Verdict("fail", error=err(BusinessRejection, "request refused"))
+
+
+def _unknown_code(call: Call, attempt: Attempt, status: int, msg_cd: str, msg1: str) -> Verdict:
+    if 200 <= status < 300:
+        return Verdict(
+            "fail", error=_error(BusinessRejection, "request refused", call, attempt, msg_cd, msg1)
+        )
+    if status >= 500:
+        return _unknown(call, attempt, f"HTTP {status} with unknown code", msg_cd, msg1)
+    return Verdict(
+        "fail", error=_error(BadRequest, f"HTTP {status}", call, attempt, msg_cd, msg1)
+    )
+
+
+def _token_endpoint_error(call: Call, attempt: Attempt, body: Mapping[str, Any]) -> Verdict:
+    code = _text(body.get("error_code"))
+    description = _text(body.get("error_description"))
+    info = lookup(code)
+    cls: type[KISError]
+    if info is not None and info.kind is Kind.TOKEN_THROTTLED:
+        cls = TokenIssueThrottled
+    elif info is not None and info.kind is Kind.TRANSIENT:
+        if call.is_order:
+            return _unknown(call, attempt, f"gateway error {code} on an order", code, description)
+        return Verdict(
+            "retry", error=_error(ServiceUnavailable, "token endpoint failed", call, attempt,
+                                  code, description),
+            wait_s=info.wait_s, budget_cost=5,
+        )
+    else:
+        cls = AuthError
+    return Verdict("fail", error=_error(cls, "token endpoint refused", call, attempt, code, description))
+
+
+def _unknown(
+    call: Call, attempt: Attempt, what: str, msg_cd: str | None = None, msg1: str | None = None
+) -> Verdict:
+    """The request may have been processed: reads retry, orders must be reconciled."""
+    if call.is_order:
+        error: KISError = OrderOutcomeUnknown(
+            f"order outcome unknown ({what}); reconcile before resending",
+            request=call.request or {}, msg_cd=msg_cd, msg1=msg1, http_status=attempt.status,
+            tr_id=call.tr_id, raw_body=attempt.text, attempts=attempt.number,
+        )
+        return Verdict("fail", error=error)
+    cls = GatewayError if attempt.phase is Phase.RESPONDED else OutcomeUnknown
+    return Verdict(
+        "retry", error=_error(cls, what, call, attempt, msg_cd, msg1),
+        wait_s=_TRANSPORT_RETRY_WAIT_S, budget_cost=10 if attempt.error else 5,
+    )
+
+
+def _error(
+    cls: type[KISError], what: str, call: Call, attempt: Attempt, msg_cd: str | None,
+    msg1: str | None,
+) -> KISError:
+    return cls(
+        what, msg_cd=msg_cd, msg1=msg1, http_status=attempt.status, tr_id=call.tr_id,
+        raw_body=attempt.text, attempts=attempt.number,
+    )
+
+
+def _parse_json(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _text(value: Any) -> str:
+    # Paper messages are right-padded with spaces (facts §5.1).
+    return str(value).strip() if value is not None else ""
+
+
+# --- retries -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Bounds on retrying one call.
+
+    ``max_attempts`` and ``deadline_s`` (total time from the first attempt) bound every call.
+    Waits use full jitter: ``uniform(0, min(cap, base * 2**(n-1)))``, but never less than the
+    server-specific wait of the code that caused the retry.
+    """
+
+    max_attempts: int = 5
+    deadline_s: float = 30.0
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 5.0
+    jitter: bool = True
+
+    def delay(self, attempt_number: int, server_wait_s: float, rng: random.Random) -> float:
+        """Seconds to wait after attempt *attempt_number* (1-based) failed."""
+        ceiling = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt_number - 1))
+        backoff = rng.uniform(0.0, ceiling) if self.jitter else ceiling
+        return max(backoff, server_wait_s)
+
+
+@attrs.define
+class RetryBudget:
+    """A per-client retry quota, so an outage does not become a retry storm (after botocore).
+
+    Each retry of a failure costs tokens (``Verdict.budget_cost``); each success refunds one,
+    up to the capacity. Retries that cost nothing (rate-limit and token refreshes, which the
+    limiter and token store already pace) are always allowed.
+    """
+
+    capacity: int = 100
+    available: int = attrs.field(default=-1)
+
+    def __attrs_post_init__(self) -> None:
+        if self.available < 0:
+            self.available = self.capacity
+
+    def try_spend(self, cost: int) -> bool:
+        """Take *cost* tokens if there are enough; return whether the retry may go ahead."""
+        if cost > self.available:
+            return False
+        self.available -= cost
+        return True
+
+    def refund(self) -> None:
+        """Record a success."""
+        self.available = min(self.capacity, self.available + 1)
+
+
+# --- pagination --------------------------------------------------------------------------------
+
+
+def next_page(
+    call: Call, response_headers: Mapping[str, str], body: Mapping[str, Any]
+) -> Call | None:
+    """Return the call that fetches the next page, or ``None`` on the last page (facts §4.3).
+
+    More data is signalled by the response header ``tr_cont`` ``F``/``M``; the next request sends
+    ``tr_cont: N`` and copies every ``ctx_area_*`` value of the body into the matching upper-case
+    query parameter.
+    """
+    if response_headers.get("tr_cont", "").strip().upper() not in ("F", "M"):
+        return None
+    params = dict(call.params or {})
+    cursors = {k: v for k, v in body.items() if k.lower().startswith("ctx_area_")}
+    if not cursors:
+        return None
+    for key, value in cursors.items():
+        # Copied verbatim: the server pads cursors and expects them back unchanged.
+        params[key.upper()] = "" if value is None else str(value)
+    headers = {**call.headers, "tr_cont": "N"}
+    return attrs.evolve(call, params=params, headers=headers)
+

@@ -1,0 +1,412 @@
+"""Rate windows: a pure multi-window admission function and limiter backends.
+
+A :class:`Window` allows at most ``limit`` admissions in any interval of ``seconds`` (sliding,
+not fixed buckets). :func:`admission_delay` is the whole admission logic, pure and atomic across
+windows. Backends only load and store the admission history:
+
+- :class:`InProcessLimiter` — one process, thread-safe.
+- :class:`SharedFileLimiter` — every process of the user, through ``ratelimit.json`` in the
+  (environment, app key) scope directory (see :func:`kisclient._token.scope_dir`), guarded by a
+  process-global lock and a file lock.
+- :class:`NullLimiter` — no limits (``rate_limits=()``).
+
+A networked backend would subclass :class:`HistoryLimiter` and implement
+:meth:`HistoryLimiter._transact` (load, apply a pure function, store).
+
+Penalty (the server answered EGW00201): :meth:`RateLimiter.penalize` ``(seconds)`` at time *t*
+blocks every admission until ``t + seconds`` and then, until ``t + seconds + TIGHTEN_S``
+(60 s), applies tightened windows: each window's limit multiplied by ``TIGHTEN_FACTOR`` (0.8),
+rounded down, at least 1. Overlapping penalties extend both periods (never shorten them).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeGuard, TypeVar, runtime_checkable
+
+import attrs
+
+from ._clock import Clock
+from ._config import Env, env_settings
+from ._token import atomic_write_text, hold_locks, process_lock, scope_dir
+
+__all__ = [
+    "CONSERVATIVE",
+    "RATE_LOCK_FILE_NAME",
+    "RATE_STATE_FILE_NAME",
+    "TIGHTEN_FACTOR",
+    "TIGHTEN_S",
+    "HistoryLimiter",
+    "InProcessLimiter",
+    "LimiterState",
+    "NullLimiter",
+    "RateLimiter",
+    "SharedFileLimiter",
+    "Window",
+    "admission_delay",
+    "documented_limits",
+    "effective_windows",
+    "make_limiter",
+    "prune",
+]
+
+log = logging.getLogger("kisclient.ratelimit")
+
+#: Shared state and lock file names inside the scope directory.
+RATE_STATE_FILE_NAME = "ratelimit.json"
+RATE_LOCK_FILE_NAME = "ratelimit.lock"
+#: After a penalty, limits are multiplied by this factor ...
+TIGHTEN_FACTOR = 0.8
+#: ... for this many seconds after the block ends.
+TIGHTEN_S = 60.0
+_SCHEMA = 1
+
+
+def _positive_int(_inst: object, _attr: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"Window.limit must be an int >= 1, not {value!r}")
+
+
+def _positive_seconds(_inst: object, _attr: object, value: float) -> None:
+    if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"Window.seconds must be a finite number > 0, not {value!r}")
+
+
+@attrs.frozen
+class Window:
+    """At most *limit* admissions in any interval of *seconds* (sliding)."""
+
+    limit: int = attrs.field(validator=_positive_int)
+    seconds: float = attrs.field(converter=float, validator=_positive_seconds)
+
+
+def documented_limits(env: Env) -> tuple[Window, ...]:
+    """The documented per-second limit of *env* (real 18/s, paper 1/s; facts §7)."""
+    return (Window(env_settings(env).limits.requests_per_second, 1.0),)
+
+
+#: The original system's conservative profile: 5/s, 80/min, 1200/h.
+CONSERVATIVE: tuple[Window, ...] = (Window(5, 1.0), Window(80, 60.0), Window(1200, 3600.0))
+
+
+def admission_delay(
+    history: Sequence[float],
+    windows: Sequence[Window],
+    now: float,
+    *,
+    blocked_until: float = 0.0,
+) -> float:
+    """Seconds to wait before one more admission is allowed; ``0.0`` if it is allowed at *now*.
+
+    *history* holds past admission times (any order, same time base as *now*). A past
+    admission ``h`` occupies window ``w`` while ``h + w.seconds > t``; an admission at ``t`` is
+    allowed when every window has fewer than ``w.limit`` occupants and ``t >= blocked_until``.
+    The result ``d`` is exact: admission is allowed at ``now + d`` (as floats) and at no
+    earlier time. Pure: no I/O, no clock.
+    """
+    target = max(now, blocked_until)
+    if history:
+        ordered = sorted(history, reverse=True)
+        for window in windows:
+            if len(ordered) >= window.limit:
+                # The admission that must leave the window: the limit-th most recent.
+                target = max(target, ordered[window.limit - 1] + window.seconds)
+    if target <= now:
+        return 0.0
+    wait = target - now
+    while now + wait < target:  # float rounding: never report a wait that is a hair short
+        wait = math.nextafter(wait, math.inf)
+    return wait
+
+
+def effective_windows(
+    windows: Sequence[Window], now: float, tightened_until: float
+) -> tuple[Window, ...]:
+    """*windows*, tightened (limit × :data:`TIGHTEN_FACTOR`, at least 1) while
+    ``now < tightened_until``."""
+    if now >= tightened_until:
+        return tuple(windows)
+    return tuple(Window(max(1, math.floor(w.limit * TIGHTEN_FACTOR)), w.seconds) for w in windows)
+
+
+def prune(history: Sequence[float], windows: Sequence[Window], now: float) -> list[float]:
+    """The sorted part of *history* that can still affect an admission at or after *now*.
+
+    For each window, only its most recent ``limit`` admissions that still occupy it matter.
+    """
+    ordered = sorted(history)
+    keep = 0
+    for window in windows:
+        live = sum(1 for h in ordered if h + window.seconds > now)
+        keep = max(keep, min(live, window.limit))
+    return ordered[len(ordered) - keep :] if keep else []
+
+
+@attrs.frozen
+class LimiterState:
+    """What a backend stores: admission times and the penalty deadlines."""
+
+    history: tuple[float, ...] = ()
+    blocked_until: float = 0.0
+    tightened_until: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form kept in ``ratelimit.json``."""
+        return {
+            "schema": _SCHEMA,
+            "history": list(self.history),
+            "blocked_until": self.blocked_until,
+            "tightened_until": self.tightened_until,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> LimiterState:
+        """Inverse of :meth:`to_json`; raises :class:`ValueError` on any schema mismatch."""
+        if not isinstance(data, dict) or data.get("schema") != _SCHEMA:
+            raise ValueError("unknown rate-limit state schema")
+        history, blocked, tightened = (
+            data.get("history"),
+            data.get("blocked_until"),
+            data.get("tightened_until"),
+        )
+        if not isinstance(history, list) or not all(_is_number(h) for h in history):
+            raise ValueError("bad history")
+        if not (_is_number(blocked) and _is_number(tightened)):
+            raise ValueError("bad penalty deadlines")
+        return cls(tuple(float(h) for h in history), float(blocked), float(tightened))
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A finite JSON number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _admit(
+    state: LimiterState, windows: Sequence[Window], now: float
+) -> tuple[LimiterState, float]:
+    """Pure step of :meth:`HistoryLimiter.try_acquire`: the new state and the wait."""
+    active = effective_windows(windows, now, state.tightened_until)
+    wait = admission_delay(state.history, active, now, blocked_until=state.blocked_until)
+    if wait > 0:
+        return state, wait
+    history = prune((*state.history, now), windows, now)
+    return attrs.evolve(state, history=tuple(history)), 0.0
+
+
+def _penalize(state: LimiterState, now: float, seconds: float) -> tuple[LimiterState, None]:
+    """Pure step of :meth:`HistoryLimiter.penalize`."""
+    blocked = max(state.blocked_until, now + seconds)
+    tightened = max(state.tightened_until, blocked + TIGHTEN_S)
+    return attrs.evolve(state, blocked_until=blocked, tightened_until=tightened), None
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """A rate limiter shared by every request of a scope (sync, async, retries included)."""
+
+    def try_acquire(self) -> float:
+        """Atomically: if one more request is admissible now, record it and return ``0.0``;
+        otherwise record nothing and return the seconds to wait. Never sleeps."""
+        ...
+
+    def penalize(self, seconds: float) -> None:
+        """The server answered EGW00201: block admissions for *seconds*, then tighten (see the
+        module docstring for the exact rule)."""
+        ...
+
+    def acquire(self) -> None:
+        """Block (via the clock's ``sleep``, holding no lock) until admitted."""
+        ...
+
+    async def aacquire(self) -> None:
+        """Async :meth:`acquire`; never blocks the event loop, never sleeps holding a lock."""
+        ...
+
+
+class NullLimiter:
+    """No limits: every request is admitted at once."""
+
+    def try_acquire(self) -> float:
+        return 0.0
+
+    def penalize(self, seconds: float) -> None:
+        """Ignored: an unlimited limiter has nothing to tighten."""
+
+    def acquire(self) -> None:
+        return None
+
+    async def aacquire(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "NullLimiter()"
+
+
+_R = TypeVar("_R")
+
+
+class HistoryLimiter(abc.ABC):
+    """Shared machinery: the admission logic over a state that a backend loads and stores.
+
+    Subclasses implement :meth:`_transact` and :meth:`_now`; :meth:`_transact` must apply its
+    function atomically with respect to every other user of the same state.
+    """
+
+    #: Whether :meth:`aacquire` must run state access in a worker thread (blocking I/O).
+    _blocking_state = False
+
+    def __init__(self, windows: Sequence[Window], clock: Clock) -> None:
+        self.windows = tuple(windows)
+        if not self.windows:
+            raise ValueError("a limiter needs at least one window (use NullLimiter for none)")
+        self._clock = clock
+
+    @abc.abstractmethod
+    def _now(self) -> float:
+        """The current time in the state's time base."""
+
+    @abc.abstractmethod
+    def _transact(self, step: Callable[[LimiterState], tuple[LimiterState, _R]]) -> _R:
+        """Load the state, apply *step*, store the new state if it changed; atomically."""
+
+    def state(self) -> LimiterState:
+        """A snapshot of the current state (for diagnostics and tests)."""
+        return self._transact(lambda s: (s, s))
+
+    def try_acquire(self) -> float:
+        """See :meth:`RateLimiter.try_acquire`."""
+        return self._transact(lambda s: _admit(s, self.windows, self._now()))
+
+    def penalize(self, seconds: float) -> None:
+        """See the module docstring: block for *seconds*, then tighten for :data:`TIGHTEN_S`."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"penalty must be a finite number >= 0, not {seconds!r}")
+        self._transact(lambda s: _penalize(s, self._now(), seconds))
+        log.warning("rate limit hit (EGW00201): admissions blocked for %.2fs", seconds)
+
+    def acquire(self) -> None:
+        """See :meth:`RateLimiter.acquire`."""
+        while (wait := self.try_acquire()) > 0:
+            self._clock.sleep(wait)
+
+    async def aacquire(self) -> None:
+        """See :meth:`RateLimiter.aacquire`.
+
+        Cancellation-safe: cancelled while sleeping, nothing was recorded; cancelled while a
+        worker thread updates shared state, that update completes (at worst one admission is
+        recorded and not used, which errs on the side of sending less).
+        """
+        while True:
+            if self._blocking_state:
+                wait = await asyncio.to_thread(self.try_acquire)
+            else:
+                wait = self.try_acquire()
+            if wait <= 0:
+                return
+            await self._clock.asleep(wait)
+
+
+class InProcessLimiter(HistoryLimiter):
+    """Limits within this process; thread-safe. Uses the clock's monotonic time."""
+
+    def __init__(self, windows: Sequence[Window], clock: Clock) -> None:
+        super().__init__(windows, clock)
+        self._lock = threading.Lock()
+        self._state = LimiterState()
+
+    def _now(self) -> float:
+        return self._clock.monotonic()
+
+    def _transact(self, step: Callable[[LimiterState], tuple[LimiterState, _R]]) -> _R:
+        with self._lock:
+            self._state, result = step(self._state)
+            return result
+
+    def __repr__(self) -> str:
+        return f"InProcessLimiter({list(self.windows)})"
+
+
+class SharedFileLimiter(HistoryLimiter):
+    """Limits shared by every process of the user for one (environment, app key).
+
+    State lives in ``ratelimit.json`` in the scope directory, guarded by a process-global lock
+    and then the file lock ``ratelimit.lock``; each transaction is a short read-modify-write,
+    written atomically (temporary file + rename, mode 0600; not fsynced, see
+    :meth:`_transact`). An unreadable, empty or corrupt state file is treated as
+    empty (logged at WARNING). Times are Unix seconds (``clock.time()``), the only time base
+    processes share.
+    """
+
+    _blocking_state = True
+
+    def __init__(
+        self,
+        windows: Sequence[Window],
+        clock: Clock,
+        state_dir: Path,
+        env: Env,
+        app_key: str,
+    ) -> None:
+        super().__init__(windows, clock)
+        directory = scope_dir(state_dir, env, app_key)
+        self.path = directory / RATE_STATE_FILE_NAME
+        self.lock_path = directory / RATE_LOCK_FILE_NAME
+        self._thread_lock = process_lock(self.lock_path)
+
+    def _now(self) -> float:
+        return self._clock.time()
+
+    def _transact(self, step: Callable[[LimiterState], tuple[LimiterState, _R]]) -> _R:
+        with hold_locks(self._thread_lock, self.lock_path):
+            state = self._load()
+            new_state, result = step(state)
+            if new_state != state:
+                # Atomic but not fsynced: admissions older than the longest window are
+                # worthless after a crash, and an fsync per request would cost ~1 ms.
+                atomic_write_text(self.path, json.dumps(new_state.to_json()), durable=False)
+            return result
+
+    def _load(self) -> LimiterState:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return LimiterState()
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("ignoring unreadable rate-limit state %s: %s", self.path, exc)
+            return LimiterState()
+        try:
+            return LimiterState.from_json(json.loads(raw))
+        except ValueError as exc:
+            log.warning("ignoring corrupt rate-limit state %s: %s", self.path, exc)
+            return LimiterState()
+
+    def __repr__(self) -> str:
+        return f"SharedFileLimiter({list(self.windows)}, dir={self.path.parent})"
+
+
+def make_limiter(
+    limits: Sequence[Window] | None,
+    *,
+    env: Env,
+    app_key: str,
+    state_dir: Path | None,
+    clock: Clock,
+) -> RateLimiter:
+    """The limiter a client uses.
+
+    *limits* ``None`` → :func:`documented_limits` of *env*; ``()`` → :class:`NullLimiter`.
+    *state_dir* ``None`` → :class:`InProcessLimiter`; otherwise :class:`SharedFileLimiter`.
+    """
+    windows = documented_limits(env) if limits is None else tuple(limits)
+    if not windows:
+        return NullLimiter()
+    if state_dir is None:
+        return InProcessLimiter(windows, clock)
+    return SharedFileLimiter(windows, clock, state_dir, env, app_key)

@@ -1,0 +1,149 @@
+"""Client settings: the constructor arguments of both clients, checked once, in one place."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+from ._clock import Clock, SystemClock
+from ._config import Env, env_settings, parse_env
+from ._core import RetryPolicy
+from ._errors import ConfigurationError
+from ._ratelimit import Window, documented_limits
+from ._validation import Account, parse_account
+
+__all__ = ["ENV_VARS", "ClientSettings", "default_state_dir", "settings_from_env"]
+
+#: The environment variables :meth:`KISClient.from_env` reads.
+ENV_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ENV", "KIS_ACCOUNT", "KIS_BASE_URL", "KIS_STATE_DIR")
+
+
+def default_state_dir() -> pathlib.Path:
+    """The user's cache directory for kisclient (tokens, locks, shared rate state)."""
+    if sys.platform == "win32":
+        root = os.environ.get("LOCALAPPDATA") or str(pathlib.Path.home() / "AppData" / "Local")
+        return pathlib.Path(root) / "kisclient"
+    if sys.platform == "darwin":
+        return pathlib.Path.home() / "Library" / "Caches" / "kisclient"
+    root = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
+    return pathlib.Path(root) / "kisclient"
+
+
+@attrs.frozen
+class ClientSettings:
+    """Everything a client needs besides its transport. Secrets never appear in the repr."""
+
+    app_key: str = attrs.field(repr=False)
+    app_secret: str = attrs.field(repr=False)
+    env: Env
+    account: Account | None
+    base_url: str
+    state_dir: pathlib.Path
+    rate_limits: tuple[Window, ...] | None
+    clock: Clock
+    timeout_s: float
+    retry: RetryPolicy
+    retry_budget: int
+    refresh_margin_s: float
+    token_min_interval_s: float
+    legacy_order_tr_ids: bool
+    quote_cache_ttl_s: float
+    rate_margin_s: float
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        app_key: str,
+        app_secret: str,
+        env: str | Env = "real",
+        account: str | Account | None = None,
+        base_url: str | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        rate_limits: Sequence[Window] | None = None,
+        clock: Clock | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        retry_budget: int = 100,
+        refresh_margin: float = 300.0,
+        token_min_interval: float = 60.0,
+        legacy_order_tr_ids: bool = False,
+        quote_cache_ttl: float = 0.0,
+        rate_margin: float = 0.03,
+    ) -> ClientSettings:
+        """Check and normalise constructor arguments; raise :class:`ConfigurationError`."""
+        if not app_key or not isinstance(app_key, str):
+            raise ConfigurationError("app_key is required")
+        if not app_secret or not isinstance(app_secret, str):
+            raise ConfigurationError("app_secret is required")
+        if app_secret != app_secret.strip() or app_key != app_key.strip():
+            # A trailing newline in the secret is the classic cause of EGW00105 (facts §2.1).
+            raise ConfigurationError("app_key/app_secret have leading or trailing whitespace")
+        try:
+            parsed_env = parse_env(env)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        parsed_account = account if isinstance(account, Account) or account is None else parse_account(account)
+        url = (base_url or env_settings(parsed_env).base_url).rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must start with http:// or https://, not {url!r}")
+        if timeout <= 0 or min(quote_cache_ttl, refresh_margin, token_min_interval, rate_margin) < 0:
+            raise ConfigurationError("timeouts, margins and TTLs must not be negative")
+        return cls(
+            app_key=app_key,
+            app_secret=app_secret,
+            env=parsed_env,
+            account=parsed_account,
+            base_url=url,
+            state_dir=pathlib.Path(state_dir) if state_dir is not None else default_state_dir(),
+            rate_limits=tuple(rate_limits) if rate_limits is not None else None,
+            clock=clock or SystemClock(),
+            timeout_s=float(timeout),
+            retry=retry or RetryPolicy(),
+            retry_budget=retry_budget,
+            refresh_margin_s=float(refresh_margin),
+            token_min_interval_s=float(token_min_interval),
+            legacy_order_tr_ids=legacy_order_tr_ids,
+            quote_cache_ttl_s=float(quote_cache_ttl),
+            rate_margin_s=float(rate_margin),
+        )
+
+    def windows(self) -> tuple[Window, ...]:
+        """The client-side windows: the configured (or documented) ones, each stretched by
+        ``rate_margin_s``.
+
+        The client stamps an admission just before sending, the server counts at arrival; the
+        margin absorbs the spread of the time in between, so the server's count stays inside its
+        window even when requests from several threads or processes arrive unevenly.
+        """
+        base = documented_limits(self.env) if self.rate_limits is None else self.rate_limits
+        return tuple(Window(w.limit, w.seconds + self.rate_margin_s) for w in base)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def require_account(self) -> Account:
+        if self.account is None:
+            raise ConfigurationError("this call needs an account: pass account='12345678-01'")
+        return self.account
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Read the ``KIS_*`` variables into constructor keyword arguments.
+
+    Raises :class:`ConfigurationError` naming every missing required variable at once.
+    """
+    environ = os.environ if environ is None else environ
+    missing = [name for name in ("KIS_APP_KEY", "KIS_APP_SECRET") if not environ.get(name)]
+    if missing:
+        raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
+    kwargs = {"app_key": environ["KIS_APP_KEY"], "app_secret": environ["KIS_APP_SECRET"]}
+    for name, arg in (("KIS_ENV", "env"), ("KIS_ACCOUNT", "account"), ("KIS_BASE_URL", "base_url"),
+                      ("KIS_STATE_DIR", "state_dir")):
+        if environ.get(name):
+            kwargs[arg] = environ[name]
+    return kwargs

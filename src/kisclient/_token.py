@@ -1,0 +1,912 @@
+"""The access-token store: one per (environment, app key), shared by every process of the user.
+
+Layout under ``state_dir`` (see :func:`scope_dir`)::
+
+    <state_dir>/<env>-<sha256(app_key)[:16]>/     mode 0700
+        token.json                                 mode 0600, written atomically
+        hantu_token_refresh.lock                   file lock for refresh (single flight)
+        ratelimit.json, ratelimit.lock             the shared rate-limiter state (_ratelimit)
+
+The app key never appears in a path, a log line or a repr; only a prefix of its SHA-256 does.
+
+Contracts (design brief §2 "Token store", §3 item 8):
+
+- :func:`decide` is the pure token-state decision (fresh / stale / invalid / missing).
+- :class:`TokenManager` is single-flight within the process (a process-global lock per scope,
+  shared by every manager of that scope, sync or async) and across processes (the file lock).
+  After taking both locks it re-reads the store, so a token another process just issued is
+  adopted. It never sleeps while holding either lock. The minimum issuance interval holds across
+  processes through the persisted issue time and the persisted time of the last issuance
+  *attempt*.
+- Server-side invalidation is guarded by a generation number: N callers that saw the same dead
+  token cause one issuance.
+- The sync and async paths share one generator-based core (:meth:`TokenManager._flow`); only the
+  lock, I/O, issue and sleep operations are performed differently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import enum
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeGuard
+
+import attrs
+import fasteners
+
+from ._clock import Clock
+from ._config import KST, TOKEN_MIN_ISSUE_INTERVAL_S, Env
+from ._errors import ConfigurationError, RequestNotSent, TokenError, TokenIssueThrottled
+
+__all__ = [
+    "LOCK_FILE_NAME",
+    "STORE_FILE_NAME",
+    "AIssueFn",
+    "FileLock",
+    "IssueFn",
+    "StoreState",
+    "Token",
+    "TokenDecision",
+    "TokenManager",
+    "TokenStore",
+    "atomic_write_text",
+    "decide",
+    "hold_locks",
+    "key_fingerprint",
+    "make_file_lock",
+    "parse_expiry",
+    "parse_token_response",
+    "process_lock",
+    "read_private_json",
+    "scope_dir",
+]
+
+log = logging.getLogger("kisclient.token")
+
+#: File name of the token store inside the scope directory.
+STORE_FILE_NAME = "token.json"
+#: File name of the refresh lock inside the scope directory (fixed by the issue's contract).
+LOCK_FILE_NAME = "hantu_token_refresh.lock"
+_SCHEMA = 1
+
+IssueFn = Callable[[], Mapping[str, Any]]
+"""Sync token issuance: POSTs ``/oauth2/tokenP`` and returns the JSON body.
+
+Raises :class:`TokenIssueThrottled` on EGW00133 and :class:`AuthError` on a bad key or secret.
+It must not call back into the :class:`TokenManager` (it runs while the refresh lock is held).
+"""
+AIssueFn = Callable[[], Awaitable[Mapping[str, Any]]]
+"""The async twin of :data:`IssueFn`."""
+
+
+# --- scope and file helpers -------------------------------------------------------------------
+
+
+def key_fingerprint(app_key: str, length: int = 16) -> str:
+    """The first *length* hex digits of SHA-256(*app_key*): safe to show in paths and logs."""
+    return hashlib.sha256(app_key.encode("utf-8")).hexdigest()[:length]
+
+
+def scope_dir(state_dir: Path, env: Env, app_key: str) -> Path:
+    """Return (creating it, mode 0700) the directory of one (environment, app key) scope.
+
+    ``state_dir / f"{env.value}-{sha256(app_key)[:16]}"``. A missing *state_dir* is created with
+    mode 0700 too; an existing scope directory with a wider mode is narrowed to 0700.
+    """
+    if not app_key:
+        raise ConfigurationError("an app key is needed to locate the token store")
+    path = Path(state_dir) / f"{env.value}-{key_fingerprint(app_key)}"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _ensure_private_dir(path)
+    return path
+
+
+def _ensure_private_dir(path: Path) -> None:
+    """Narrow *path* to mode 0700 if it is wider (POSIX only); warn if that is impossible."""
+    if os.name != "posix":  # pragma: no cover - Windows has no POSIX modes
+        return
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError as exc:
+        log.warning("could not restrict %s to mode 0700: %s", path, exc)
+
+
+def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write *text* to *path* atomically with mode 0600.
+
+    A temporary file in the same directory is written, flushed and (if *durable*) fsynced,
+    then renamed over *path* with :func:`os.replace`, and the directory is fsynced (if
+    *durable*). A concurrent reader sees either the old complete file or the new complete
+    file, never an empty or partial one. ``durable=False`` keeps that atomicity but not
+    durability across a power loss (for state that is worthless after a crash anyway).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            if os.name == "posix":
+                os.fchmod(handle.fileno(), 0o600)
+            handle.write(text)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in *directory* durable (best effort; not supported everywhere)."""
+    if os.name != "posix":  # pragma: no cover
+        return
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dfd)
+
+
+def read_private_json(path: Path, what: str) -> dict[str, Any] | None:
+    """Read a JSON object from *path*, or ``None`` if it must not be trusted.
+
+    ``None`` (after a WARNING naming the file, never its content) for: a file readable or
+    writable by group or others, a file owned by another user, an empty file, invalid JSON or a
+    top-level value that is not an object. A missing file is ``None`` silently.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if os.name == "posix" and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
+            log.warning(
+                "ignoring %s %s: mode %o or owner is not private", what, path, st.st_mode & 0o777
+            )
+            return None
+        raw = handle.read()
+    if not raw.strip():
+        log.warning("ignoring empty %s %s", what, path)
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        log.warning("ignoring corrupt %s %s (not JSON)", what, path)
+        return None
+    if not isinstance(data, dict):
+        log.warning("ignoring corrupt %s %s (not an object)", what, path)
+        return None
+    return data
+
+
+_PROCESS_LOCKS: dict[str, threading.Lock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def process_lock(path: Path) -> threading.Lock:
+    """The process-global :class:`threading.Lock` for the lock file *path*.
+
+    POSIX record locks (what the file lock uses) do not exclude threads of the same process, and
+    closing any descriptor of the file drops them, so every user of a lock file in this process
+    must take this lock first.
+    """
+    key = os.path.realpath(path)
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(key, threading.Lock())
+
+
+class FileLock(Protocol):
+    """What :meth:`TokenStore.lock` returns: a ``fasteners.InterProcessLock``-like lock."""
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> Any: ...
+
+
+def make_file_lock(path: Path) -> FileLock:
+    """A fresh ``fasteners.InterProcessLock`` on *path* (the file is created with mode 0600)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    lock: FileLock = fasteners.InterProcessLock(str(path))
+    return lock
+
+
+@contextlib.contextmanager
+def hold_locks(thread_lock: threading.Lock, file_lock_path: Path) -> Iterator[None]:
+    """Hold the process-global *thread_lock*, then the file lock at *file_lock_path*."""
+    with thread_lock:
+        file_lock = make_file_lock(file_lock_path)
+        file_lock.acquire()
+        try:
+            yield
+        finally:
+            file_lock.release()
+
+
+# --- the token ------------------------------------------------------------------------------
+
+
+def _require_aware(value: dt.datetime) -> None:
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise ValueError("Token.expires_at must be a timezone-aware datetime")
+
+
+@attrs.frozen
+class Token:
+    """An access token. ``access_token`` never appears in ``repr`` or logs.
+
+    ``expires_at`` is aware (parsed from the server's ``access_token_token_expired`` in KST);
+    ``issued_at`` is Unix seconds when the token was received; ``generation`` grows by one with
+    every new token stored for the scope.
+    """
+
+    access_token: str = attrs.field(repr=False)
+    token_type: str
+    expires_at: dt.datetime = attrs.field(validator=lambda _i, _a, v: _require_aware(v))
+    issued_at: float
+    generation: int
+
+    @property
+    def authorization(self) -> str:
+        """The ``authorization`` header value: ``"Bearer <token>"``."""
+        return f"Bearer {self.access_token}"
+
+    def remaining(self, now: float) -> float:
+        """Seconds of validity left at Unix time *now* (negative once expired)."""
+        return self.expires_at.timestamp() - now
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form stored in ``token.json``."""
+        return {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_at": self.expires_at.isoformat(),
+            "issued_at": self.issued_at,
+            "generation": self.generation,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Token:
+        """Inverse of :meth:`to_json`; raises :class:`ValueError` on any schema mismatch."""
+        if not isinstance(data, dict):
+            raise ValueError("token must be an object")
+        access, kind = data.get("access_token"), data.get("token_type")
+        expires, issued, gen = data.get("expires_at"), data.get("issued_at"), data.get("generation")
+        if not (isinstance(access, str) and access and isinstance(kind, str)):
+            raise ValueError("bad access_token/token_type")
+        if not isinstance(expires, str) or not _is_number(issued):
+            raise ValueError("bad expires_at/issued_at")
+        if not isinstance(gen, int) or isinstance(gen, bool) or gen < 1:
+            raise ValueError("bad generation")
+        expires_at = dt.datetime.fromisoformat(expires)
+        if expires_at.tzinfo is None:
+            raise ValueError("naive expires_at")
+        return cls(access, kind, expires_at, float(issued), gen)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A finite JSON number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_expiry(value: str) -> dt.datetime:
+    """Parse ``access_token_token_expired`` (``"YYYY-MM-DD HH:MM:SS"``, Korea time) to aware UTC+9.
+
+    A value that already carries an offset keeps it. Raises :class:`ValueError` if malformed.
+    """
+    parsed = dt.datetime.fromisoformat(value.strip())
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=KST)
+
+
+def parse_token_response(body: Mapping[str, Any], *, issued_at: float, generation: int) -> Token:
+    """Build a :class:`Token` from a tokenP response body.
+
+    Expiry comes from ``access_token_token_expired`` (KST); only if that is absent, from
+    ``issued_at + expires_in``. Raises :class:`TokenError` for a body without a usable token.
+    """
+    access = body.get("access_token")
+    if not isinstance(access, str) or not access:
+        raise TokenError("token response has no access_token")
+    token_type = body.get("token_type") or "Bearer"
+    expired = body.get("access_token_token_expired")
+    try:
+        if isinstance(expired, str) and expired.strip():
+            expires_at = parse_expiry(expired)
+        else:
+            seconds = float(body["expires_in"])
+            expires_at = dt.datetime.fromtimestamp(issued_at + seconds, KST)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise TokenError("token response has no usable expiry") from None
+    return Token(access, str(token_type), expires_at, issued_at, generation)
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class StoreState:
+    """Everything ``token.json`` holds.
+
+    ``generation`` is the highest generation ever stored in this scope (it survives
+    :meth:`TokenStore.clear`); ``last_issue_attempt`` is the Unix time of the last issuance
+    attempt by any process, successful or not.
+    """
+
+    token: Token | None = None
+    last_issue_attempt: float | None = None
+    generation: int = 0
+
+    @property
+    def next_generation(self) -> int:
+        """The generation a newly issued token gets."""
+        stored = self.token.generation if self.token else 0
+        return max(self.generation, stored) + 1
+
+
+class TokenStore:
+    """The token file of one (environment, app key) scope under *state_dir*.
+
+    Reads never raise for a missing, empty, corrupt, wrong-schema, foreign-scope or
+    non-private (group/other-accessible) file: such a file is ignored (logged at WARNING) and
+    the state is treated as empty. Writes are atomic (see :func:`atomic_write_text`), mode 0600,
+    in a directory of mode 0700. Writers must hold :meth:`lock` (the manager does).
+    """
+
+    def __init__(self, state_dir: Path, env: Env, app_key: str) -> None:
+        self.env = env
+        self.directory = scope_dir(state_dir, env, app_key)
+        self.path = self.directory / STORE_FILE_NAME
+        self.lock_path = self.directory / LOCK_FILE_NAME
+        self._key_hash = key_fingerprint(app_key)
+        self.key_label = key_fingerprint(app_key, 8)
+
+    def __repr__(self) -> str:
+        return f"TokenStore(env={self.env.value}, key={self.key_label}, dir={self.directory})"
+
+    def read(self) -> StoreState:
+        """The whole stored state (empty if nothing trustworthy is stored)."""
+        data = read_private_json(self.path, "token store")
+        if data is None:
+            return StoreState()
+        try:
+            return self._decode(data)
+        except (ValueError, TypeError, OverflowError) as exc:
+            log.warning("ignoring token store %s with a wrong schema: %s", self.path, exc)
+            return StoreState()
+
+    def _decode(self, data: dict[str, Any]) -> StoreState:
+        if data.get("schema") != _SCHEMA:
+            raise ValueError(f"unknown schema {data.get('schema')!r}")
+        if data.get("env") != self.env.value or data.get("key") != self._key_hash:
+            raise ValueError("file belongs to another environment or app key")
+        raw_token, attempt, gen = (
+            data.get("token"),
+            data.get("last_issue_attempt"),
+            data.get("generation"),
+        )
+        token = None if raw_token is None else Token.from_json(raw_token)
+        if attempt is not None and not _is_number(attempt):
+            raise ValueError("bad last_issue_attempt")
+        if not isinstance(gen, int) or isinstance(gen, bool) or gen < 0:
+            raise ValueError("bad generation")
+        return StoreState(token, None if attempt is None else float(attempt), gen)
+
+    def write(self, state: StoreState) -> None:
+        """Replace the stored state atomically."""
+        generation = max(state.generation, state.token.generation if state.token else 0)
+        payload = {
+            "schema": _SCHEMA,
+            "env": self.env.value,
+            "key": self._key_hash,
+            "generation": generation,
+            "last_issue_attempt": state.last_issue_attempt,
+            "token": state.token.to_json() if state.token else None,
+        }
+        atomic_write_text(self.path, json.dumps(payload, indent=1, sort_keys=True))
+
+    def load(self) -> Token | None:
+        """The stored token, or ``None`` (missing or untrusted file; never raises for those)."""
+        return self.read().token
+
+    def save(self, token: Token) -> None:
+        """Store *token* atomically, keeping the last attempt time (at least ``issued_at``)."""
+        old = self.read()
+        attempt = max(old.last_issue_attempt or token.issued_at, token.issued_at)
+        self.write(StoreState(token, attempt, max(old.generation, token.generation)))
+
+    def clear(self) -> None:
+        """Forget the token, keeping the generation counter and the last attempt time."""
+        old = self.read()
+        self.write(StoreState(None, old.last_issue_attempt, old.next_generation - 1))
+
+    def lock(self) -> FileLock:
+        """A new ``fasteners.InterProcessLock`` on ``hantu_token_refresh.lock``.
+
+        It excludes other processes only: take :meth:`thread_lock` first.
+        """
+        return make_file_lock(self.lock_path)
+
+    def thread_lock(self) -> threading.Lock:
+        """The process-global lock of this scope, shared by every manager in the process."""
+        return process_lock(self.lock_path)
+
+
+# --- the pure decision ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class TokenDecision:
+    """What to do: ``use`` *token*, ``issue`` a new one, or ``wait`` *wait_s* seconds and retry."""
+
+    action: Literal["use", "issue", "wait"]
+    token: Token | None
+    wait_s: float
+    reason: str
+
+
+def decide(
+    stored: Token | None,
+    now: float,
+    *,
+    refresh_margin_s: float,
+    min_issue_interval_s: float,
+    invalid_generation: int | None = None,
+    last_issue_attempt: float | None = None,
+) -> TokenDecision:
+    """The pure token-state decision at Unix time *now*.
+
+    - *fresh* (more than *refresh_margin_s* of validity left, and not invalidated) → ``use``.
+      A stored token whose generation is greater than *invalid_generation* is fresh in this
+      sense: somebody already re-issued, so it is adopted.
+    - *missing*, *stale* (valid but within the margin) or *invalidated* (generation at or below
+      *invalid_generation*) → ``issue`` if *min_issue_interval_s* has passed since the stored
+      token's ``issued_at`` and since *last_issue_attempt*; otherwise a stale-but-valid token is
+      ``use``\\ d, and anything else means ``wait`` the seconds until issuance is allowed.
+    """
+    invalidated = (
+        stored is not None
+        and invalid_generation is not None
+        and stored.generation <= invalid_generation
+    )
+    usable = stored is not None and not invalidated and stored.remaining(now) > 0
+    if stored is not None and usable and stored.remaining(now) > refresh_margin_s:
+        adopted = invalid_generation is not None
+        return TokenDecision("use", stored, 0.0, "adopted newer" if adopted else "fresh")
+    if stored is None:
+        state = "missing"
+    elif invalidated:
+        state = "invalidated"
+    else:
+        state = "stale" if usable else "expired"
+    known = [t for t in (stored.issued_at if stored else None, last_issue_attempt) if t is not None]
+    earliest = max(known) + min_issue_interval_s if known else now
+    if now >= earliest:
+        return TokenDecision("issue", None, 0.0, state)
+    if usable:
+        return TokenDecision(
+            "use", stored, 0.0, f"{state}; issuance allowed in {earliest - now:.1f}s"
+        )
+    return TokenDecision("wait", None, earliest - now, f"{state}; issuance throttled")
+
+
+# --- the manager ----------------------------------------------------------------------------
+
+
+class _Op(enum.Enum):
+    ACQUIRE = "acquire"  # take the process lock, then the file lock
+    RELEASE = "release"  # release both
+    READ = "read"  # -> StoreState
+    ISSUE = "issue"  # -> Mapping (the tokenP body)
+
+
+@attrs.frozen
+class _Write:
+    state: StoreState
+
+
+@attrs.frozen
+class _Sleep:
+    seconds: float
+
+
+_Step = _Op | _Write | _Sleep
+_Flow = Generator[_Step, object, Token]
+
+_ASYNC_LOCKS: dict[str, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
+
+
+def _loop_lock(key: str) -> asyncio.Lock:
+    """An :class:`asyncio.Lock` per (scope, running loop): tasks of one loop queue here first,
+    so at most one worker thread per loop waits for the process lock (no executor starvation).
+    """
+    loop = asyncio.get_running_loop()
+    with _PROCESS_LOCKS_GUARD:
+        per_loop = _ASYNC_LOCKS.setdefault(key, weakref.WeakKeyDictionary())
+        lock = per_loop.get(loop)
+        if lock is None:
+            lock = per_loop[loop] = asyncio.Lock()
+        return lock
+
+
+class TokenManager:
+    """Hands out valid tokens for one scope, issuing at most once per need across processes.
+
+    ``issue`` / ``aissue`` POST tokenP (see :data:`IssueFn`). The sync methods need ``issue``;
+    the async ones use ``aissue``, or ``issue`` in a worker thread if only that is given.
+    ``max_wait_s`` bounds how long one call waits for issuance to become allowed (then
+    :class:`TokenIssueThrottled`); ``throttle_backoff_s`` is the pause after an EGW00133 and
+    the longest single sleep while waiting (the store is re-read after each, so a token another
+    process issued in the meantime is adopted).
+    """
+
+    def __init__(
+        self,
+        store: TokenStore,
+        *,
+        clock: Clock,
+        issue: IssueFn | None = None,
+        aissue: AIssueFn | None = None,
+        refresh_margin_s: float = 300.0,
+        min_issue_interval_s: float = TOKEN_MIN_ISSUE_INTERVAL_S,
+        max_wait_s: float = 90.0,
+        throttle_backoff_s: float = 5.0,
+    ) -> None:
+        if throttle_backoff_s <= 0 or max_wait_s < 0:
+            raise ValueError("throttle_backoff_s must be > 0 and max_wait_s >= 0")
+        self.store = store
+        self._clock = clock
+        self._issue = issue
+        self._aissue = aissue
+        self.refresh_margin_s = refresh_margin_s
+        self.min_issue_interval_s = min_issue_interval_s
+        self.max_wait_s = max_wait_s
+        self.throttle_backoff_s = throttle_backoff_s
+        #: How many tokens this manager has issued.
+        self.issuances = 0
+        self._cached: Token | None = None
+        self._thread_lock = store.thread_lock()
+        self._file_lock: FileLock | None = None
+
+    def __repr__(self) -> str:
+        return f"TokenManager({self.store!r}, issuances={self.issuances})"
+
+    # -- public API --
+
+    def get(self) -> Token:
+        """A valid token: cached, stored (maybe by another process), or newly issued."""
+        return self._fast() or self._run_sync(self._flow(None))
+
+    def invalidate(self, seen: Token) -> Token:
+        """The server refused *seen* (EGW00121/EGW00123): return a replacement.
+
+        Re-issues only if the store still holds *seen*'s generation (or older); otherwise the
+        newer stored token is adopted.
+        """
+        return self._run_sync(self._flow(seen.generation))
+
+    async def aget(self) -> Token:
+        """Async :meth:`get`; never blocks the event loop."""
+        return self._fast() or await self._run_async(self._flow(None))
+
+    async def ainvalidate(self, seen: Token) -> Token:
+        """Async :meth:`invalidate`; never blocks the event loop."""
+        return await self._run_async(self._flow(seen.generation))
+
+    def revoke(self, revoke_fn: Callable[[Token], None]) -> None:
+        """Call *revoke_fn* with the current token (if any), then clear the store."""
+        self._acquire_blocking()
+        try:
+            token = self.store.load()
+            if token is not None:
+                revoke_fn(token)
+            self.store.clear()
+            self._cached = None
+        finally:
+            self._release()
+
+    async def arevoke(self, revoke_fn: Callable[[Token], Awaitable[None]]) -> None:
+        """Async :meth:`revoke`."""
+        loop_lock = await self._acquire_async()
+        try:
+            token = await asyncio.to_thread(self.store.load)
+            if token is not None:
+                await revoke_fn(token)
+            await asyncio.to_thread(self.store.clear)
+            self._cached = None
+        finally:
+            self._release_async(loop_lock)
+
+    def peek(self) -> Token | None:
+        """The stored token, if any, without locking, issuing or judging its freshness."""
+        return self.store.load()
+
+    # -- the shared core --
+
+    def _fast(self) -> Token | None:
+        """The in-memory token if it is fresh (no lock, no I/O), else ``None``."""
+        token = self._cached
+        if token is not None and token.remaining(self._clock.time()) > self.refresh_margin_s:
+            return token
+        return None
+
+    def _decide(self, state: StoreState, now: float, invalid: int | None) -> TokenDecision:
+        return decide(
+            state.token,
+            now,
+            refresh_margin_s=self.refresh_margin_s,
+            min_issue_interval_s=self.min_issue_interval_s,
+            invalid_generation=invalid,
+            last_issue_attempt=state.last_issue_attempt,
+        )
+
+    def _flow(self, invalid: int | None) -> _Flow:
+        """The whole get/invalidate algorithm as a sequence of operations for a driver.
+
+        Invariant (checked by the drivers): no :class:`_Sleep` is yielded while the locks are
+        held.
+        """
+        deadline = self._clock.monotonic() + self.max_wait_s
+        while True:
+            yield _Op.ACQUIRE
+            state = yield _Op.READ
+            assert isinstance(state, StoreState)
+            now = self._clock.time()
+            decision = self._decide(state, now, invalid)
+            if decision.action == "use":
+                yield _Op.RELEASE
+                assert decision.token is not None
+                return self._remember(decision.token)
+            wait = decision.wait_s
+            if decision.action == "issue":
+                token = yield from self._issue_once(state, now, invalid, decision.reason)
+                if token is not None:
+                    yield _Op.RELEASE
+                    return self._remember(token)
+                wait = self.throttle_backoff_s
+            yield _Op.RELEASE
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                raise TokenIssueThrottled(
+                    f"no access token within {self.max_wait_s:g}s: issuance is throttled "
+                    "(at most one per minute per app key)"
+                )
+            yield _Sleep(min(wait, self.throttle_backoff_s, remaining))
+
+    def _issue_once(
+        self, state: StoreState, now: float, invalid: int | None, reason: str
+    ) -> Generator[_Step, object, Token | None]:
+        """Record the attempt, issue, store. ``None`` if the server said EGW00133.
+
+        The new generation exceeds both the store's and the invalidated one, so a store that
+        was lost or reset cannot make a fresh token look like the dead one.
+        """
+        attempted = attrs.evolve(state, last_issue_attempt=now)
+        yield _Write(attempted)
+        try:
+            body = yield _Op.ISSUE
+        except TokenIssueThrottled:
+            log.warning(
+                "token issuance throttled by KIS (EGW00133) (env=%s, key=%s); retrying",
+                self.store.env.value,
+                self.store.key_label,
+            )
+            return None
+        except RequestNotSent:
+            yield _Write(state)  # the server never saw it: do not hold the interval against us
+            raise
+        assert isinstance(body, Mapping)
+        received = self._clock.time()
+        generation = max(state.next_generation, (invalid or 0) + 1)
+        token = parse_token_response(body, issued_at=received, generation=generation)
+        if token.remaining(received) <= 0:
+            raise TokenError("KIS issued a token that is already expired (check the clock)")
+        yield _Write(StoreState(token, now, token.generation))
+        self.issuances += 1
+        log.info(
+            "issued a new KIS access token (env=%s, key=%s, generation %d, expires %s; %s)",
+            self.store.env.value,
+            self.store.key_label,
+            token.generation,
+            token.expires_at.isoformat(),
+            reason,
+        )
+        return token
+
+    def _remember(self, token: Token) -> Token:
+        self._cached = token
+        return token
+
+    # -- the sync driver --
+
+    def _run_sync(self, flow: _Flow) -> Token:
+        held = False
+        value: object = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    step = flow.throw(error) if error is not None else flow.send(value)
+                except StopIteration as stop:
+                    result: Token = stop.value
+                    return result
+                value, error = None, None
+                held = _check_step(step, held)
+                try:
+                    value = self._perform_sync(step)
+                except Exception as exc:  # handed to the flow, which decides
+                    error = exc
+                else:
+                    held = held or step is _Op.ACQUIRE
+        finally:
+            flow.close()
+            if held:
+                self._release()
+
+    def _perform_sync(self, step: _Step) -> object:
+        if step is _Op.ACQUIRE:
+            self._acquire_blocking()
+        elif step is _Op.RELEASE:
+            self._release()
+        elif step is _Op.READ:
+            return self.store.read()
+        elif step is _Op.ISSUE:
+            if self._issue is None:
+                raise ConfigurationError("TokenManager needs issue= for sync use")
+            return self._issue()
+        elif isinstance(step, _Write):
+            self.store.write(step.state)
+        elif isinstance(step, _Sleep):
+            self._clock.sleep(step.seconds)
+        return None
+
+    def _acquire_blocking(self) -> None:
+        """Take the process lock, then the file lock (blocking the calling thread)."""
+        self._thread_lock.acquire()
+        try:
+            file_lock = self.store.lock()
+            file_lock.acquire()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        self._file_lock = file_lock
+
+    def _release(self) -> None:
+        """Release the file lock, then the process lock."""
+        file_lock, self._file_lock = self._file_lock, None
+        try:
+            if file_lock is not None:
+                file_lock.release()
+        finally:
+            self._thread_lock.release()
+
+    # -- the async driver --
+
+    async def _run_async(self, flow: _Flow) -> Token:
+        loop_lock: asyncio.Lock | None = None
+        value: object = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    step = flow.throw(error) if error is not None else flow.send(value)
+                except StopIteration as stop:
+                    result: Token = stop.value
+                    return result
+                value, error = None, None
+                _check_step(step, loop_lock is not None)
+                if step is _Op.RELEASE and loop_lock is not None:
+                    self._release_async(loop_lock)
+                    loop_lock = None
+                    continue
+                try:
+                    if step is _Op.ACQUIRE:
+                        loop_lock = await self._acquire_async()
+                    else:
+                        value = await self._perform_async(step)
+                except Exception as exc:
+                    error = exc
+        finally:
+            flow.close()
+            if loop_lock is not None:
+                self._release_async(loop_lock)
+
+    async def _perform_async(self, step: _Step) -> object:
+        if step is _Op.READ:
+            return await asyncio.to_thread(self.store.read)
+        if step is _Op.ISSUE:
+            if self._aissue is not None:
+                return await self._aissue()
+            if self._issue is not None:
+                return await asyncio.to_thread(self._issue)
+            raise ConfigurationError("TokenManager needs aissue= (or issue=) for async use")
+        if isinstance(step, _Write):
+            await asyncio.to_thread(self.store.write, step.state)
+        elif isinstance(step, _Sleep):
+            await self._clock.asleep(step.seconds)
+        return None
+
+    async def _acquire_async(self) -> asyncio.Lock:
+        """Loop lock, then process and file locks in a worker thread; cancellation-safe.
+
+        Returns the loop lock, which the caller hands back to :meth:`_release_async`. If the
+        task is cancelled (or the loop shuts down) while the worker waits, the worker itself
+        gives the locks back as soon as it gets them, so no lock is ever leaked, whether or not
+        the event loop is still running by then.
+        """
+        loop_lock = _loop_lock(os.path.realpath(self.store.lock_path))
+        await loop_lock.acquire()
+        handoff = _Handoff()
+
+        def worker() -> None:
+            self._acquire_blocking()
+            if not handoff.take():
+                self._release()
+
+        try:
+            await asyncio.to_thread(worker)
+        except BaseException:
+            if handoff.abandon():
+                self._release()
+            loop_lock.release()
+            raise
+        return loop_lock
+
+    def _release_async(self, loop_lock: asyncio.Lock) -> None:
+        self._release()
+        loop_lock.release()
+
+
+class _Handoff:
+    """Race-free hand-over of locks taken by a worker thread to a task that may have gone."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._abandoned = False
+        self._taken = False
+
+    def take(self) -> bool:
+        """Worker side, after acquiring: ``False`` if the task is gone (worker must release)."""
+        with self._guard:
+            self._taken = not self._abandoned
+            return self._taken
+
+    def abandon(self) -> bool:
+        """Task side, on cancellation: ``True`` if the worker already handed the locks over
+        (the task must release them); otherwise the worker will release them itself."""
+        with self._guard:
+            self._abandoned = True
+            return self._taken
+
+
+def _check_step(step: _Step, held: bool) -> bool:
+    """Driver bookkeeping: the new "held" flag before performing *step*; enforces that nothing
+    sleeps while the locks are held."""
+    if isinstance(step, _Sleep):
+        assert not held, "never sleep while holding the token locks"
+    if step is _Op.RELEASE:
+        return False
+    return held

@@ -1,0 +1,38 @@
+"""kisclient.testing: a faithful fake of the KIS REST API for tests.
+
+Use it in-process (``httpx.Client(transport=fake.transport(), base_url=...)``) or as a real HTTP
+server on a loopback port (:class:`FakeKISServer`, or ``python -m kisclient.testing serve``).
+
+- Environments: the URL decides. In-process, the real and paper hosts from
+  ``kisclient._config`` map to real and paper; on any host (loopback included) a path starting
+  with ``/paper/`` is paper (the prefix is stripped) and anything else is real.
+- Tokens: ``/oauth2/tokenP`` with 1-per-``token_interval_s`` issuance (EGW00133, HTTP 403),
+  six-hour reuse, 24-hour lifetime; revokeP, Approval, hashkey.
+- Gateway: header checks, per-app-key sliding one-second rate window (EGW00201), environment
+  checks (EGW02004, EGW00213), as documented in ``_gateway``.
+- Data: quotes, daily prices, daily chart, multi-symbol quote, balance, cash orders, cancel,
+  daily order/fill inquiry, deterministic from the seed.
+- Faults (:class:`Fault`) and statistics (``fake.stats``) for tests.
+
+Everything runs on the injected clock, so a :class:`kisclient._clock.FakeClock` makes it exact.
+"""
+
+from ._fake import FakeKIS
+from ._faults import Fault, FaultKind
+from ._server import FakeKISServer
+from ._state import FakeApp, FakeStats, Order
+from ._transport import AsyncFakeTransport, FakeTransport
+from ._universe import Listing
+
+__all__ = [
+    "AsyncFakeTransport",
+    "FakeApp",
+    "FakeKIS",
+    "FakeKISServer",
+    "FakeStats",
+    "FakeTransport",
+    "Fault",
+    "FaultKind",
+    "Listing",
+    "Order",
+]

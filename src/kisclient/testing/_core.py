@@ -1,0 +1,230 @@
+"""The fake's mutable state and the rules every handler shares (time, prices, tokens, limits).
+
+One re-entrant lock (:attr:`Core.lock`) guards everything; handlers run while holding it.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import datetime as dt
+import json
+import random
+import string
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from kisclient._clock import Clock, SystemClock
+from kisclient._codes import CodeInfo
+from kisclient._config import KST, TOKEN_LIFETIME_S, Env, Side, env_settings, parse_env
+
+from ._http import FakeRequest, FakeResponse, envelope
+from ._msgs import INQUIRY_OK
+from ._state import Account, FakeApp, FakeStats, Order, TokenRecord
+from ._universe import Universe, previous_weekday
+
+__all__ = ["BRANCH", "MARKET_CLOSE", "MARKET_OPEN", "Core", "Ctx", "uuid_like"]
+
+MARKET_OPEN = dt.time(9, 0)
+MARKET_CLOSE = dt.time(15, 30)
+_ALNUM = string.ascii_letters + string.digits
+#: Branch number (KRX_FWDG_ORD_ORGNO / ord_gno_brno) the fake puts on every order.
+BRANCH = "91252"
+
+
+def uuid_like(rng: random.Random) -> str:
+    """A UUID-shaped random string (deterministic from *rng*)."""
+    return "-".join("".join(rng.choices("0123456789abcdef", k=n)) for n in (8, 4, 4, 4, 12))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class Core:
+    """Everything the fake knows. Not thread-safe by itself: take :attr:`lock`."""
+
+    def __init__(
+        self,
+        clock: Clock | None,
+        seed: int,
+        *,
+        token_interval_s: float,
+        rate_limits: Mapping[str, int | None] | None,
+        universe_size: int,
+        cash: int,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.seed = seed
+        self.token_interval_s = token_interval_s
+        self.default_cash = cash
+        self.universe = Universe(seed, universe_size)
+        self.limits: dict[Env, int | None] = {
+            env: env_settings(env).limits.requests_per_second for env in Env
+        }
+        for name, limit in (rate_limits or {}).items():
+            self.limits[parse_env(name)] = limit or None
+        self.stats = FakeStats(self.lock)
+        self.apps: dict[str, FakeApp] = {}
+        self.accounts: dict[str, Account] = {}
+        self.tokens: dict[str, TokenRecord] = {}
+        self.current_token: dict[str, TokenRecord] = {}
+        self.last_token_call: dict[str, float] = {}
+        self.windows: dict[str, collections.deque[float]] = {}
+        self.price_overrides: dict[tuple[str, dt.date], int] = {}
+        self.market_override: bool | None = None
+        self.rng = random.Random(f"fake:{seed}")  # noqa: S311 (not crypto)
+        self.order_seq = 0
+        self.gt_seq = 0
+        #: Per-(code, day) memo for derived figures (52-week range); cleared never (small).
+        self.cache: dict[tuple[str, dt.date], tuple[int, int]] = {}
+
+    # --- apps ---
+    def add_app(self, env: Env, cash: int | None) -> FakeApp:
+        """Register a new app with deterministic credentials and an empty account."""
+        index = sum(1 for app in self.apps.values() if app.env == env.value)
+        rng = random.Random(f"app:{self.seed}:{env.value}:{index}")  # noqa: S311
+        key = "PS" + "".join(rng.choices(_ALNUM, k=34))
+        secret = "".join(rng.choices(_ALNUM + "+/", k=179)) + "="
+        lead = "6" if env is Env.REAL else "5"
+        cano = lead + "".join(rng.choices(string.digits, k=7))
+        app = FakeApp(env.value, key, secret, f"{cano}-01")
+        self.apps[key] = app
+        self.accounts[key] = Account(cano, "01", self.default_cash if cash is None else cash)
+        return app
+
+    # --- time and market ---
+    def now(self) -> dt.datetime:
+        """The clock's wall time in KST."""
+        return self.clock.now().astimezone(KST)
+
+    def session_day(self) -> dt.date:
+        """The trading day whose prices are "current": today from 09:00 on a weekday,
+        otherwise the previous weekday."""
+        now = self.now()
+        today = now.date()
+        if today.weekday() < 5 and now.time() >= MARKET_OPEN:
+            return today
+        return previous_weekday(today)
+
+    def market_open(self) -> bool:
+        """Regular session: weekdays 09:00 (inclusive) to 15:30 (exclusive), unless overridden."""
+        if self.market_override is not None:
+            return self.market_override
+        now = self.now()
+        return now.weekday() < 5 and MARKET_OPEN <= now.time() < MARKET_CLOSE
+
+    def price_of(self, code: str) -> int:
+        """The current price of *code* (:class:`KeyError` if unknown)."""
+        listing = self.universe.get(code)
+        if listing is None:
+            raise KeyError(code)
+        day = self.session_day()
+        override = self.price_overrides.get((listing.code, day))
+        return override if override is not None else self.universe.close(listing.code, day)
+
+    # --- tokens ---
+    def new_token(self, app_key: str) -> TokenRecord:
+        """Mint a JWT-looking token (random ``jti``, never the app key) for *app_key*."""
+        now = self.clock.time()
+        rng = self.rng
+        claims = {
+            "sub": "token",
+            "aud": uuid_like(rng),
+            "prdt_cd": "",
+            "iss": "unogw",
+            "exp": int(now + TOKEN_LIFETIME_S),
+            "iat": int(now),
+            "jti": "PS" + "".join(rng.choices(_ALNUM, k=34)),
+        }
+        header = _b64(b'{"typ":"JWT","alg":"HS256"}')
+        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        signature = _b64(rng.randbytes(32))
+        value = f"{header}.{payload}.{signature}"
+        record = TokenRecord(value, app_key, now, now + TOKEN_LIFETIME_S)
+        self.tokens[record.value] = record
+        self.current_token[app_key] = record
+        return record
+
+    def revoke_all(self) -> None:
+        """Invalidate every token (maintenance)."""
+        for record in self.tokens.values():
+            record.revoked = True
+
+    # --- gateway ---
+    def admit(self, app_key: str, env: Env) -> bool:
+        """Sliding 1-second window per app key, counted at arrival.
+
+        Admit when fewer than the limit were admitted in ``(now - 1.0, now]``. Refused arrivals
+        are *not* counted, so a client that backs off recovers after one second.
+        """
+        now = self.clock.time()
+        window = self.windows.setdefault(app_key, collections.deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        limit = self.limits[env]
+        if limit is not None and len(window) >= limit:
+            self.stats._note_rate_limited(app_key)
+            return False
+        window.append(now)
+        self.stats._note_window(app_key, len(window))
+        return True
+
+    def kis_headers(self, tr_id: str, tr_cont: str | None = None) -> list[tuple[str, str]]:
+        """The lower-case KIS response headers: ``tr_id`` echo, ``tr_cont`` (if paginated) and a
+        32-character ``gt_uid``."""
+        self.gt_seq += 1
+        headers = [("tr_id", tr_id)]
+        if tr_cont is not None:
+            headers.append(("tr_cont", tr_cont))
+        headers.append(("gt_uid", f"{self.seed % 0xFFFF:04x}{self.gt_seq:028x}"))
+        return headers
+
+    # --- orders ---
+    def next_order_no(self) -> str:
+        """A fresh 10-digit, zero-padded order number."""
+        self.order_seq += 1
+        return f"{self.order_seq:010d}"
+
+    def all_orders(self) -> list[Order]:
+        return [order for account in self.accounts.values() for order in account.orders]
+
+
+class Ctx:
+    """One authenticated data call on its way to a handler."""
+
+    def __init__(
+        self, core: Core, request: FakeRequest, app: FakeApp, tr_id: str, side: Side | None
+    ) -> None:
+        self.core = core
+        self.request = request
+        self.app = app
+        self.env = request.env
+        self.tr_id = tr_id
+        self.side = side
+        self.query = request.query
+
+    @property
+    def account(self) -> Account:
+        return self.core.accounts[self.app.app_key]
+
+    def ok(
+        self, info: CodeInfo | None = None, /, *, tr_cont: str | None = None, **data: Any
+    ) -> FakeResponse:
+        """HTTP 200, ``rt_cd "0"``; *info* defaults to the environment's inquiry success row."""
+        info = info or INQUIRY_OK[self.env]
+        return envelope(200, info, "0", self.core.kis_headers(self.tr_id, tr_cont), **data)
+
+    def reject(self, info: CodeInfo, rt_cd: str = "7", **data: Any) -> FakeResponse:
+        """A business rejection: HTTP 200 with ``rt_cd`` other than ``"0"``."""
+        return envelope(200, info, rt_cd, self.core.kis_headers(self.tr_id), **data)
+
+    def body(self) -> dict[str, Any] | None:
+        """The JSON object body of a POST (keys as sent), or ``None`` if it is not one."""
+        try:
+            parsed = json.loads(self.request.body or b"null")
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None

@@ -1,0 +1,169 @@
+"""FakeKIS: the public face of the fake server's state (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from kisclient._clock import Clock
+from kisclient._config import TOKEN_MIN_ISSUE_INTERVAL_S, EnvName, parse_env
+
+from ._core import Core
+from ._faults import Fault, FaultList
+from ._gateway import is_data_call, process
+from ._http import FakeRequest, FakeResponse
+from ._state import FakeApp, FakeStats, Holding, Order
+from ._trading import fill_crossing
+from ._transport import AsyncFakeTransport, FakeTransport
+from ._universe import Listing
+
+__all__ = ["FakeKIS"]
+
+
+class FakeKIS:
+    """A deterministic, thread-safe fake of the KIS REST API.
+
+    *clock* drives token expiry, rate windows and market hours (``None``: the system clock).
+    *seed* fixes credentials, the universe and prices. *token_interval_s* is the minimum gap
+    between token issuance calls per app key. *rate_limits* maps ``"real"``/``"paper"`` to
+    requests per second per app key (missing: the documented default; ``None`` or ``0``:
+    unlimited). *universe_size* is the number of listed codes. *cash* is each new account's cash.
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        seed: int = 0,
+        token_interval_s: float = TOKEN_MIN_ISSUE_INTERVAL_S,
+        rate_limits: Mapping[str, int | None] | None = None,
+        universe_size: int = 300,
+        *,
+        cash: int = 100_000_000,
+    ) -> None:
+        self._core = Core(
+            clock,
+            seed,
+            token_interval_s=token_interval_s,
+            rate_limits=rate_limits,
+            universe_size=universe_size,
+            cash=cash,
+        )
+        #: Pending faults: ``fake.faults.add(Fault(...))``, ``fake.faults.clear()``.
+        self.faults = FaultList()
+
+    def __repr__(self) -> str:
+        return f"FakeKIS(seed={self._core.seed}, apps={len(self._core.apps)})"
+
+    # --- setup ---
+    @property
+    def clock(self) -> Clock:
+        """The clock everything runs on."""
+        return self._core.clock
+
+    @property
+    def stats(self) -> FakeStats:
+        """Request, token and rate-limit statistics."""
+        return self._core.stats
+
+    @property
+    def apps(self) -> list[FakeApp]:
+        """Registered apps, in registration order."""
+        with self._core.lock:
+            return list(self._core.apps.values())
+
+    @property
+    def universe(self) -> list[str]:
+        """Every listed code (6 characters; ETNs without their ``Q`` prefix)."""
+        return list(self._core.universe.codes)
+
+    def add_app(self, env: EnvName | str = "real", *, cash: int | None = None) -> FakeApp:
+        """Register an app in *env* with deterministic credentials and a fresh account."""
+        with self._core.lock:
+            return self._core.add_app(parse_env(env), cash)
+
+    def transport(self) -> FakeTransport:
+        """A sync in-process :class:`httpx.BaseTransport`."""
+        return FakeTransport(self)
+
+    def async_transport(self) -> AsyncFakeTransport:
+        """An async in-process :class:`httpx.AsyncBaseTransport`."""
+        return AsyncFakeTransport(self)
+
+    # --- market ---
+    def listing(self, code: str) -> Listing:
+        """Static facts about *code* (name, kind, halted, warning...); :class:`KeyError` if
+        unknown."""
+        found = self._core.universe.get(code)
+        if found is None:
+            raise KeyError(code)
+        return found
+
+    def price_of(self, code: str) -> int:
+        """The price inquire-price and the multi-symbol quote return for *code* now."""
+        with self._core.lock:
+            return self._core.price_of(code)
+
+    def set_price(self, code: str, price: int) -> None:
+        """Override *code*'s price for the current trading day; resting orders that now cross
+        execute."""
+        with self._core.lock:
+            listing = self.listing(code)
+            self._core.price_overrides[(listing.code, self._core.session_day())] = price
+            fill_crossing(self._core, listing.code)
+
+    def market_open(self) -> bool:
+        """Whether orders are accepted now."""
+        with self._core.lock:
+            return self._core.market_open()
+
+    def set_market_open(self, value: bool | None) -> None:
+        """Force the market open (``True``) or closed (``False``); ``None`` follows the clock
+        (weekdays 09:00–15:30 KST)."""
+        with self._core.lock:
+            self._core.market_override = value
+
+    # --- accounts and tokens ---
+    def revoke_all_tokens(self) -> None:
+        """Maintenance: every token issued so far becomes invalid (EGW00121)."""
+        with self._core.lock:
+            self._core.revoke_all()
+
+    def orders(self, app_key: str) -> list[Order]:
+        """Orders (order-cash and revisions, not cancellations) the engine accepted for
+        *app_key*, oldest first; snapshots."""
+        with self._core.lock:
+            account = self._core.accounts[app_key]
+            return [attrs.evolve(o) for o in account.orders if o.kind == "order"]
+
+    def cash(self, app_key: str) -> int:
+        """The account's cash (KRW)."""
+        with self._core.lock:
+            return self._core.accounts[app_key].cash
+
+    def holdings(self, app_key: str) -> dict[str, int]:
+        """Quantity held per code."""
+        with self._core.lock:
+            return {c: h.qty for c, h in self._core.accounts[app_key].holdings.items()}
+
+    def seed_holdings(self, app_key: str, holdings: Mapping[str, int]) -> None:
+        """Add positions (bought at the current price, cash untouched). Codes must be listed."""
+        with self._core.lock:
+            account = self._core.accounts[app_key]
+            for code, qty in holdings.items():
+                listing = self.listing(code)
+                held = account.holdings.setdefault(listing.code, Holding(0, 0))
+                held.qty += qty
+                held.cost += qty * self._core.price_of(listing.code)
+
+    # --- used by the transports and the loopback server ---
+    def _take_fault(self, request: FakeRequest) -> Fault | None:
+        return self.faults.take(request.path, request.tr_id, data_call=is_data_call(request.path))
+
+    def _note_arrival(self, request: FakeRequest) -> None:
+        with self._core.lock:
+            self._core.stats._note_request(request.path, request.tr_id)
+
+    def _process(self, request: FakeRequest, fault: Fault | None) -> FakeResponse:
+        with self._core.lock:
+            return process(self._core, request, fault)

@@ -1,0 +1,409 @@
+"""Account handlers: cash orders, cancellation, balance and the daily order/fill inquiry.
+
+Model: orders execute in full and at once at the current price when marketable (market orders,
+or limits that cross); other limit orders rest until :meth:`FakeKIS.set_price` makes them cross
+or they are cancelled. Cash moves at execution (no fees, no settlement lag). Business refusals
+are HTTP 200 with ``rt_cd`` other than ``"0"``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from kisclient._config import Env, env_settings
+
+from ._core import BRANCH, Core, Ctx
+from ._http import FakeResponse, envelope
+from ._msgs import (
+    ACCOUNT_INVALID,
+    BAD_FIELD,
+    BAD_TICK,
+    INSUFFICIENT_CASH,
+    JSON_PARSE,
+    MARKET_CLOSED,
+    NOT_TRADABLE,
+    ORDER_DAY_MISMATCH,
+    ORDER_OK,
+)
+from ._quotes import price_snapshot
+from ._state import Account, Holding, Order
+from ._universe import tick_size
+
+__all__ = ["balance", "daily_ccld", "fill_crossing", "order_cash", "order_rvsecncl"]
+
+
+def _int(value: Any) -> int | None:
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _execute(core: Core, account: Account, order: Order, price: int) -> None:
+    """Fill *order*'s open quantity at *price* and move cash and shares."""
+    qty = order.open_qty
+    order.filled_qty += qty
+    order.price = price
+    holding = account.holdings.get(order.code)
+    if order.side == "buy":
+        account.cash -= qty * price
+        if holding is None:
+            holding = account.holdings[order.code] = Holding(0, 0)
+        holding.qty += qty
+        holding.cost += qty * price
+        holding.today_buy += qty
+    elif holding is not None:
+        holding.cost -= holding.cost * qty // holding.qty
+        holding.qty -= qty
+        holding.today_sell += qty
+        account.cash += qty * price
+        if holding.qty == 0:
+            del account.holdings[order.code]
+
+
+def _crosses(order: Order, price: int) -> bool:
+    if order.ord_dvsn == "01":
+        return True
+    return order.order_price >= price if order.side == "buy" else order.order_price <= price
+
+
+def fill_crossing(core: Core, code: str) -> None:
+    """Execute every resting order for *code* that the current price now crosses."""
+    price = core.price_of(code)
+    for account in core.accounts.values():
+        for order in account.orders:
+            if order.code == code and order.open_qty and _crosses(order, price):
+                _execute(core, account, order, price)
+
+
+def _account_matches(ctx: Ctx, fields: dict[str, Any] | Any) -> bool:
+    account = ctx.account
+    return (
+        str(fields.get("CANO", "")).strip() == account.cano
+        and str(fields.get("ACNT_PRDT_CD", "")).strip() == account.acnt_prdt_cd
+    )
+
+
+def _closed(ctx: Ctx) -> FakeResponse | None:
+    if ctx.core.market_open():
+        return None
+    if ctx.env is Env.PAPER:
+        return ctx.reject(MARKET_CLOSED, "1")
+    return ctx.reject(ORDER_DAY_MISMATCH)
+
+
+def _reserved(account: Account, side: str, code: str | None = None) -> int:
+    """Cash (buy) or shares (sell, for *code*) held by resting orders."""
+    total = 0
+    for order in account.orders:
+        if order.open_qty and order.side == side and (code is None or order.code == code):
+            total += order.open_qty * order.order_price if side == "buy" else order.open_qty
+    return total
+
+
+def _order_output(order: Order) -> dict[str, str]:
+    return {
+        "KRX_FWDG_ORD_ORGNO": BRANCH,
+        "ODNO": order.order_no,
+        "ORD_TMD": order.time.strftime("%H%M%S"),
+    }
+
+
+def order_cash(ctx: Ctx) -> FakeResponse:
+    """order-cash (buy or sell per tr_id). ORD_DVSN "00" limit or "01" market only."""
+    body = ctx.body()
+    if body is None:
+        return envelope(500, JSON_PARSE)
+    if not _account_matches(ctx, body):
+        return ctx.reject(ACCOUNT_INVALID)
+    closed = _closed(ctx)
+    if closed is not None:
+        return closed
+    core, account = ctx.core, ctx.account
+    listing = core.universe.get(str(body.get("PDNO", "")))
+    if listing is None or listing.halted:
+        return ctx.reject(NOT_TRADABLE)
+    ord_dvsn = str(body.get("ORD_DVSN", "")).strip()
+    qty, unit = _int(body.get("ORD_QTY")), _int(body.get("ORD_UNPR"))
+    if ord_dvsn not in ("00", "01") or not qty or unit is None:
+        return ctx.reject(BAD_FIELD, "1")
+    snap = price_snapshot(core, listing)
+    price: int = snap["price"]
+    in_band = snap["lower"] <= unit <= snap["upper"]
+    if ord_dvsn == "00" and (unit <= 0 or unit % tick_size(unit, listing.kind) or not in_band):
+        return ctx.reject(BAD_TICK)
+    side: Literal["buy", "sell"] = "buy" if ctx.side == "buy" else "sell"
+    limit = unit if ord_dvsn == "00" else price
+    if side == "buy" and qty * limit > account.cash - _reserved(account, "buy"):
+        return ctx.reject(INSUFFICIENT_CASH[ctx.env])
+    if side == "sell":
+        held = account.holdings.get(listing.code)
+        if held is None or qty > held.qty - _reserved(account, "sell", listing.code):
+            return ctx.reject(NOT_TRADABLE)
+    order = Order(
+        core.next_order_no(),
+        side,
+        listing.code,
+        qty,
+        limit,
+        ctx.tr_id,
+        core.now(),
+        ord_dvsn=ord_dvsn,
+        order_price=unit if ord_dvsn == "00" else 0,
+        branch=BRANCH,
+    )
+    account.orders.append(order)
+    if _crosses(order, price):
+        _execute(core, account, order, price)
+    return ctx.ok(ORDER_OK[(ctx.env, side)], output=_order_output(order))
+
+
+def order_rvsecncl(ctx: Ctx) -> FakeResponse:
+    """order-rvsecncl: RVSE_CNCL_DVSN_CD "02" cancels, "01" re-prices the resting quantity.
+
+    An unknown or fully filled/cancelled ORGN_ODNO → HTTP 200, ``rt_cd "7"``, OPSQ2001.
+    """
+    body = ctx.body()
+    if body is None:
+        return envelope(500, JSON_PARSE)
+    if not _account_matches(ctx, body):
+        return ctx.reject(ACCOUNT_INVALID)
+    closed = _closed(ctx)
+    if closed is not None:
+        return closed
+    core, account = ctx.core, ctx.account
+    number = _int(body.get("ORGN_ODNO"))
+    original = next(
+        (
+            o
+            for o in account.orders
+            if o.kind == "order" and number is not None and int(o.order_no) == number
+        ),
+        None,
+    )
+    dvsn = str(body.get("RVSE_CNCL_DVSN_CD", "")).strip()
+    if original is None or not original.open_qty or dvsn not in ("01", "02"):
+        return ctx.reject(BAD_FIELD)
+    wanted = _int(body.get("ORD_QTY")) or 0
+    all_qty = str(body.get("QTY_ALL_ORD_YN", "")).strip().upper() == "Y"
+    qty = original.open_qty if all_qty or not wanted else min(wanted, original.open_qty)
+    now = core.now()
+    if dvsn == "02":
+        original.cancelled_qty += qty
+        record = Order(
+            core.next_order_no(),
+            original.side,
+            original.code,
+            qty,
+            0,
+            ctx.tr_id,
+            now,
+            ord_dvsn=original.ord_dvsn,
+            kind="cancel",
+            orgn_odno=original.order_no,
+            branch=BRANCH,
+        )
+        account.orders.append(record)
+        return ctx.ok(ORDER_OK[(ctx.env, "cancel")], output=_order_output(record))
+    unit = _int(body.get("ORD_UNPR"))
+    listing = core.universe.get(original.code)
+    assert listing is not None
+    if not unit or unit % tick_size(unit, listing.kind):
+        return ctx.reject(BAD_TICK)
+    original.cancelled_qty += qty
+    record = Order(
+        core.next_order_no(),
+        original.side,
+        original.code,
+        qty,
+        unit,
+        ctx.tr_id,
+        now,
+        ord_dvsn="00",
+        order_price=unit,
+        orgn_odno=original.order_no,
+        branch=BRANCH,
+    )
+    account.orders.append(record)
+    if _crosses(record, core.price_of(original.code)):
+        _execute(core, account, record, core.price_of(original.code))
+    return ctx.ok(ORDER_OK[(ctx.env, "cancel")], output=_order_output(record))
+
+
+def _page(ctx: Ctx, keys: list[str], rows: int) -> tuple[int, int, str]:
+    """Slice of *keys* for this call: (start, stop, tr_cont header).
+
+    The NK100 cursor is ``"<CANO>^<ACNT_PRDT_CD>^<last key sent>"``; it is honoured only with the
+    request header ``tr_cont: N``. Response header: F/M (more to come) or D/E (last page).
+    """
+    continuing = ctx.request.headers.get("tr_cont", "").strip().upper() == "N"
+    cursor = ctx.query.get("CTX_AREA_NK100", "").strip()
+    start = 0
+    if continuing and cursor:
+        last = cursor.rsplit("^", 1)[-1]
+        start = next((i + 1 for i, key in enumerate(keys) if key == last), len(keys))
+    stop = min(start + rows, len(keys))
+    more = stop < len(keys)
+    return start, stop, ("M" if continuing else "F") if more else ("E" if continuing else "D")
+
+
+def _cursors(ctx: Ctx, last: str) -> dict[str, Any]:
+    account = ctx.account
+    return {
+        "ctx_area_fk100": f"{account.cano}^{account.acnt_prdt_cd}^",
+        "ctx_area_nk100": f"{account.cano}^{account.acnt_prdt_cd}^{last}",
+    }
+
+
+def balance(ctx: Ctx) -> FakeResponse:
+    """inquire-balance: holdings by code, ``balance_page_rows`` per page; output2 summary."""
+    if not _account_matches(ctx, ctx.query):
+        return ctx.reject(ACCOUNT_INVALID)
+    core, account = ctx.core, ctx.account
+    codes = sorted(account.holdings)
+    start, stop, tr_cont = _page(ctx, codes, env_settings(ctx.env).limits.balance_page_rows)
+    rows, total_value, total_cost = [], 0, 0
+    for index, code in enumerate(codes):
+        holding = account.holdings[code]
+        listing = core.universe.get(code)
+        assert listing is not None
+        snap = price_snapshot(core, listing)
+        value = holding.qty * snap["price"]
+        total_value, total_cost = total_value + value, total_cost + holding.cost
+        if start <= index < stop:
+            rows.append(
+                _holding_row(account, code, holding, name=listing.name, snap=snap, value=value)
+            )
+    summary = {
+        "dnca_tot_amt": str(account.cash),
+        "nxdy_excc_amt": str(account.cash),
+        "prvs_rcdl_excc_amt": str(account.cash),
+        "cma_evlu_amt": "0",
+        "thdt_buy_amt": "0",
+        "thdt_sll_amt": "0",
+        "tot_loan_amt": "0",
+        "scts_evlu_amt": str(total_value),
+        "tot_evlu_amt": str(account.cash + total_value),
+        "nass_amt": str(account.cash + total_value),
+        "pchs_amt_smtl_amt": str(total_cost),
+        "evlu_amt_smtl_amt": str(total_value),
+        "evlu_pfls_smtl_amt": str(total_value - total_cost),
+        "bfdy_tot_asst_evlu_amt": str(account.cash + total_value),
+        "asst_icdc_amt": "0",
+        "asst_icdc_erng_rt": "0.00000000",
+    }
+    last = codes[stop - 1] if stop else ""
+    return ctx.ok(tr_cont=tr_cont, output1=rows, output2=[summary], **_cursors(ctx, last))
+
+
+def _holding_row(
+    account: Account, code: str, holding: Holding, *, name: str, snap: dict[str, Any], value: int
+) -> dict[str, str]:
+    profit = value - holding.cost
+    rate = f"{profit * 100 / holding.cost:.2f}" if holding.cost else "0.00"
+    return {
+        "pdno": code,
+        "prdt_name": name,
+        "trad_dvsn_name": "현금",
+        "bfdy_buy_qty": "0",
+        "bfdy_sll_qty": "0",
+        "thdt_buyqty": str(holding.today_buy),
+        "thdt_sll_qty": str(holding.today_sell),
+        "hldg_qty": str(holding.qty),
+        "ord_psbl_qty": str(holding.qty - _reserved(account, "sell", code)),
+        "pchs_avg_pric": f"{holding.cost / holding.qty:.4f}",
+        "pchs_amt": str(holding.cost),
+        "prpr": str(snap["price"]),
+        "evlu_amt": str(value),
+        "evlu_pfls_amt": str(profit),
+        "evlu_pfls_rt": rate,
+        "evlu_erng_rt": rate,
+        "loan_dt": "",
+        "loan_amt": "0",
+        "stln_slng_chgs": "0",
+        "expd_dt": "",
+        "fltt_rt": snap["rate"],
+        "bfdy_cprs_icdc": str(snap["change"]),
+        "item_mgna_rt_name": "",
+        "grta_rt_name": "",
+        "sbst_pric": "0",
+        "stck_loan_unpr": "0",
+    }
+
+
+def _date(value: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(value.strip(), "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def daily_ccld(ctx: Ctx) -> FakeResponse:
+    """inquire-daily-ccld: orders (and cancellations) in [INQR_STRT_DT, INQR_END_DT], filtered by
+    SLL_BUY_DVSN_CD (00/01 sell/02 buy), PDNO, ODNO and CCLD_DVSN (00 all/01 filled/02 open);
+    INQR_DVSN "01" oldest first, otherwise newest first; ``daily_ccld_page_rows`` per page."""
+    if not _account_matches(ctx, ctx.query):
+        return ctx.reject(ACCOUNT_INVALID)
+    q = ctx.query
+    start, end = _date(q.get("INQR_STRT_DT", "")), _date(q.get("INQR_END_DT", ""))
+    if start is None or end is None:
+        return ctx.reject(BAD_FIELD, "1")
+    side = {"01": "sell", "02": "buy"}.get(q.get("SLL_BUY_DVSN_CD", "00").strip())
+    pdno, odno = q.get("PDNO", "").strip(), _int(q.get("ODNO", ""))
+    ccld = q.get("CCLD_DVSN", "00").strip()
+    chosen = [
+        o
+        for o in ctx.account.orders
+        if start <= o.time.date() <= end
+        and (side is None or o.side == side)
+        and (not pdno or o.code == pdno)
+        and (odno is None or int(o.order_no) == odno)
+        and (ccld != "01" or o.filled_qty)
+        and (ccld != "02" or o.open_qty)
+    ]
+    if q.get("INQR_DVSN", "00").strip() != "01":
+        chosen.reverse()
+    numbers = [o.order_no for o in chosen]
+    first, stop, tr_cont = _page(ctx, numbers, env_settings(ctx.env).limits.daily_ccld_page_rows)
+    rows = [_ccld_row(ctx.core, o) for o in chosen[first:stop]]
+    real = [o for o in chosen if o.kind == "order"]
+    filled_qty = sum(o.filled_qty for o in real)
+    filled_amt = sum(o.filled_qty * o.price for o in real)
+    summary = {
+        "tot_ord_qty": str(sum(o.qty for o in real)),
+        "tot_ccld_qty": str(filled_qty),
+        "tot_ccld_amt": str(filled_amt),
+        "prsm_tlex_smtl": "0",
+        "pchs_avg_pric": f"{filled_amt / filled_qty:.4f}" if filled_qty else "0.0000",
+    }
+    last = numbers[stop - 1] if stop else ""
+    return ctx.ok(tr_cont=tr_cont, output1=rows, output2=summary, **_cursors(ctx, last))
+
+
+def _ccld_row(core: Core, order: Order) -> dict[str, str]:
+    listing = core.universe.get(order.code)
+    cancel = order.kind == "cancel"
+    return {
+        "ord_dt": order.time.strftime("%Y%m%d"),
+        "ord_gno_brno": order.branch,
+        "odno": order.order_no,
+        "orgn_odno": order.orgn_odno,
+        "ord_dvsn_name": "취소" if cancel else ("시장가" if order.ord_dvsn == "01" else "지정가"),
+        "sll_buy_dvsn_cd": "02" if order.side == "buy" else "01",
+        "sll_buy_dvsn_cd_name": ("현금매수" if order.side == "buy" else "현금매도"),
+        "pdno": order.code,
+        "prdt_name": listing.name if listing else "",
+        "ord_qty": str(order.qty),
+        "ord_unpr": str(order.order_price),
+        "ord_tmd": order.time.strftime("%H%M%S"),
+        "tot_ccld_qty": str(order.filled_qty),
+        "avg_prvs": str(order.price if order.filled_qty else 0),
+        "cncl_yn": "Y" if cancel else "N",
+        "tot_ccld_amt": str(order.filled_qty * order.price),
+        "loan_dt": "",
+        "ord_dvsn_cd": order.ord_dvsn,
+        "cncl_cfrm_qty": str(order.qty if cancel else order.cancelled_qty),
+        "rmn_qty": str(order.open_qty),
+        "rjct_qty": "0",
+        "ccld_cndt_name": "없음",
+        "excg_id_dvsn_cd": "KRX",
+    }

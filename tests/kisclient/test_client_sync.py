@@ -1,0 +1,386 @@
+"""The sync client driven through the in-process fake KIS server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import pathlib
+
+import pytest
+from kis_support import SESSION_TIME, make_fake, sync_client
+
+from kisclient import (
+    AuthError,
+    Balance,
+    ConfigurationError,
+    EndpointUnavailable,
+    FakeClock,
+    GatewayError,
+    InvalidStockCode,
+    KISClient,
+    MarketClosed,
+    OrderOutcomeUnknown,
+    RetryBudgetExhausted,
+    RetryPolicy,
+    Window,
+    WrongEnvironment,
+)
+from kisclient._config import ENDPOINTS
+from kisclient.testing import Fault
+
+PRICE_PATH = ENDPOINTS["inquire_price"].path
+ORDER_PATH = ENDPOINTS["order_cash"].path
+
+
+def test_get_price_returns_the_fake_price_with_one_issuance(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        quote = kis.get_price("005930")
+        again = kis.get_price("A005930")
+    assert quote.code == "005930"
+    assert quote.price == fake.price_of("005930") == again.price
+    assert fake.stats.token_issuances(app.app_key) == 1
+
+
+def test_invalid_code_sends_nothing(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path) as kis, pytest.raises(InvalidStockCode):
+        kis.get_price("00593o")
+    assert fake.stats.requests(path=PRICE_PATH) == 0
+
+
+def test_get_prices_uses_the_30_code_endpoint_on_real(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    codes = fake.universe[:95]
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        batch = kis.get_prices([*codes, codes[0], "ABCDEF"])
+    assert set(batch.succeeded) == set(codes)
+    assert all(batch.succeeded[c].price == fake.price_of(c) for c in codes)
+    assert list(batch.failed) == ["ABCDEF"]
+    assert isinstance(batch.failed["ABCDEF"], InvalidStockCode)
+    assert fake.stats.requests(path=ENDPOINTS["intstock_multprice"].path) == math.ceil(95 / 30)
+    assert fake.stats.requests(path=PRICE_PATH) == 0
+
+
+def test_get_prices_per_code_on_paper_with_progress(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="paper")
+    codes = fake.universe[:5]
+    seen: list[tuple[int, int]] = []
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        batch = kis.get_prices(codes, progress=lambda done, total: seen.append((done, total)))
+        with pytest.raises(EndpointUnavailable):
+            kis.get_prices(codes, multi=True)
+    assert len(batch.succeeded) == 5 and not batch.failed
+    assert fake.stats.requests(path=PRICE_PATH) == 5
+    assert seen[-1] == (5, 5)
+    # paper allows 1 request per second: five quotes take at least four seconds of fake time
+    assert batch.elapsed_s >= 4.0
+    assert fake.stats.rate_limited(app.app_key) == 0
+
+
+def test_quote_cache_answers_before_the_network(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path, quote_cache_ttl=5.0) as kis:
+        kis.get_price("005930")
+        kis.get_price("005930")
+        clock.advance(6)
+        kis.get_price("005930")
+        assert (kis.quote_cache.hits, kis.quote_cache.misses) == (1, 2)
+    assert fake.stats.requests(path=PRICE_PATH) == 2
+
+
+def test_daily_prices_page_past_100_rows(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    start, end = dt.date(2025, 11, 1), dt.date(2026, 11, 25)
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        bars = kis.get_daily_prices("005930", start, end)
+    dates = [b.date for b in bars]
+    assert dates == sorted(set(dates))
+    assert dates[0] >= start and dates[-1] <= end
+    assert len(bars) > 250  # about a year of weekdays: needs three calls of at most 100 rows
+    assert fake.stats.requests(path=ENDPOINTS["inquire_daily_itemchartprice"].path) >= 3
+
+
+def test_empty_balance_is_not_a_failure(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        balance = kis.get_balance()
+    assert isinstance(balance, Balance)
+    assert balance.is_empty
+    assert balance.summary.cash > 0
+
+
+@pytest.mark.parametrize(("env", "page"), [("real", 50), ("paper", 20)])
+def test_balance_reads_every_page(tmp_path: pathlib.Path, env: str, page: int) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env=env)
+    holdings = {code: i + 1 for i, code in enumerate(fake.universe[: page * 2 + 3])}
+    fake.seed_holdings(app.app_key, holdings)
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        balance = kis.get_balance()
+    assert {h.code: h.quantity for h in balance.holdings} == holdings
+    assert fake.stats.requests(path=ENDPOINTS["inquire_balance"].path) == 3
+
+
+def test_failed_balance_raises_instead_of_returning_empty(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    fake.faults.add(Fault("http_5xx_bare", path=ENDPOINTS["inquire_balance"].path, times=50))
+    with sync_client(fake, app, clock, tmp_path) as kis, pytest.raises(GatewayError):
+        kis.get_balance()
+
+
+def test_bounded_retries_with_exact_delays(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    fake.faults.add(Fault("http_5xx_bare", path=PRICE_PATH, times=50))
+    policy = RetryPolicy(max_attempts=4, backoff_base_s=0.2, jitter=False)
+    with sync_client(fake, app, clock, tmp_path, retry=policy) as kis:
+        kis.get_balance()  # warm the token so only retry sleeps are recorded
+        clock.sleeps.clear()
+        with pytest.raises(GatewayError) as info:
+            kis.get_price("005930")
+    assert info.value.attempts == 4
+    assert fake.stats.requests(path=PRICE_PATH) == 4
+    assert clock.sleeps == [0.5, 0.5, 0.8]
+
+
+def test_retry_budget_stops_a_retry_storm(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    fake.faults.add(Fault("http_5xx_bare", path=PRICE_PATH, times=1000))
+    with sync_client(fake, app, clock, tmp_path, retry_budget=12) as kis:
+        errors = []
+        for _ in range(4):
+            with pytest.raises((GatewayError, RetryBudgetExhausted)) as info:
+                kis.get_price("005930")
+            errors.append(type(info.value))
+    assert RetryBudgetExhausted in errors
+    assert fake.stats.requests(path=PRICE_PATH) < 4 * 5
+
+
+def test_rate_burst_is_retried_and_tightens_the_limiter(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    fake.faults.add(Fault("rate_burst", path=PRICE_PATH, times=2))
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        quote = kis.get_price("005930")
+    assert quote.price == fake.price_of("005930")
+    assert fake.stats.requests(path=PRICE_PATH) == 3
+    assert sum(clock.sleeps) >= 1.0  # the limiter held back after each EGW00201
+
+
+def test_client_limiter_keeps_the_server_window(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        batch = kis.get_prices(fake.universe[:60], multi=False)
+    assert len(batch.succeeded) == 60
+    assert fake.stats.rate_limited(app.app_key) == 0
+    assert fake.stats.max_in_any_second(app.app_key) <= 18
+
+
+def test_conservative_profile_and_custom_windows(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path, rate_limits=[Window(2, 1.0)]) as kis:
+        kis.get_prices(fake.universe[:6], multi=False)
+    assert fake.stats.max_in_any_second(app.app_key) <= 2
+
+
+def test_revoked_token_mid_session_is_reissued_once(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        kis.get_price("005930")
+        clock.advance(5)
+        fake.revoke_all_tokens()
+        quote = kis.get_price("000660")
+        assert kis.token_issuances == 2
+    assert quote.price == fake.price_of("000660")
+    assert fake.stats.token_issuances(app.app_key) == 2
+
+
+def test_restart_reuses_the_stored_token(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        kis.get_price("005930")
+    with sync_client(fake, app, clock, tmp_path) as again:
+        again.get_price("005930")
+        assert again.token_issuances == 0
+    assert fake.stats.token_issuances(app.app_key) == 1
+
+
+def test_bad_secret_is_an_auth_error_without_retries(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    kis = KISClient(app.app_key, "x" * 180, env="real", state_dir=tmp_path,
+                    transport=fake.transport(), clock=clock)
+    with kis, pytest.raises(AuthError) as info:
+        kis.get_price("005930")
+    assert info.value.msg_cd == "EGW00105"
+    assert fake.stats.requests(path=PRICE_PATH) == 0
+
+
+def test_paper_key_on_real_host_is_wrong_environment(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    paper = fake.add_app(env="paper")
+    real_host_client = KISClient(
+        paper.app_key, paper.app_secret, env="real", state_dir=tmp_path,
+        transport=fake.transport(), clock=clock,
+    )
+    with real_host_client, pytest.raises((WrongEnvironment, AuthError)):
+        real_host_client.get_price("005930")
+
+
+def test_order_succeeds_once(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        result = kis.order_cash("buy", "005930", 3)
+        orders = kis.get_daily_orders()
+    assert result.order_no
+    assert [o.order_no for o in orders] == [result.order_no]
+    assert len(fake.orders(app.app_key)) == 1
+
+
+def test_paper_order_after_hours_is_market_closed(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake(FakeClock(SESSION_TIME.replace(hour=16)))
+    app = fake.add_app(env="paper")
+    with sync_client(fake, app, clock, tmp_path) as kis, pytest.raises(MarketClosed):
+        kis.order_cash("buy", "005930", 1, price=fake.price_of("005930"))
+    assert fake.orders(app.app_key) == []
+
+
+@pytest.mark.parametrize("kind", ["drop_after", "read_timeout", "malformed_json", "truncated_json"])
+def test_ambiguous_order_failures_are_not_resent_and_reconcile_finds_the_order(
+    tmp_path: pathlib.Path, kind: str
+) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    fake.faults.add(Fault(kind, path=ORDER_PATH))
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        with pytest.raises(OrderOutcomeUnknown) as info:
+            kis.order_cash("buy", "005930", 2)
+        assert info.value.request["code"] == "005930"
+        found = kis.reconcile_order(info.value)
+    assert len(fake.orders(app.app_key)) == 1  # executed once, never resent
+    assert found is not None and found.quantity == 2 and found.side == "buy"
+
+
+@pytest.mark.parametrize("kind", ["drop_before", "http_5xx_bare"])
+def test_unprocessed_ambiguous_order_reconciles_to_none(tmp_path: pathlib.Path, kind: str) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    fake.faults.add(Fault(kind, path=ORDER_PATH))
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        with pytest.raises(OrderOutcomeUnknown) as info:
+            kis.order_cash("sell", "005930", 1, price=70000)
+        assert kis.reconcile_order(info.value) is None
+    assert fake.orders(app.app_key) == []
+    assert fake.stats.requests(path=ORDER_PATH) == 1
+
+
+@pytest.mark.parametrize("kind", ["connect_error", "rate_burst"])
+def test_orders_that_never_arrived_are_retried_once_more(tmp_path: pathlib.Path, kind: str) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    fake.faults.add(Fault(kind, path=ORDER_PATH))
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        result = kis.order_cash("buy", "005930", 1)
+    assert [o.order_no for o in fake.orders(app.app_key)] == [result.order_no]
+
+
+def test_order_with_a_revoked_token_is_sent_once_after_reissue(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        kis.get_price("005930")
+        fake.revoke_all_tokens()
+        kis.order_cash("buy", "005930", 1)
+    assert len(fake.orders(app.app_key)) == 1
+    assert fake.stats.token_issuances(app.app_key) == 2
+
+
+def test_escape_hatch_and_pagination(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    fake.seed_holdings(app.app_key, {code: 1 for code in fake.universe[:120]})
+    cano, product = app.account.split("-")
+    params = {
+        "CANO": cano, "ACNT_PRDT_CD": product, "AFHR_FLPR_YN": "N", "OFL_YN": "", "INQR_DVSN": "02",
+        "UNPR_DVSN": "01", "FUND_STTL_ICLD_YN": "N", "FNCG_AMT_AUTO_RDPT_YN": "N",
+        "PRCS_DVSN": "00", "CTX_AREA_FK100": "", "CTX_AREA_NK100": "",
+    }
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        one = kis.request("GET", PRICE_PATH, tr_id=ENDPOINTS["inquire_price"].tr_id(kis.environment),
+                          params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"})
+        pages = list(kis.paginate("GET", ENDPOINTS["inquire_balance"].path,
+                                  tr_id=ENDPOINTS["inquire_balance"].tr_id(kis.environment), params=params))
+        with pytest.raises(ValueError, match="(?i)authorization"):
+            kis.request("GET", PRICE_PATH, headers={"Authorization": "Bearer x"})
+    assert int(one.data["output"]["stck_prpr"]) == fake.price_of("005930")
+    assert len(pages) == 3
+    assert sum(len(p.data["output1"]) for p in pages) == 120
+
+
+def test_from_env_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KIS_APP_KEY", "KIS_APP_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError, match="KIS_APP_KEY, KIS_APP_SECRET"):
+        KISClient.from_env()
+
+
+def test_from_env_builds_a_working_client(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="paper")
+    monkeypatch.setenv("KIS_APP_KEY", app.app_key)
+    monkeypatch.setenv("KIS_APP_SECRET", app.app_secret)
+    monkeypatch.setenv("KIS_ENV", "paper")
+    monkeypatch.setenv("KIS_ACCOUNT", app.account)
+    monkeypatch.setenv("KIS_STATE_DIR", str(tmp_path))
+    with KISClient.from_env(transport=fake.transport(), clock=clock) as kis:
+        assert kis.env == "paper"
+        assert kis.get_balance().is_empty
+
+
+def test_no_secret_reaches_logs_reprs_or_errors(tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    fake.faults.add(Fault("drop_after", path=ORDER_PATH))
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        kis.get_price("005930")
+        fake.revoke_all_tokens()
+        kis.get_price("005930")
+        with pytest.raises(OrderOutcomeUnknown) as info:
+            kis.order_cash("buy", "005930", 1)
+        texts = [caplog.text, repr(kis), str(info.value), repr(info.value), repr(kis.account),
+                 str(info.value.request)]
+    token_file = next(tmp_path.rglob("token.json")).read_text()
+    secrets = [app.app_key, app.app_secret, app.account, app.account.replace("-", "")]
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+    assert app.app_secret not in token_file
+
+
+def test_state_dir_default_and_bad_arguments(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ConfigurationError):
+        KISClient("", "secret")
+    with pytest.raises(ConfigurationError, match="whitespace"):
+        KISClient("key", "secret\n")
+    with pytest.raises(ConfigurationError, match="env"):
+        KISClient("key", "secret", env="prod-ish")
+    with pytest.raises(ConfigurationError, match="account"):
+        KISClient("key", "secret", state_dir=tmp_path).get_balance()
+
