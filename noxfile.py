@@ -1,13 +1,13 @@
 """Development sessions. Every session installs what it needs into its own environment.
 
-    nox -s tests       the whole suite (what CI runs)
-    nox -s property    hypothesis with the long profile
-    nox -s lint        ruff
-    nox -s typecheck   mypy --strict over both packages and the tests
-    nox -s build       both wheels, their contents, and kisclient installed alone
-    nox -s bench       benchmarks (figures go to docs/benchmarks.md)
-    nox -s demo        the main job on embedded defaults
-    nox -s record      re-record the vcrpy cassettes from the real API (needs credentials)
+nox -s tests       the whole suite (what CI runs)
+nox -s property    hypothesis with the long profile
+nox -s lint        ruff
+nox -s typecheck   mypy --strict over both packages and the tests
+nox -s build       both wheels, their contents, and kisclient installed alone
+nox -s bench       benchmarks (figures go to docs/benchmarks.md)
+nox -s demo        the main job on embedded defaults
+nox -s record      re-record the vcrpy cassettes from the real API (needs credentials)
 """
 
 from __future__ import annotations
@@ -46,8 +46,15 @@ def property(session: nox.Session) -> None:
     _install_project(session)
     session.install(*TEST_DEPS)
     session.run(
-        "python", "-m", "pytest", "-m", "not multiprocess", "-k", "property",
-        *session.posargs, env={"HYPOTHESIS_PROFILE": "long"},
+        "python",
+        "-m",
+        "pytest",
+        "-m",
+        "not multiprocess",
+        "-k",
+        "property",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "long"},
     )
 
 
@@ -95,7 +102,8 @@ def build(session: nox.Session) -> None:
     kis_wheel = next(w for w in wheels if w.name.startswith("kisclient-"))
     session.run(py, "-m", "pip", "install", "-q", str(kis_wheel), external=True)
     session.run(
-        py, "-c",
+        py,
+        "-c",
         "import importlib.util, kisclient, kisclient.testing;"
         "assert importlib.util.find_spec('hantu_sched') is None, 'hantu_sched leaked';"
         "print('kisclient', kisclient.__version__, 'installs and imports alone')",
@@ -105,7 +113,7 @@ def build(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks against the loopback fake server; prints figures for docs/benchmarks.md."""
+    """Run the benchmarks against the loopback fake server (figures for docs/benchmarks.md)."""
     _install_project(session)
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)
@@ -124,6 +132,10 @@ def record(session: nox.Session) -> None:
     _install_project(session)
     session.install(*TEST_DEPS)
     session.run(
-        "python", "-m", "pytest", "tests/kisclient/test_cassettes.py",
-        env={"KIS_RECORD": "1"}, *session.posargs,
+        "python",
+        "-m",
+        "pytest",
+        "tests/kisclient/test_cassettes.py",
+        *session.posargs,
+        env={"KIS_RECORD": "1"},
     )

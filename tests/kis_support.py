@@ -24,8 +24,14 @@ def sync_client(
 ) -> KISClient:
     kwargs.setdefault("retry", NO_JITTER)
     return KISClient(
-        app.app_key, app.app_secret, env=app.env, account=app.account, state_dir=state_dir,
-        transport=fake.transport(), clock=clock, **kwargs,
+        app.app_key,
+        app.app_secret,
+        env=app.env,
+        account=app.account,
+        state_dir=state_dir,
+        transport=fake.transport(),
+        clock=clock,
+        **kwargs,
     )
 
 
@@ -34,6 +40,12 @@ def async_client(
 ) -> AsyncKISClient:
     kwargs.setdefault("retry", NO_JITTER)
     return AsyncKISClient(
-        app.app_key, app.app_secret, env=app.env, account=app.account, state_dir=state_dir,
-        transport=fake.async_transport(), clock=clock, **kwargs,
+        app.app_key,
+        app.app_secret,
+        env=app.env,
+        account=app.account,
+        state_dir=state_dir,
+        transport=fake.async_transport(),
+        clock=clock,
+        **kwargs,
     )

@@ -120,7 +120,7 @@ class JobPolicy:
 
     start: At
     deadline: At | None = None
-    catch_up: CatchUp = CatchUp.SAME_DAY
+    catch_up: CatchUp = attrs.field(default=CatchUp.SAME_DAY, converter=CatchUp)
     max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     retry_delay: dt.timedelta = dt.timedelta(minutes=5)
     side_effects: bool = False
@@ -158,7 +158,9 @@ class SchedulerConfig:
 
     batch_ids: tuple[str, ...] = attrs.field(default=("1", "2", "3", "4"), converter=_batch_ids)
     batch_interval: dt.timedelta = dt.timedelta(minutes=10)
-    incomplete_selection: IncompleteSelection = IncompleteSelection.COMPLETE_FIRST
+    incomplete_selection: IncompleteSelection = attrs.field(
+        default=IncompleteSelection.COMPLETE_FIRST, converter=IncompleteSelection
+    )
     policies: Mapping[str, JobPolicy] = attrs.field(factory=dict)
 
     def policy(self, job: str) -> JobPolicy:

@@ -41,7 +41,16 @@ from ._errors import (
     ValidationError,
     WrongEnvironment,
 )
-from ._models import Balance, BalanceSummary, DailyBar, DailyOrder, Holding, OrderResult, PriceBatch, Quote
+from ._models import (
+    Balance,
+    BalanceSummary,
+    DailyBar,
+    DailyOrder,
+    Holding,
+    OrderResult,
+    PriceBatch,
+    Quote,
+)
 from ._operations import Response
 from ._ratelimit import CONSERVATIVE, Window
 from ._validation import Account, StockCode, normalize_code, parse_account, validate_isin

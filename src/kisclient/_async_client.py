@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -21,7 +21,14 @@ from . import _operations as ops
 from ._base import ClientBase, ProgressCallback, RetryControls, RetrySignal
 from ._clock import Clock
 from ._config import KST, Env, Side
-from ._core import Call, RetryPolicy, attempt_from_exception, attempt_from_response, build_headers, next_page
+from ._core import (
+    Call,
+    RetryPolicy,
+    attempt_from_exception,
+    attempt_from_response,
+    build_headers,
+    next_page,
+)
 from ._errors import KISError, OrderOutcomeUnknown
 from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quote
 from ._operations import Operation, Response
@@ -33,7 +40,6 @@ from ._validation import Account, StockCode
 __all__ = ["AsyncKISClient"]
 
 T = TypeVar("T")
-
 
 
 class AsyncKISClient(ClientBase):
@@ -66,18 +72,29 @@ class AsyncKISClient(ClientBase):
         rate_margin: float = 0.03,
     ) -> None:
         settings = ClientSettings.build(
-            app_key=app_key, app_secret=app_secret, env=env, account=account, base_url=base_url,
-            state_dir=state_dir, rate_limits=rate_limits, clock=clock, timeout=timeout,
-            retry=retry, retry_budget=retry_budget, refresh_margin=refresh_margin,
-            token_min_interval=token_min_interval, legacy_order_tr_ids=legacy_order_tr_ids,
-            quote_cache_ttl=quote_cache_ttl, rate_margin=rate_margin,
+            app_key=app_key,
+            app_secret=app_secret,
+            env=env,
+            account=account,
+            base_url=base_url,
+            state_dir=state_dir,
+            rate_limits=rate_limits,
+            clock=clock,
+            timeout=timeout,
+            retry=retry,
+            retry_budget=retry_budget,
+            refresh_margin=refresh_margin,
+            token_min_interval=token_min_interval,
+            legacy_order_tr_ids=legacy_order_tr_ids,
+            quote_cache_ttl=quote_cache_ttl,
+            rate_margin=rate_margin,
         )
         self._init_common(settings)
         self._http = httpx.AsyncClient(transport=transport, timeout=settings.timeout_s)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Self:
-        """Build a client from the ``KIS_*`` environment variables (see :meth:`KISClient.from_env`)."""
+        """Build a client from the ``KIS_*`` variables; see :meth:`KISClient.from_env`."""
         return cls(**{**settings_from_env(), **overrides})
 
     # --- lifecycle ---
@@ -90,7 +107,9 @@ class AsyncKISClient(ClientBase):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()
@@ -105,7 +124,11 @@ class AsyncKISClient(ClientBase):
         return self._remember_quote(await self._run(ops.get_price(self._settings.env, code)))
 
     async def get_prices(
-        self, codes: Iterable[str], *, multi: bool | None = None, concurrency: int = 8,
+        self,
+        codes: Iterable[str],
+        *,
+        multi: bool | None = None,
+        concurrency: int = 8,
         progress: ProgressCallback | None = None,
     ) -> PriceBatch:
         """Quotes for many codes, concurrently, at the rate the limiter allows.
@@ -144,32 +167,58 @@ class AsyncKISClient(ClientBase):
 
     async def get_balance(self) -> Balance:
         """Holdings (every page) and the account summary."""
-        return await self._run(ops.get_balance(self._settings.env, self._settings.require_account()))
+        return await self._run(
+            ops.get_balance(self._settings.env, self._settings.require_account())
+        )
 
     async def order_cash(
-        self, side: Side, code: str, qty: int, price: int | None = None,
+        self,
+        side: Side,
+        code: str,
+        qty: int,
+        price: int | None = None,
     ) -> OrderResult:
         """Place a cash order; see :meth:`KISClient.order_cash`."""
         s = self._settings
-        return await self._run(ops.order_cash(
-            s.env, s.require_account(), side, code, qty, price,
-            legacy_tr_id=s.legacy_order_tr_ids, now=s.clock.now(),
-        ))
+        return await self._run(
+            ops.order_cash(
+                s.env,
+                s.require_account(),
+                side,
+                code,
+                qty,
+                price,
+                legacy_tr_id=s.legacy_order_tr_ids,
+                now=s.clock.now(),
+            )
+        )
 
     async def cancel_order(self, order: DailyOrder) -> OrderResult:
         """Cancel what remains of *order*."""
-        return await self._run(ops.cancel_order(self._settings.env, self._settings.require_account(), order))
+        return await self._run(
+            ops.cancel_order(self._settings.env, self._settings.require_account(), order)
+        )
 
     async def get_daily_orders(
-        self, start: dt.date | None = None, end: dt.date | None = None, *,
-        code: str | None = None, side: Side | None = None,
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        *,
+        code: str | None = None,
+        side: Side | None = None,
     ) -> list[DailyOrder]:
         """Orders and fills between *start* and *end* (default: today, KST), all pages."""
         today = self._settings.clock.now().astimezone(KST).date()
-        return await self._run(ops.get_daily_orders(
-            self._settings.env, self._settings.require_account(), start or today, end or start or today,
-            code=code, side=side,
-        ))
+        return await self._run(
+            ops.get_daily_orders(
+                self._settings.env,
+                self._settings.require_account(),
+                start or today,
+                end or start or today,
+                code=code,
+                side=side,
+            )
+        )
 
     async def reconcile_order(
         self, unknown: OrderOutcomeUnknown | Mapping[str, Any]
@@ -177,20 +226,35 @@ class AsyncKISClient(ClientBase):
         """Look up an order whose outcome is unknown; see :meth:`KISClient.reconcile_order`."""
         request = unknown.request if isinstance(unknown, OrderOutcomeUnknown) else unknown
         today = self._settings.clock.now().astimezone(KST).date()
-        return await self._run(ops.reconcile(self._settings.env, self._settings.require_account(), request, today))
+        return await self._run(
+            ops.reconcile(self._settings.env, self._settings.require_account(), request, today)
+        )
 
     async def request(
-        self, method: str, path: str, *, tr_id: str | None = None,
-        params: Mapping[str, str] | None = None, body: Mapping[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        tr_id: str | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
         """Call any endpoint; see :meth:`KISClient.request`."""
-        return await self._execute(self._escape_hatch_call(method, path, tr_id, params, body, headers))
+        return await self._execute(
+            self._escape_hatch_call(method, path, tr_id, params, body, headers)
+        )
 
     async def paginate(
-        self, method: str, path: str, *, tr_id: str | None = None,
-        params: Mapping[str, str] | None = None, body: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None, max_pages: int | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        tr_id: str | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_pages: int | None = None,
     ) -> AsyncIterator[Response]:
         """Yield every page of a paginated call; see :meth:`KISClient.paginate`."""
         call: Call | None = self._escape_hatch_call(method, path, tr_id, params, body, headers)
@@ -207,6 +271,7 @@ class AsyncKISClient(ClientBase):
 
     async def revoke(self) -> None:
         """Revoke the current access token on the server and forget it locally."""
+
         async def revoke_fn(token: Token) -> None:
             await self._execute(self._revoke_call(token.access_token), limited=False)
 
@@ -256,19 +321,28 @@ class AsyncKISClient(ClientBase):
             raise self._final_error(signal) from None
         raise AssertionError("unreachable: tenacity re-raises the last attempt")  # pragma: no cover
 
-    async def _attempt(self, call: Call, number: int, controls: RetryControls, *, limited: bool) -> Response:
+    async def _attempt(
+        self, call: Call, number: int, controls: RetryControls, *, limited: bool
+    ) -> Response:
         s = self._settings
         if limited:
             await self._limiter.aacquire()
         waited_from = s.clock.monotonic()
         token = await self._tokens.aget() if call.endpoint.authenticated else None
         controls.exclude(s.clock.monotonic() - waited_from)
-        headers = build_headers(call, app_key=s.app_key, app_secret=s.app_secret,
-                                authorization=token.authorization if token else None)
+        headers = build_headers(
+            call,
+            app_key=s.app_key,
+            app_secret=s.app_secret,
+            authorization=token.authorization if token else None,
+        )
         try:
             http_response = await self._http.request(
-                call.endpoint.method, s.url(call.endpoint.path), params=call.params,
-                json=call.body, headers=headers,
+                call.endpoint.method,
+                s.url(call.endpoint.path),
+                params=call.params,
+                json=call.body,
+                headers=headers,
             )
         except httpx.HTTPError as exc:
             attempt = attempt_from_exception(number, exc)

@@ -65,7 +65,10 @@ class RetryControls:
         return self._clock.monotonic() - self._started - self._excluded
 
     def _stop(self, state: tenacity.RetryCallState) -> bool:
-        return state.attempt_number >= self._policy.max_attempts or self._elapsed() >= self._policy.deadline_s
+        return (
+            state.attempt_number >= self._policy.max_attempts
+            or self._elapsed() >= self._policy.deadline_s
+        )
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         signal = state.outcome.exception() if state.outcome is not None else None
@@ -99,8 +102,11 @@ class ClientBase:
             min_issue_interval_s=settings.token_min_interval_s,
         )
         self._limiter: RateLimiter = make_limiter(
-            settings.windows(), env=settings.env, app_key=settings.app_key,
-            state_dir=settings.state_dir, clock=settings.clock,
+            settings.windows(),
+            env=settings.env,
+            app_key=settings.app_key,
+            state_dir=settings.state_dir,
+            clock=settings.clock,
         )
         self._budget = RetryBudget(capacity=settings.retry_budget)
         self._rng = random.Random()
@@ -172,7 +178,11 @@ class ClientBase:
         s = self._settings
         return Call(
             ENDPOINTS["token"],
-            body={"grant_type": "client_credentials", "appkey": s.app_key, "appsecret": s.app_secret},
+            body={
+                "grant_type": "client_credentials",
+                "appkey": s.app_key,
+                "appsecret": s.app_secret,
+            },
         )
 
     def _revoke_call(self, access_token: str) -> Call:
@@ -186,8 +196,13 @@ class ClientBase:
         return Call(ENDPOINTS["hashkey"], body=dict(body))
 
     def _escape_hatch_call(
-        self, method: str, path: str, tr_id: str | None, params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
+        self,
+        method: str,
+        path: str,
+        tr_id: str | None,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
     ) -> Call:
         method = method.upper()
         if method not in ("GET", "POST"):
@@ -195,12 +210,17 @@ class ClientBase:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', not {path!r}")
         endpoint = endpoint_by_path(path) or Endpoint(
-            name=path, method="GET" if method == "GET" else "POST", path=path,
+            name=path,
+            method="GET" if method == "GET" else "POST",
+            path=path,
             idempotent=method == "GET",
         )
-        request = {"method": method, "path": path, "tr_id": tr_id} if not endpoint.idempotent else None
-        return Call(endpoint, tr_id, params=params, body=body, headers=dict(headers or {}),
-                    request=request)
+        request = (
+            {"method": method, "path": path, "tr_id": tr_id} if not endpoint.idempotent else None
+        )
+        return Call(
+            endpoint, tr_id, params=params, body=body, headers=dict(headers or {}), request=request
+        )
 
     # --- settling one attempt ---
 
@@ -213,8 +233,12 @@ class ClientBase:
             error = verdict.error
             assert error is not None
             raise RetryBudgetExhausted(
-                "retry budget exhausted; not retrying", msg_cd=error.msg_cd, msg1=error.msg1,
-                http_status=error.http_status, tr_id=error.tr_id, attempts=attempt.number,
+                "retry budget exhausted; not retrying",
+                msg_cd=error.msg_cd,
+                msg1=error.msg1,
+                http_status=error.http_status,
+                tr_id=error.tr_id,
+                attempts=attempt.number,
             ) from error
         if verdict.penalize_s:
             log.warning("KIS rate limit hit (EGW00201) on %s; backing off", call.tr_id)
@@ -228,4 +252,6 @@ class ClientBase:
 
     @staticmethod
     def _response(verdict: Verdict, attempt: Attempt) -> Response:
-        return Response(data=verdict.data or {}, headers=attempt.headers, status=attempt.status or 200)
+        return Response(
+            data=verdict.data or {}, headers=attempt.headers, status=attempt.status or 200
+        )

@@ -15,7 +15,14 @@ from . import _operations as ops
 from ._base import ClientBase, ProgressCallback, RetryControls, RetrySignal
 from ._clock import Clock
 from ._config import KST, Env, Side
-from ._core import Call, RetryPolicy, attempt_from_exception, attempt_from_response, build_headers, next_page
+from ._core import (
+    Call,
+    RetryPolicy,
+    attempt_from_exception,
+    attempt_from_response,
+    build_headers,
+    next_page,
+)
 from ._errors import KISError, OrderOutcomeUnknown
 from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quote
 from ._operations import Operation, Response
@@ -65,11 +72,22 @@ class KISClient(ClientBase):
         rate_margin: float = 0.03,
     ) -> None:
         settings = ClientSettings.build(
-            app_key=app_key, app_secret=app_secret, env=env, account=account, base_url=base_url,
-            state_dir=state_dir, rate_limits=rate_limits, clock=clock, timeout=timeout,
-            retry=retry, retry_budget=retry_budget, refresh_margin=refresh_margin,
-            token_min_interval=token_min_interval, legacy_order_tr_ids=legacy_order_tr_ids,
-            quote_cache_ttl=quote_cache_ttl, rate_margin=rate_margin,
+            app_key=app_key,
+            app_secret=app_secret,
+            env=env,
+            account=account,
+            base_url=base_url,
+            state_dir=state_dir,
+            rate_limits=rate_limits,
+            clock=clock,
+            timeout=timeout,
+            retry=retry,
+            retry_budget=retry_budget,
+            refresh_margin=refresh_margin,
+            token_min_interval=token_min_interval,
+            legacy_order_tr_ids=legacy_order_tr_ids,
+            quote_cache_ttl=quote_cache_ttl,
+            rate_margin=rate_margin,
         )
         self._init_common(settings)
         self._http = httpx.Client(transport=transport, timeout=settings.timeout_s)
@@ -93,7 +111,9 @@ class KISClient(ClientBase):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()
@@ -108,7 +128,11 @@ class KISClient(ClientBase):
         return self._remember_quote(self._run(ops.get_price(self._settings.env, code)))
 
     def get_prices(
-        self, codes: Iterable[str], *, multi: bool | None = None, concurrency: int = 8,
+        self,
+        codes: Iterable[str],
+        *,
+        multi: bool | None = None,
+        concurrency: int = 8,
         progress: ProgressCallback | None = None,
     ) -> PriceBatch:
         """Quotes for many codes; one bad code or failed call never aborts the batch.
@@ -141,7 +165,11 @@ class KISClient(ClientBase):
         return self._run(ops.get_balance(self._settings.env, self._settings.require_account()))
 
     def order_cash(
-        self, side: Side, code: str, qty: int, price: int | None = None,
+        self,
+        side: Side,
+        code: str,
+        qty: int,
+        price: int | None = None,
     ) -> OrderResult:
         """Place a cash order: a limit order at *price*, or a market order when it is ``None``.
 
@@ -149,27 +177,49 @@ class KISClient(ClientBase):
         without an answer saying so; pass it to :meth:`reconcile_order` before resending.
         """
         s = self._settings
-        return self._run(ops.order_cash(
-            s.env, s.require_account(), side, code, qty, price,
-            legacy_tr_id=s.legacy_order_tr_ids, now=s.clock.now(),
-        ))
+        return self._run(
+            ops.order_cash(
+                s.env,
+                s.require_account(),
+                side,
+                code,
+                qty,
+                price,
+                legacy_tr_id=s.legacy_order_tr_ids,
+                now=s.clock.now(),
+            )
+        )
 
     def cancel_order(self, order: DailyOrder) -> OrderResult:
         """Cancel what remains of *order* (from :meth:`get_daily_orders`)."""
-        return self._run(ops.cancel_order(self._settings.env, self._settings.require_account(), order))
+        return self._run(
+            ops.cancel_order(self._settings.env, self._settings.require_account(), order)
+        )
 
     def get_daily_orders(
-        self, start: dt.date | None = None, end: dt.date | None = None, *,
-        code: str | None = None, side: Side | None = None,
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        *,
+        code: str | None = None,
+        side: Side | None = None,
     ) -> list[DailyOrder]:
         """Orders and fills between *start* and *end* (default: today, KST), all pages."""
         today = self._settings.clock.now().astimezone(KST).date()
-        return self._run(ops.get_daily_orders(
-            self._settings.env, self._settings.require_account(), start or today, end or start or today,
-            code=code, side=side,
-        ))
+        return self._run(
+            ops.get_daily_orders(
+                self._settings.env,
+                self._settings.require_account(),
+                start or today,
+                end or start or today,
+                code=code,
+                side=side,
+            )
+        )
 
-    def reconcile_order(self, unknown: OrderOutcomeUnknown | Mapping[str, Any]) -> DailyOrder | None:
+    def reconcile_order(
+        self, unknown: OrderOutcomeUnknown | Mapping[str, Any]
+    ) -> DailyOrder | None:
         """Look up an order whose outcome is unknown among today's orders.
 
         Returns the order if it reached the exchange, or ``None`` if it did not (resending is
@@ -177,11 +227,18 @@ class KISClient(ClientBase):
         """
         request = unknown.request if isinstance(unknown, OrderOutcomeUnknown) else unknown
         today = self._settings.clock.now().astimezone(KST).date()
-        return self._run(ops.reconcile(self._settings.env, self._settings.require_account(), request, today))
+        return self._run(
+            ops.reconcile(self._settings.env, self._settings.require_account(), request, today)
+        )
 
     def request(
-        self, method: str, path: str, *, tr_id: str | None = None,
-        params: Mapping[str, str] | None = None, body: Mapping[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        tr_id: str | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
         """Call any endpoint: the escape hatch, with the same limits, token and retries.
@@ -192,9 +249,15 @@ class KISClient(ClientBase):
         return self._execute(self._escape_hatch_call(method, path, tr_id, params, body, headers))
 
     def paginate(
-        self, method: str, path: str, *, tr_id: str | None = None,
-        params: Mapping[str, str] | None = None, body: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None, max_pages: int | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        tr_id: str | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_pages: int | None = None,
     ) -> Iterator[Response]:
         """Yield every page of a ``tr_cont`` / ``CTX_AREA_*`` paginated call (facts §4.3)."""
         call: Call | None = self._escape_hatch_call(method, path, tr_id, params, body, headers)
@@ -211,6 +274,7 @@ class KISClient(ClientBase):
 
     def revoke(self) -> None:
         """Revoke the current access token on the server and forget it locally."""
+
         def revoke_fn(token: Token) -> None:
             self._execute(self._revoke_call(token.access_token), limited=False)
 
@@ -253,19 +317,28 @@ class KISClient(ClientBase):
             raise self._final_error(signal) from None
         raise AssertionError("unreachable: tenacity re-raises the last attempt")  # pragma: no cover
 
-    def _attempt(self, call: Call, number: int, controls: RetryControls, *, limited: bool) -> Response:
+    def _attempt(
+        self, call: Call, number: int, controls: RetryControls, *, limited: bool
+    ) -> Response:
         s = self._settings
         if limited:
             self._limiter.acquire()
         waited_from = s.clock.monotonic()
         token = self._tokens.get() if call.endpoint.authenticated else None
         controls.exclude(s.clock.monotonic() - waited_from)
-        headers = build_headers(call, app_key=s.app_key, app_secret=s.app_secret,
-                                authorization=token.authorization if token else None)
+        headers = build_headers(
+            call,
+            app_key=s.app_key,
+            app_secret=s.app_secret,
+            authorization=token.authorization if token else None,
+        )
         try:
             http_response = self._http.request(
-                call.endpoint.method, s.url(call.endpoint.path), params=call.params,
-                json=call.body, headers=headers,
+                call.endpoint.method,
+                s.url(call.endpoint.path),
+                params=call.params,
+                json=call.body,
+                headers=headers,
             )
         except httpx.HTTPError as exc:
             attempt = attempt_from_exception(number, exc)

@@ -72,12 +72,22 @@ class CodeInfo:
         return self.kind in (Kind.RATE_LIMITED, Kind.TOKEN_EXPIRED, Kind.TOKEN_INVALID)
 
 
-def _row(code: str, kind: Kind, message: str, retryable: bool = False, wait_s: float = 0.0) -> CodeInfo:
+def _row(
+    code: str, kind: Kind, message: str, retryable: bool = False, wait_s: float = 0.0
+) -> CodeInfo:
     return CodeInfo(code, kind, message, retryable, wait_s)
 
 
-def _span(prefix: str, first: int, last: int, width: int, kind: Kind, message: str,
-          retryable: bool = False, wait_s: float = 0.0) -> list[CodeInfo]:
+def _span(
+    prefix: str,
+    first: int,
+    last: int,
+    width: int,
+    kind: Kind,
+    message: str,
+    retryable: bool = False,
+    wait_s: float = 0.0,
+) -> list[CodeInfo]:
     return [
         _row(f"{prefix}{n:0{width}d}", kind, message, retryable, wait_s)
         for n in range(first, last + 1)
@@ -114,7 +124,13 @@ _ROWS: list[CodeInfo] = [
     _row("EGW00130", _K.AUTH, "유효하지 않은 사용자입니다."),
     _row("EGW00131", _K.BAD_REQUEST, "유효하지 않은 hashkey 입니다."),
     _row("EGW00132", _K.BAD_REQUEST, "Content-Type이 유효하지 않습니다."),
-    _row("EGW00133", _K.TOKEN_THROTTLED, "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)", True, 60.0),
+    _row(
+        "EGW00133",
+        _K.TOKEN_THROTTLED,
+        "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)",
+        True,
+        60.0,
+    ),
     _row("EGW00201", _K.RATE_LIMITED, "초당 거래건수를 초과하였습니다.", True, 1.0),
     _row("EGW00202", _K.TRANSIENT, "GW라우팅 중 오류가 발생했습니다.", True, 0.5),
     _row("EGW00203", _K.TRANSIENT, "OPS라우팅 중 오류가 발생했습니다.", True, 0.5),
@@ -131,7 +147,9 @@ _ROWS: list[CodeInfo] = [
     # sends it with PAPER_TR_MISMATCH_MESSAGE for a real-only tr_id on the paper host.
     _row("EGW00213", _K.WRONG_ENVIRONMENT, PAPER_TR_MISMATCH_MESSAGE),
     _row("EGW00300", _K.TRANSIENT, "OPS라우팅 중 오류가 발생했습니다.", True, 0.5),
-    _row("EGW02004", _K.WRONG_ENVIRONMENT, "실전투자 도메인은 모의투자 앱키로 호출하실 수 없습니다."),
+    _row(
+        "EGW02004", _K.WRONG_ENVIRONMENT, "실전투자 도메인은 모의투자 앱키로 호출하실 수 없습니다."
+    ),
     # --- OPS (back-end) codes ---
     _row("OPSQ0001", _K.BAD_REQUEST, "호출 전처리 오류입니다."),
     _row("OPSQ0002", _K.WRONG_ENVIRONMENT, "없는 서비스 코드 입니다"),
@@ -158,7 +176,13 @@ _ROWS: list[CodeInfo] = [
     _row("OPSP8996", _K.AUTH, "ALREADY IN USE appkey"),
     # --- business codes (HTTP 200, rt_cd != "0") ---
     _row("40580000", _K.BUSINESS, "모의투자 장종료 입니다."),
-    _row("90020000", _K.TRANSIENT, "모의투자 서비스가 지연되고 있습니다. 잠시후 재시도 바랍니다.", True, 1.0),
+    _row(
+        "90020000",
+        _K.TRANSIENT,
+        "모의투자 서비스가 지연되고 있습니다. 잠시후 재시도 바랍니다.",
+        True,
+        1.0,
+    ),
     _row("APBK0919", _K.BUSINESS, "장운영일자가 주문일과 상이합니다"),
     _row("APAC0081", _K.BUSINESS, "계좌번호 입력 오류입니다"),
     _row("40070000", _K.BUSINESS, "매매불가 종목입니다."),
@@ -185,7 +209,12 @@ def lookup(code: str | None) -> CodeInfo | None:
     found = CODES.get(code)
     if found is not None:
         return found
-    if code.startswith("OPSP") and code[4:].isascii() and code[4:].isdigit():
-        if 8992 <= int(code[4:]) <= 9999:
-            return attrs.evolve(_WS_FORMAT_ERROR, code=code)
+    number = code[4:]
+    if (
+        code.startswith("OPSP")
+        and number.isascii()
+        and number.isdigit()
+        and 8992 <= int(number) <= 9999
+    ):
+        return attrs.evolve(_WS_FORMAT_ERROR, code=code)
     return None

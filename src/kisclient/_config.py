@@ -15,11 +15,11 @@ import attrs
 __all__ = [
     "DAILY_CHART_MAX_ROWS",
     "ENDPOINTS",
+    "KST",
     "MULTIPRICE_MAX_CODES",
     "TOKEN_LIFETIME_S",
     "TOKEN_MIN_ISSUE_INTERVAL_S",
     "TOKEN_REUSE_WINDOW_S",
-    "KST",
     "Endpoint",
     "Env",
     "EnvName",
@@ -128,7 +128,7 @@ class Endpoint:
     idempotent: bool = True
     #: Token endpoints need no bearer token; everything else does.
     authenticated: bool = True
-    #: Whether ``appkey``/``appsecret`` go in the headers (the OAuth endpoints take them in the body).
+    #: Whether ``appkey``/``appsecret`` go in the headers (OAuth endpoints take them in the body).
     key_headers: bool = True
 
     def tr_id(self, env: Env, side: Side | None = None, *, legacy: bool = False) -> str:
@@ -189,36 +189,50 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("hashkey", "POST", "/uapi/hashkey", authenticated=False),
         Endpoint("inquire_price", "GET", f"{_QUOTATIONS}/inquire-price", _both("FHKST01010100")),
         Endpoint(
-            "inquire_daily_price", "GET", f"{_QUOTATIONS}/inquire-daily-price",
+            "inquire_daily_price",
+            "GET",
+            f"{_QUOTATIONS}/inquire-daily-price",
             _both("FHKST01010400"),
         ),
         Endpoint(
-            "inquire_daily_itemchartprice", "GET", f"{_QUOTATIONS}/inquire-daily-itemchartprice",
+            "inquire_daily_itemchartprice",
+            "GET",
+            f"{_QUOTATIONS}/inquire-daily-itemchartprice",
             _both("FHKST03010100"),
         ),
         # Real only: the postman table leaves the paper column empty (facts §5.6).
         Endpoint(
-            "intstock_multprice", "GET", f"{_QUOTATIONS}/intstock-multprice",
+            "intstock_multprice",
+            "GET",
+            f"{_QUOTATIONS}/intstock-multprice",
             {(Env.REAL, None): "FHKST11300006"},
         ),
         Endpoint(
-            "inquire_balance", "GET", f"{_TRADING}/inquire-balance",
+            "inquire_balance",
+            "GET",
+            f"{_TRADING}/inquire-balance",
             _with_paper_twin({None: "TTTC8434R"}),
         ),
         Endpoint(
-            "order_cash", "POST", f"{_TRADING}/order-cash",
+            "order_cash",
+            "POST",
+            f"{_TRADING}/order-cash",
             _with_paper_twin({"buy": "TTTC0012U", "sell": "TTTC0011U"}),
             legacy_tr_ids=_with_paper_twin({"buy": "TTTC0802U", "sell": "TTTC0801U"}),
             idempotent=False,
         ),
         Endpoint(
-            "order_rvsecncl", "POST", f"{_TRADING}/order-rvsecncl",
+            "order_rvsecncl",
+            "POST",
+            f"{_TRADING}/order-rvsecncl",
             _with_paper_twin({None: "TTTC0013U"}),
             legacy_tr_ids=_with_paper_twin({None: "TTTC0803U"}),
             idempotent=False,
         ),
         Endpoint(
-            "inquire_daily_ccld", "GET", f"{_TRADING}/inquire-daily-ccld",
+            "inquire_daily_ccld",
+            "GET",
+            f"{_TRADING}/inquire-daily-ccld",
             _with_paper_twin({None: "TTTC8001R"}),
         ),
     )

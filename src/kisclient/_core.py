@@ -195,7 +195,8 @@ def classify(call: Call, attempt: Attempt) -> Verdict:
     if attempt.phase is Phase.NOT_SENT:
         error = KISConnectionError(
             f"could not connect: {type(attempt.error).__name__}",
-            tr_id=call.tr_id, attempts=attempt.number,
+            tr_id=call.tr_id,
+            attempts=attempt.number,
         )
         return Verdict("retry", error=error, wait_s=_TRANSPORT_RETRY_WAIT_S, budget_cost=5)
     if attempt.phase is Phase.MAYBE_SENT:
@@ -205,9 +206,13 @@ def classify(call: Call, attempt: Attempt) -> Verdict:
     body = _parse_json(attempt.text)
     if body is None:
         if 200 <= status < 300 or status >= 500:
-            what = "malformed JSON" if 200 <= status < 300 else f"HTTP {status} without a KIS envelope"
+            what = (
+                "malformed JSON" if 200 <= status < 300 else f"HTTP {status} without a KIS envelope"
+            )
             return _unknown(call, attempt, what)
-        return Verdict("fail", error=_error(BadRequest, f"HTTP {status}", call, attempt, None, None))
+        return Verdict(
+            "fail", error=_error(BadRequest, f"HTTP {status}", call, attempt, None, None)
+        )
 
     if "error_code" in body:  # the token endpoints' error shape (facts §2.1)
         return _token_endpoint_error(call, attempt, body)
@@ -218,7 +223,9 @@ def classify(call: Call, attempt: Attempt) -> Verdict:
             return Verdict("success", data=body)
         if status >= 500:
             return _unknown(call, attempt, f"HTTP {status} without a KIS envelope")
-        return Verdict("fail", error=_error(BadRequest, f"HTTP {status}", call, attempt, None, None))
+        return Verdict(
+            "fail", error=_error(BadRequest, f"HTTP {status}", call, attempt, None, None)
+        )
 
     msg_cd = _text(body.get("msg_cd"))
     msg1 = _text(body.get("msg1"))
@@ -239,8 +246,10 @@ def _known_code(
     kind = info.kind
     if kind is Kind.RATE_LIMITED:
         return Verdict(
-            "retry", error=err(RateLimited, "rate limit exceeded"),
-            wait_s=0.0, penalize_s=info.wait_s,
+            "retry",
+            error=err(RateLimited, "rate limit exceeded"),
+            wait_s=0.0,
+            penalize_s=info.wait_s,
         )
     if info.token_related:
         return Verdict("retry", error=err(TokenError, "access token refused"), refresh_token=True)
@@ -251,8 +260,10 @@ def _known_code(
             return _unknown(call, attempt, f"gateway error {msg_cd} on an order", msg_cd, msg1)
         action: Literal["retry", "fail"] = "fail" if call.is_order else "retry"
         return Verdict(
-            action, error=err(ServiceUnavailable, "temporary KIS failure"),
-            wait_s=info.wait_s, budget_cost=5,
+            action,
+            error=err(ServiceUnavailable, "temporary KIS failure"),
+            wait_s=info.wait_s,
+            budget_cost=5,
         )
     if kind is Kind.WRONG_ENVIRONMENT:
         return Verdict("fail", error=err(WrongEnvironment, "wrong environment for this call"))
@@ -274,9 +285,7 @@ def _unknown_code(call: Call, attempt: Attempt, status: int, msg_cd: str, msg1: 
         )
     if status >= 500:
         return _unknown(call, attempt, f"HTTP {status} with unknown code", msg_cd, msg1)
-    return Verdict(
-        "fail", error=_error(BadRequest, f"HTTP {status}", call, attempt, msg_cd, msg1)
-    )
+    return Verdict("fail", error=_error(BadRequest, f"HTTP {status}", call, attempt, msg_cd, msg1))
 
 
 def _token_endpoint_error(call: Call, attempt: Attempt, body: Mapping[str, Any]) -> Verdict:
@@ -290,13 +299,18 @@ def _token_endpoint_error(call: Call, attempt: Attempt, body: Mapping[str, Any])
         if call.is_order:
             return _unknown(call, attempt, f"gateway error {code} on an order", code, description)
         return Verdict(
-            "retry", error=_error(ServiceUnavailable, "token endpoint failed", call, attempt,
-                                  code, description),
-            wait_s=info.wait_s, budget_cost=5,
+            "retry",
+            error=_error(
+                ServiceUnavailable, "token endpoint failed", call, attempt, code, description
+            ),
+            wait_s=info.wait_s,
+            budget_cost=5,
         )
     else:
         cls = AuthError
-    return Verdict("fail", error=_error(cls, "token endpoint refused", call, attempt, code, description))
+    return Verdict(
+        "fail", error=_error(cls, "token endpoint refused", call, attempt, code, description)
+    )
 
 
 def _unknown(
@@ -306,24 +320,40 @@ def _unknown(
     if call.is_order:
         error: KISError = OrderOutcomeUnknown(
             f"order outcome unknown ({what}); reconcile before resending",
-            request=call.request or {}, msg_cd=msg_cd, msg1=msg1, http_status=attempt.status,
-            tr_id=call.tr_id, raw_body=attempt.text, attempts=attempt.number,
+            request=call.request or {},
+            msg_cd=msg_cd,
+            msg1=msg1,
+            http_status=attempt.status,
+            tr_id=call.tr_id,
+            raw_body=attempt.text,
+            attempts=attempt.number,
         )
         return Verdict("fail", error=error)
     cls = GatewayError if attempt.phase is Phase.RESPONDED else OutcomeUnknown
     return Verdict(
-        "retry", error=_error(cls, what, call, attempt, msg_cd, msg1),
-        wait_s=_TRANSPORT_RETRY_WAIT_S, budget_cost=10 if attempt.error else 5,
+        "retry",
+        error=_error(cls, what, call, attempt, msg_cd, msg1),
+        wait_s=_TRANSPORT_RETRY_WAIT_S,
+        budget_cost=10 if attempt.error else 5,
     )
 
 
 def _error(
-    cls: type[KISError], what: str, call: Call, attempt: Attempt, msg_cd: str | None,
+    cls: type[KISError],
+    what: str,
+    call: Call,
+    attempt: Attempt,
+    msg_cd: str | None,
     msg1: str | None,
 ) -> KISError:
     return cls(
-        what, msg_cd=msg_cd, msg1=msg1, http_status=attempt.status, tr_id=call.tr_id,
-        raw_body=attempt.text, attempts=attempt.number,
+        what,
+        msg_cd=msg_cd,
+        msg1=msg1,
+        http_status=attempt.status,
+        tr_id=call.tr_id,
+        raw_body=attempt.text,
+        attempts=attempt.number,
     )
 
 
@@ -418,4 +448,3 @@ def next_page(
         params[key.upper()] = "" if value is None else str(value)
     headers = {**call.headers, "tr_cont": "N"}
     return attrs.evolve(call, params=params, headers=headers)
-

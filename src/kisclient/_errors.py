@@ -14,10 +14,9 @@ No exception text or repr ever contains an app key, secret, token or account num
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._codes import CodeInfo
+from ._codes import CodeInfo, lookup
 
 __all__ = [
     "AuthError",
@@ -93,8 +92,6 @@ class KISError(Exception):
     @property
     def code_info(self) -> CodeInfo | None:
         """The message-code table's row for :attr:`msg_cd`, if the code is known."""
-        from ._codes import lookup
-
         return lookup(self.msg_cd)
 
 
@@ -203,4 +200,4 @@ class InvalidAccount(ValidationError):
 
 
 class ConfigurationError(ValueError):
-    """Client configuration is missing or inconsistent (for example an unset environment variable)."""
+    """Client configuration is missing or inconsistent (for example an unset variable)."""

@@ -15,7 +15,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
-from ._config import DAILY_CHART_MAX_ROWS, ENDPOINTS, MULTIPRICE_MAX_CODES, KST, Env, Side
+from ._config import DAILY_CHART_MAX_ROWS, ENDPOINTS, KST, MULTIPRICE_MAX_CODES, Env, Side
 from ._core import Call, next_page
 from ._errors import EndpointUnavailable, GatewayError, KISError, ValidationError
 from ._models import Balance, DailyBar, DailyOrder, ModelError, OrderResult, PriceBatch, Quote
@@ -56,7 +56,9 @@ def _tr(endpoint_name: str, env: Env, side: Side | None = None, *, legacy: bool 
     try:
         return endpoint.tr_id(env, side, legacy=legacy)
     except KeyError:
-        raise EndpointUnavailable(f"{endpoint_name} is not available in the {env.value} environment") from None
+        raise EndpointUnavailable(
+            f"{endpoint_name} is not available in the {env.value} environment"
+        ) from None
 
 
 def _yyyymmdd(day: dt.date) -> str:
@@ -69,7 +71,8 @@ def _yyyymmdd(day: dt.date) -> str:
 def price_call(env: Env, code: StockCode) -> Call:
     """The current-price call for one code (facts §5.2)."""
     return Call(
-        ENDPOINTS["inquire_price"], _tr("inquire_price", env),
+        ENDPOINTS["inquire_price"],
+        _tr("inquire_price", env),
         params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code.query_code},
     )
 
@@ -121,7 +124,9 @@ def get_prices_multi(codes: list[StockCode], batch: PriceBatch) -> Operation[Non
         for code in chunk:
             row = by_code.get(code.code) or by_code.get(code.query_code)
             if row is None:
-                batch.failed[code.code] = GatewayError(f"{code.code} missing from the multi-price answer")
+                batch.failed[code.code] = GatewayError(
+                    f"{code.code} missing from the multi-price answer"
+                )
             else:
                 _settle_quote(batch, code, functools.partial(Quote.from_multprice, row))
 
@@ -170,7 +175,9 @@ def get_prices_for(env: Env, group: list[StockCode], batch: PriceBatch) -> Opera
         yield from get_prices_single(env, group, batch)
 
 
-def get_daily_prices(env: Env, raw_code: str, start: dt.date, end: dt.date) -> Operation[list[DailyBar]]:
+def get_daily_prices(
+    env: Env, raw_code: str, start: dt.date, end: dt.date
+) -> Operation[list[DailyBar]]:
     """Daily bars in ``[start, end]``, oldest first, stepping the date window past 100 rows."""
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
@@ -179,11 +186,15 @@ def get_daily_prices(env: Env, raw_code: str, start: dt.date, end: dt.date) -> O
     window_end = end
     while window_end >= start:
         call = Call(
-            ENDPOINTS["inquire_daily_itemchartprice"], _tr("inquire_daily_itemchartprice", env),
+            ENDPOINTS["inquire_daily_itemchartprice"],
+            _tr("inquire_daily_itemchartprice", env),
             params={
-                "FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code.query_code,
-                "FID_INPUT_DATE_1": _yyyymmdd(start), "FID_INPUT_DATE_2": _yyyymmdd(window_end),
-                "FID_PERIOD_DIV_CODE": "D", "FID_ORG_ADJ_PRC": "0",
+                "FID_COND_MRKT_DIV_CODE": "J",
+                "FID_INPUT_ISCD": code.query_code,
+                "FID_INPUT_DATE_1": _yyyymmdd(start),
+                "FID_INPUT_DATE_2": _yyyymmdd(window_end),
+                "FID_PERIOD_DIV_CODE": "D",
+                "FID_ORG_ADJ_PRC": "0",
             },
         )
         response = yield call
@@ -205,12 +216,20 @@ def get_daily_prices(env: Env, raw_code: str, start: dt.date, end: dt.date) -> O
 def balance_call(env: Env, account: Account) -> Call:
     """The first page of the balance inquiry (facts §5.5)."""
     return Call(
-        ENDPOINTS["inquire_balance"], _tr("inquire_balance", env),
+        ENDPOINTS["inquire_balance"],
+        _tr("inquire_balance", env),
         params={
-            "CANO": account.cano, "ACNT_PRDT_CD": account.product_code,
-            "AFHR_FLPR_YN": "N", "OFL_YN": "", "INQR_DVSN": "02", "UNPR_DVSN": "01",
-            "FUND_STTL_ICLD_YN": "N", "FNCG_AMT_AUTO_RDPT_YN": "N", "PRCS_DVSN": "00",
-            "CTX_AREA_FK100": "", "CTX_AREA_NK100": "",
+            "CANO": account.cano,
+            "ACNT_PRDT_CD": account.product_code,
+            "AFHR_FLPR_YN": "N",
+            "OFL_YN": "",
+            "INQR_DVSN": "02",
+            "UNPR_DVSN": "01",
+            "FUND_STTL_ICLD_YN": "N",
+            "FNCG_AMT_AUTO_RDPT_YN": "N",
+            "PRCS_DVSN": "00",
+            "CTX_AREA_FK100": "",
+            "CTX_AREA_NK100": "",
         },
     )
 
@@ -233,8 +252,14 @@ def get_balance(env: Env, account: Account) -> Operation[Balance]:
 
 
 def order_call(
-    env: Env, account: Account, side: Side, code: StockCode, qty: int, price: int | None,
-    *, legacy_tr_id: bool = False,
+    env: Env,
+    account: Account,
+    side: Side,
+    code: StockCode,
+    qty: int,
+    price: int | None,
+    *,
+    legacy_tr_id: bool = False,
 ) -> Call:
     """A cash order (facts §5.4): limit when *price* is given, market otherwise."""
     if side not in ("buy", "sell"):
@@ -246,17 +271,27 @@ def order_call(
     tr_id = _tr("order_cash", env, side, legacy=legacy_tr_id)
     body = {
         # PDNO is 6 characters, 7 for an ETN (its Q kept; facts §5.4).
-        "CANO": account.cano, "ACNT_PRDT_CD": account.product_code, "PDNO": code.query_code,
+        "CANO": account.cano,
+        "ACNT_PRDT_CD": account.product_code,
+        "PDNO": code.query_code,
         "ORD_DVSN": "00" if price is not None else "01",
-        "ORD_QTY": str(qty), "ORD_UNPR": str(price) if price is not None else "0",
+        "ORD_QTY": str(qty),
+        "ORD_UNPR": str(price) if price is not None else "0",
     }
     request = {"side": side, "code": code.code, "qty": qty, "price": price, "tr_id": tr_id}
     return Call(ENDPOINTS["order_cash"], tr_id, body=body, request=request)
 
 
 def order_cash(
-    env: Env, account: Account, side: Side, raw_code: str, qty: int, price: int | None,
-    *, legacy_tr_id: bool = False, now: dt.datetime | None = None,
+    env: Env,
+    account: Account,
+    side: Side,
+    raw_code: str,
+    qty: int,
+    price: int | None,
+    *,
+    legacy_tr_id: bool = False,
+    now: dt.datetime | None = None,
 ) -> Operation[OrderResult]:
     code = normalize_code(raw_code)
     call = order_call(env, account, side, code, qty, price, legacy_tr_id=legacy_tr_id)
@@ -270,9 +305,15 @@ def cancel_order(env: Env, account: Account, order: DailyOrder) -> Operation[Ord
     """Cancel the whole remaining quantity of *order* (facts §5.4, order-rvsecncl)."""
     tr_id = _tr("order_rvsecncl", env)
     body = {
-        "CANO": account.cano, "ACNT_PRDT_CD": account.product_code,
-        "KRX_FWDG_ORD_ORGNO": order.branch, "ORGN_ODNO": order.order_no, "ORD_DVSN": "00",
-        "RVSE_CNCL_DVSN_CD": "02", "ORD_QTY": "0", "ORD_UNPR": "0", "QTY_ALL_ORD_YN": "Y",
+        "CANO": account.cano,
+        "ACNT_PRDT_CD": account.product_code,
+        "KRX_FWDG_ORD_ORGNO": order.branch,
+        "ORGN_ODNO": order.order_no,
+        "ORD_DVSN": "00",
+        "RVSE_CNCL_DVSN_CD": "02",
+        "ORD_QTY": "0",
+        "ORD_UNPR": "0",
+        "QTY_ALL_ORD_YN": "Y",
     }
     request = {"cancel": order.order_no, "code": order.code, "tr_id": tr_id}
     response = yield Call(ENDPOINTS["order_rvsecncl"], tr_id, body=body, request=request)
@@ -280,20 +321,35 @@ def cancel_order(env: Env, account: Account, order: DailyOrder) -> Operation[Ord
 
 
 def get_daily_orders(
-    env: Env, account: Account, start: dt.date, end: dt.date, *, code: str | None = None,
+    env: Env,
+    account: Account,
+    start: dt.date,
+    end: dt.date,
+    *,
+    code: str | None = None,
     side: Side | None = None,
 ) -> Operation[list[DailyOrder]]:
     """Orders and fills in ``[start, end]`` (all pages), for reconciliation."""
     pdno = normalize_code(code).code if code else ""
     side_code = {"sell": "01", "buy": "02", None: "00"}[side]
     call: Call | None = Call(
-        ENDPOINTS["inquire_daily_ccld"], _tr("inquire_daily_ccld", env),
+        ENDPOINTS["inquire_daily_ccld"],
+        _tr("inquire_daily_ccld", env),
         params={
-            "CANO": account.cano, "ACNT_PRDT_CD": account.product_code,
-            "INQR_STRT_DT": _yyyymmdd(start), "INQR_END_DT": _yyyymmdd(end),
-            "SLL_BUY_DVSN_CD": side_code, "INQR_DVSN": "00", "PDNO": pdno, "CCLD_DVSN": "00",
-            "ORD_GNO_BRNO": "", "ODNO": "", "INQR_DVSN_3": "00", "INQR_DVSN_1": "",
-            "CTX_AREA_FK100": "", "CTX_AREA_NK100": "",
+            "CANO": account.cano,
+            "ACNT_PRDT_CD": account.product_code,
+            "INQR_STRT_DT": _yyyymmdd(start),
+            "INQR_END_DT": _yyyymmdd(end),
+            "SLL_BUY_DVSN_CD": side_code,
+            "INQR_DVSN": "00",
+            "PDNO": pdno,
+            "CCLD_DVSN": "00",
+            "ORD_GNO_BRNO": "",
+            "ODNO": "",
+            "INQR_DVSN_3": "00",
+            "INQR_DVSN_1": "",
+            "CTX_AREA_FK100": "",
+            "CTX_AREA_NK100": "",
         },
     )
     orders: list[DailyOrder] = []
@@ -315,16 +371,25 @@ def reconcile(
     """
     side = request.get("side")
     orders = yield from get_daily_orders(
-        env, account, today, today, code=str(request["code"]),
+        env,
+        account,
+        today,
+        today,
+        code=str(request["code"]),
         side=side if side in ("buy", "sell") else None,
     )
     sent_at = request.get("sent_at")
     earliest = None
     if sent_at:
-        earliest = (dt.datetime.fromisoformat(str(sent_at)).astimezone(KST) - dt.timedelta(minutes=1)).strftime("%H%M%S")
+        earliest = (
+            dt.datetime.fromisoformat(str(sent_at)).astimezone(KST) - dt.timedelta(minutes=1)
+        ).strftime("%H%M%S")
     matches = [
-        o for o in orders
-        if o.code == request["code"] and o.side == side and o.quantity == request["qty"]
+        o
+        for o in orders
+        if o.code == request["code"]
+        and o.side == side
+        and o.quantity == request["qty"]
         and (request.get("price") is None or o.price == request["price"])
         and (earliest is None or o.ordered_at >= earliest)
     ]

@@ -19,7 +19,14 @@ from ._validation import Account, parse_account
 __all__ = ["ENV_VARS", "ClientSettings", "default_state_dir", "settings_from_env"]
 
 #: The environment variables :meth:`KISClient.from_env` reads.
-ENV_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ENV", "KIS_ACCOUNT", "KIS_BASE_URL", "KIS_STATE_DIR")
+ENV_VARS = (
+    "KIS_APP_KEY",
+    "KIS_APP_SECRET",
+    "KIS_ENV",
+    "KIS_ACCOUNT",
+    "KIS_BASE_URL",
+    "KIS_STATE_DIR",
+)
 
 
 def default_state_dir() -> pathlib.Path:
@@ -87,11 +94,16 @@ class ClientSettings:
             parsed_env = parse_env(env)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        parsed_account = account if isinstance(account, Account) or account is None else parse_account(account)
+        parsed_account = (
+            account if isinstance(account, Account) or account is None else parse_account(account)
+        )
         url = (base_url or env_settings(parsed_env).base_url).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"base_url must start with http:// or https://, not {url!r}")
-        if timeout <= 0 or min(quote_cache_ttl, refresh_margin, token_min_interval, rate_margin) < 0:
+        if (
+            timeout <= 0
+            or min(quote_cache_ttl, refresh_margin, token_min_interval, rate_margin) < 0
+        ):
             raise ConfigurationError("timeouts, margins and TTLs must not be negative")
         return cls(
             app_key=app_key,
@@ -142,8 +154,12 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str
     if missing:
         raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
     kwargs = {"app_key": environ["KIS_APP_KEY"], "app_secret": environ["KIS_APP_SECRET"]}
-    for name, arg in (("KIS_ENV", "env"), ("KIS_ACCOUNT", "account"), ("KIS_BASE_URL", "base_url"),
-                      ("KIS_STATE_DIR", "state_dir")):
+    for name, arg in (
+        ("KIS_ENV", "env"),
+        ("KIS_ACCOUNT", "account"),
+        ("KIS_BASE_URL", "base_url"),
+        ("KIS_STATE_DIR", "state_dir"),
+    ):
         if environ.get(name):
             kwargs[arg] = environ[name]
     return kwargs

@@ -16,8 +16,11 @@ from kisclient import KISClient
 def main() -> None:
     codes = sys.argv[1:]
     kis = KISClient(
-        os.environ["KIS_APP_KEY"], os.environ["KIS_APP_SECRET"], env=os.environ.get("KIS_ENV", "real"),
-        base_url=os.environ["KIS_BASE_URL"], state_dir=os.environ["KIS_STATE_DIR"],
+        os.environ["KIS_APP_KEY"],
+        os.environ["KIS_APP_SECRET"],
+        env=os.environ.get("KIS_ENV", "real"),
+        base_url=os.environ["KIS_BASE_URL"],
+        state_dir=os.environ["KIS_STATE_DIR"],
     )
     sys.stdin.readline()  # the parent releases every worker at once
     with kis:

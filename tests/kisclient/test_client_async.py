@@ -8,8 +8,8 @@ import pathlib
 import threading
 
 import pytest
-from kis_support import async_client, make_fake, sync_client
 
+from kis_support import async_client, make_fake, sync_client
 from kisclient import (
     AsyncKISClient,
     InvalidStockCode,
@@ -42,7 +42,7 @@ def test_public_signatures_match() -> None:
             assert isinstance(twin, classmethod), name
             continue
         assert callable(member) and callable(twin)
-        sync_sig, async_sig = inspect.signature(member), inspect.signature(twin)  # type: ignore[arg-type]
+        sync_sig, async_sig = inspect.signature(member), inspect.signature(twin)
         sync_params = [(p.name, p.kind, p.default) for p in sync_sig.parameters.values()]
         async_params = [(p.name, p.kind, p.default) for p in async_sig.parameters.values()]
         assert sync_params == async_params, name
@@ -50,9 +50,17 @@ def test_public_signatures_match() -> None:
             assert inspect.isasyncgenfunction(twin), name
         else:
             assert inspect.iscoroutinefunction(twin), name
-    init_sync = [(p.name, p.kind, p.default) for p in inspect.signature(KISClient.__init__).parameters.values()]
-    init_async = [(p.name, p.kind, p.default) for p in inspect.signature(AsyncKISClient.__init__).parameters.values()]
-    assert [p for p in init_sync if p[0] != "transport"] == [p for p in init_async if p[0] != "transport"]
+    init_sync = [
+        (p.name, p.kind, p.default)
+        for p in inspect.signature(KISClient.__init__).parameters.values()
+    ]
+    init_async = [
+        (p.name, p.kind, p.default)
+        for p in inspect.signature(AsyncKISClient.__init__).parameters.values()
+    ]
+    assert [p for p in init_sync if p[0] != "transport"] == [
+        p for p in init_async if p[0] != "transport"
+    ]
 
 
 async def test_batch_success_per_code_on_paper_and_multi_on_real(tmp_path: pathlib.Path) -> None:
@@ -103,7 +111,9 @@ async def test_revoked_token_mid_batch_causes_exactly_one_reissue(tmp_path: path
             fake.revoke_all_tokens()
 
     async with async_client(fake, app, clock, tmp_path) as kis:
-        batch = await kis.get_prices(fake.universe[:40], multi=False, concurrency=8, progress=progress)
+        batch = await kis.get_prices(
+            fake.universe[:40], multi=False, concurrency=8, progress=progress
+        )
         assert kis.token_issuances == 2
     assert len(batch.succeeded) == 40
     assert fake.stats.token_issuances(app.app_key) == 2
@@ -134,7 +144,9 @@ async def test_cancelling_a_batch_leaves_no_tasks(tmp_path: pathlib.Path) -> Non
             if done >= 3:
                 started.set()
 
-        task = asyncio.create_task(kis.get_prices(fake.universe[:50], concurrency=5, progress=progress))
+        task = asyncio.create_task(
+            kis.get_prices(fake.universe[:50], concurrency=5, progress=progress)
+        )
         await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -178,10 +190,18 @@ async def test_loopback_async_batch(tmp_path: pathlib.Path) -> None:
     fake = FakeKIS(seed=3, rate_limits={"real": 0, "paper": 0})
     app = fake.add_app(env="real")
     with FakeKISServer(fake) as server:
-        async with AsyncKISClient(app.app_key, app.app_secret, env="real", base_url=server.base_url("real"),
-                                  state_dir=tmp_path, rate_limits=[]) as kis:
+        async with AsyncKISClient(
+            app.app_key,
+            app.app_secret,
+            env="real",
+            base_url=server.base_url("real"),
+            state_dir=tmp_path,
+            rate_limits=[],
+        ) as kis:
             batch = await kis.get_prices(fake.universe[:25], multi=False, concurrency=5)
-    assert {c: q.price for c, q in batch.succeeded.items()} == {c: fake.price_of(c) for c in fake.universe[:25]}
+    assert {c: q.price for c, q in batch.succeeded.items()} == {
+        c: fake.price_of(c) for c in fake.universe[:25]
+    }
 
 
 @pytest.mark.loopback
@@ -195,13 +215,17 @@ def test_sync_and_async_clients_in_one_process_share_one_budget(tmp_path: pathli
 
         def run_sync() -> None:
             try:
-                with KISClient(app.app_key, app.app_secret, base_url=base, state_dir=tmp_path) as kis:
+                with KISClient(
+                    app.app_key, app.app_secret, base_url=base, state_dir=tmp_path
+                ) as kis:
                     kis.get_prices(codes, multi=False)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
+            except BaseException as exc:
                 errors.append(exc)
 
         async def run_async() -> int:
-            async with AsyncKISClient(app.app_key, app.app_secret, base_url=base, state_dir=tmp_path) as kis:
+            async with AsyncKISClient(
+                app.app_key, app.app_secret, base_url=base, state_dir=tmp_path
+            ) as kis:
                 batch = await kis.get_prices(codes, multi=False, concurrency=4)
             return len(batch.succeeded)
 

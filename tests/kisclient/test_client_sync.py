@@ -8,8 +8,8 @@ import math
 import pathlib
 
 import pytest
-from kis_support import SESSION_TIME, make_fake, sync_client
 
+from kis_support import SESSION_TIME, make_fake, sync_client
 from kisclient import (
     AuthError,
     Balance,
@@ -27,7 +27,7 @@ from kisclient import (
     WrongEnvironment,
 )
 from kisclient._config import ENDPOINTS
-from kisclient.testing import Fault
+from kisclient.testing import Fault, FaultKind
 
 PRICE_PATH = ENDPOINTS["inquire_price"].path
 ORDER_PATH = ENDPOINTS["order_cash"].path
@@ -223,8 +223,14 @@ def test_restart_reuses_the_stored_token(tmp_path: pathlib.Path) -> None:
 def test_bad_secret_is_an_auth_error_without_retries(tmp_path: pathlib.Path) -> None:
     fake, clock = make_fake()
     app = fake.add_app(env="real")
-    kis = KISClient(app.app_key, "x" * 180, env="real", state_dir=tmp_path,
-                    transport=fake.transport(), clock=clock)
+    kis = KISClient(
+        app.app_key,
+        "x" * 180,
+        env="real",
+        state_dir=tmp_path,
+        transport=fake.transport(),
+        clock=clock,
+    )
     with kis, pytest.raises(AuthError) as info:
         kis.get_price("005930")
     assert info.value.msg_cd == "EGW00105"
@@ -235,8 +241,12 @@ def test_paper_key_on_real_host_is_wrong_environment(tmp_path: pathlib.Path) -> 
     fake, clock = make_fake()
     paper = fake.add_app(env="paper")
     real_host_client = KISClient(
-        paper.app_key, paper.app_secret, env="real", state_dir=tmp_path,
-        transport=fake.transport(), clock=clock,
+        paper.app_key,
+        paper.app_secret,
+        env="real",
+        state_dir=tmp_path,
+        transport=fake.transport(),
+        clock=clock,
     )
     with real_host_client, pytest.raises((WrongEnvironment, AuthError)):
         real_host_client.get_price("005930")
@@ -263,7 +273,7 @@ def test_paper_order_after_hours_is_market_closed(tmp_path: pathlib.Path) -> Non
 
 @pytest.mark.parametrize("kind", ["drop_after", "read_timeout", "malformed_json", "truncated_json"])
 def test_ambiguous_order_failures_are_not_resent_and_reconcile_finds_the_order(
-    tmp_path: pathlib.Path, kind: str
+    tmp_path: pathlib.Path, kind: FaultKind
 ) -> None:
     fake, clock = make_fake()
     app = fake.add_app(env="real")
@@ -278,7 +288,9 @@ def test_ambiguous_order_failures_are_not_resent_and_reconcile_finds_the_order(
 
 
 @pytest.mark.parametrize("kind", ["drop_before", "http_5xx_bare"])
-def test_unprocessed_ambiguous_order_reconciles_to_none(tmp_path: pathlib.Path, kind: str) -> None:
+def test_unprocessed_ambiguous_order_reconciles_to_none(
+    tmp_path: pathlib.Path, kind: FaultKind
+) -> None:
     fake, clock = make_fake()
     app = fake.add_app(env="real")
     fake.faults.add(Fault(kind, path=ORDER_PATH))
@@ -291,7 +303,9 @@ def test_unprocessed_ambiguous_order_reconciles_to_none(tmp_path: pathlib.Path, 
 
 
 @pytest.mark.parametrize("kind", ["connect_error", "rate_burst"])
-def test_orders_that_never_arrived_are_retried_once_more(tmp_path: pathlib.Path, kind: str) -> None:
+def test_orders_that_never_arrived_are_retried_once_more(
+    tmp_path: pathlib.Path, kind: FaultKind
+) -> None:
     fake, clock = make_fake()
     app = fake.add_app(env="real")
     fake.faults.add(Fault(kind, path=ORDER_PATH))
@@ -314,19 +328,37 @@ def test_order_with_a_revoked_token_is_sent_once_after_reissue(tmp_path: pathlib
 def test_escape_hatch_and_pagination(tmp_path: pathlib.Path) -> None:
     fake, clock = make_fake()
     app = fake.add_app(env="real")
-    fake.seed_holdings(app.app_key, {code: 1 for code in fake.universe[:120]})
+    fake.seed_holdings(app.app_key, dict.fromkeys(fake.universe[:120], 1))
     cano, product = app.account.split("-")
     params = {
-        "CANO": cano, "ACNT_PRDT_CD": product, "AFHR_FLPR_YN": "N", "OFL_YN": "", "INQR_DVSN": "02",
-        "UNPR_DVSN": "01", "FUND_STTL_ICLD_YN": "N", "FNCG_AMT_AUTO_RDPT_YN": "N",
-        "PRCS_DVSN": "00", "CTX_AREA_FK100": "", "CTX_AREA_NK100": "",
+        "CANO": cano,
+        "ACNT_PRDT_CD": product,
+        "AFHR_FLPR_YN": "N",
+        "OFL_YN": "",
+        "INQR_DVSN": "02",
+        "UNPR_DVSN": "01",
+        "FUND_STTL_ICLD_YN": "N",
+        "FNCG_AMT_AUTO_RDPT_YN": "N",
+        "PRCS_DVSN": "00",
+        "CTX_AREA_FK100": "",
+        "CTX_AREA_NK100": "",
     }
     with sync_client(fake, app, clock, tmp_path) as kis:
-        one = kis.request("GET", PRICE_PATH, tr_id=ENDPOINTS["inquire_price"].tr_id(kis.environment),
-                          params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"})
-        pages = list(kis.paginate("GET", ENDPOINTS["inquire_balance"].path,
-                                  tr_id=ENDPOINTS["inquire_balance"].tr_id(kis.environment), params=params))
-        with pytest.raises(ValueError, match="(?i)authorization"):
+        one = kis.request(
+            "GET",
+            PRICE_PATH,
+            tr_id=ENDPOINTS["inquire_price"].tr_id(kis.environment),
+            params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"},
+        )
+        pages = list(
+            kis.paginate(
+                "GET",
+                ENDPOINTS["inquire_balance"].path,
+                tr_id=ENDPOINTS["inquire_balance"].tr_id(kis.environment),
+                params=params,
+            )
+        )
+        with pytest.raises(ValueError, match=r"(?i)authorization"):
             kis.request("GET", PRICE_PATH, headers={"Authorization": "Bearer x"})
     assert int(one.data["output"]["stck_prpr"]) == fake.price_of("005930")
     assert len(pages) == 3
@@ -340,7 +372,9 @@ def test_from_env_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None
         KISClient.from_env()
 
 
-def test_from_env_builds_a_working_client(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+def test_from_env_builds_a_working_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
     fake, clock = make_fake()
     app = fake.add_app(env="paper")
     monkeypatch.setenv("KIS_APP_KEY", app.app_key)
@@ -353,7 +387,9 @@ def test_from_env_builds_a_working_client(monkeypatch: pytest.MonkeyPatch, tmp_p
         assert kis.get_balance().is_empty
 
 
-def test_no_secret_reaches_logs_reprs_or_errors(tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_reaches_logs_reprs_or_errors(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     fake, clock = make_fake()
     app = fake.add_app(env="real")
@@ -364,8 +400,14 @@ def test_no_secret_reaches_logs_reprs_or_errors(tmp_path: pathlib.Path, caplog: 
         kis.get_price("005930")
         with pytest.raises(OrderOutcomeUnknown) as info:
             kis.order_cash("buy", "005930", 1)
-        texts = [caplog.text, repr(kis), str(info.value), repr(info.value), repr(kis.account),
-                 str(info.value.request)]
+        texts = [
+            caplog.text,
+            repr(kis),
+            str(info.value),
+            repr(info.value),
+            repr(kis.account),
+            str(info.value.request),
+        ]
     token_file = next(tmp_path.rglob("token.json")).read_text()
     secrets = [app.app_key, app.app_secret, app.account, app.account.replace("-", "")]
     for text in texts:
@@ -383,4 +425,3 @@ def test_state_dir_default_and_bad_arguments(tmp_path: pathlib.Path) -> None:
         KISClient("key", "secret", env="prod-ish")
     with pytest.raises(ConfigurationError, match="account"):
         KISClient("key", "secret", state_dir=tmp_path).get_balance()
-

@@ -43,7 +43,9 @@ from kisclient._errors import KISError
 
 READ = Call(ENDPOINTS["inquire_price"], "FHKST01010100", params={"FID_INPUT_ISCD": "005930"})
 ORDER = Call(
-    ENDPOINTS["order_cash"], "TTTC0012U", body={"PDNO": "005930"},
+    ENDPOINTS["order_cash"],
+    "TTTC0012U",
+    body={"PDNO": "005930"},
     request={"side": "buy", "code": "005930", "qty": 1, "price": None, "tr_id": "TTTC0012U"},
 )
 
@@ -60,42 +62,314 @@ def responded(status: int, text: str | None) -> Attempt:
 ROWS: list[tuple[str, Call, Attempt, str, type[KISError] | None, bool, bool]] = [
     ("read ok", READ, responded(200, envelope("0", "MCA00000")), "success", None, False, False),
     ("order ok", ORDER, responded(200, envelope("0", "APBK0013")), "success", None, False, False),
-    ("token body without envelope", READ, responded(200, '{"access_token": "x"}'), "success", None, False, False),
-    ("rate limit 500", READ, responded(500, envelope("1", "EGW00201")), "retry", RateLimited, False, True),
-    ("rate limit 200 (reported once)", READ, responded(200, envelope("1", "EGW00201")), "retry", RateLimited, False, True),
-    ("rate limit on order retries", ORDER, responded(500, envelope("1", "EGW00201")), "retry", RateLimited, False, True),
-    ("expired token", READ, responded(500, envelope("1", "EGW00123")), "retry", TokenError, True, False),
-    ("invalid token", READ, responded(500, envelope("1", "EGW00121")), "retry", TokenError, True, False),
-    ("token not found", ORDER, responded(500, envelope("1", "EGW00122")), "retry", TokenError, True, False),
-    ("token expired on order", ORDER, responded(200, envelope("1", "EGW00123")), "retry", TokenError, True, False),
-    ("paper key on real host", READ, responded(500, envelope("1", "EGW02004")), "fail", WrongEnvironment, False, False),
-    ("real TR on paper host", READ, responded(500, envelope("1", "EGW00213")), "fail", WrongEnvironment, False, False),
-    ("no such service", READ, responded(200, envelope("1", "OPSQ0002")), "fail", WrongEnvironment, False, False),
-    ("bad app key", READ, responded(500, envelope("1", "EGW00103")), "fail", AuthError, False, False),
-    ("paper market closed", ORDER, responded(200, envelope("1", "40580000")), "fail", MarketClosed, False, False),
-    ("business reject rt_cd 7", ORDER, responded(200, envelope("7", "APAC0081")), "fail", BusinessRejection, False, False),
-    ("unknown code at 200", READ, responded(200, envelope("7", "ZZZZ9999")), "fail", BusinessRejection, False, False),
-    ("unknown code at 500 read", READ, responded(500, envelope("1", "ZZZZ9999")), "retry", GatewayError, False, False),
-    ("unknown code at 500 order", ORDER, responded(500, envelope("1", "ZZZZ9999")), "fail", OrderOutcomeUnknown, False, False),
-    ("transient read", READ, responded(500, envelope("1", "EGW00202")), "retry", ServiceUnavailable, False, False),
-    ("transient order at 500", ORDER, responded(500, envelope("1", "EGW00202")), "fail", OrderOutcomeUnknown, False, False),
-    ("paper delay on order at 200", ORDER, responded(200, envelope("1", "90020000")), "fail", ServiceUnavailable, False, False),
-    ("bare 500 read", READ, responded(500, "<html>oops</html>"), "retry", GatewayError, False, False),
-    ("bare 502 order", ORDER, responded(502, "Bad Gateway"), "fail", OrderOutcomeUnknown, False, False),
-    ("malformed json read", READ, responded(200, '{"rt_cd": "0", "out'), "retry", GatewayError, False, False),
-    ("malformed json order", ORDER, responded(200, '{"rt_cd": "0"'), "fail", OrderOutcomeUnknown, False, False),
+    (
+        "token body without envelope",
+        READ,
+        responded(200, '{"access_token": "x"}'),
+        "success",
+        None,
+        False,
+        False,
+    ),
+    (
+        "rate limit 500",
+        READ,
+        responded(500, envelope("1", "EGW00201")),
+        "retry",
+        RateLimited,
+        False,
+        True,
+    ),
+    (
+        "rate limit 200 (reported once)",
+        READ,
+        responded(200, envelope("1", "EGW00201")),
+        "retry",
+        RateLimited,
+        False,
+        True,
+    ),
+    (
+        "rate limit on order retries",
+        ORDER,
+        responded(500, envelope("1", "EGW00201")),
+        "retry",
+        RateLimited,
+        False,
+        True,
+    ),
+    (
+        "expired token",
+        READ,
+        responded(500, envelope("1", "EGW00123")),
+        "retry",
+        TokenError,
+        True,
+        False,
+    ),
+    (
+        "invalid token",
+        READ,
+        responded(500, envelope("1", "EGW00121")),
+        "retry",
+        TokenError,
+        True,
+        False,
+    ),
+    (
+        "token not found",
+        ORDER,
+        responded(500, envelope("1", "EGW00122")),
+        "retry",
+        TokenError,
+        True,
+        False,
+    ),
+    (
+        "token expired on order",
+        ORDER,
+        responded(200, envelope("1", "EGW00123")),
+        "retry",
+        TokenError,
+        True,
+        False,
+    ),
+    (
+        "paper key on real host",
+        READ,
+        responded(500, envelope("1", "EGW02004")),
+        "fail",
+        WrongEnvironment,
+        False,
+        False,
+    ),
+    (
+        "real TR on paper host",
+        READ,
+        responded(500, envelope("1", "EGW00213")),
+        "fail",
+        WrongEnvironment,
+        False,
+        False,
+    ),
+    (
+        "no such service",
+        READ,
+        responded(200, envelope("1", "OPSQ0002")),
+        "fail",
+        WrongEnvironment,
+        False,
+        False,
+    ),
+    (
+        "bad app key",
+        READ,
+        responded(500, envelope("1", "EGW00103")),
+        "fail",
+        AuthError,
+        False,
+        False,
+    ),
+    (
+        "paper market closed",
+        ORDER,
+        responded(200, envelope("1", "40580000")),
+        "fail",
+        MarketClosed,
+        False,
+        False,
+    ),
+    (
+        "business reject rt_cd 7",
+        ORDER,
+        responded(200, envelope("7", "APAC0081")),
+        "fail",
+        BusinessRejection,
+        False,
+        False,
+    ),
+    (
+        "unknown code at 200",
+        READ,
+        responded(200, envelope("7", "ZZZZ9999")),
+        "fail",
+        BusinessRejection,
+        False,
+        False,
+    ),
+    (
+        "unknown code at 500 read",
+        READ,
+        responded(500, envelope("1", "ZZZZ9999")),
+        "retry",
+        GatewayError,
+        False,
+        False,
+    ),
+    (
+        "unknown code at 500 order",
+        ORDER,
+        responded(500, envelope("1", "ZZZZ9999")),
+        "fail",
+        OrderOutcomeUnknown,
+        False,
+        False,
+    ),
+    (
+        "transient read",
+        READ,
+        responded(500, envelope("1", "EGW00202")),
+        "retry",
+        ServiceUnavailable,
+        False,
+        False,
+    ),
+    (
+        "transient order at 500",
+        ORDER,
+        responded(500, envelope("1", "EGW00202")),
+        "fail",
+        OrderOutcomeUnknown,
+        False,
+        False,
+    ),
+    (
+        "paper delay on order at 200",
+        ORDER,
+        responded(200, envelope("1", "90020000")),
+        "fail",
+        ServiceUnavailable,
+        False,
+        False,
+    ),
+    (
+        "bare 500 read",
+        READ,
+        responded(500, "<html>oops</html>"),
+        "retry",
+        GatewayError,
+        False,
+        False,
+    ),
+    (
+        "bare 502 order",
+        ORDER,
+        responded(502, "Bad Gateway"),
+        "fail",
+        OrderOutcomeUnknown,
+        False,
+        False,
+    ),
+    (
+        "malformed json read",
+        READ,
+        responded(200, '{"rt_cd": "0", "out'),
+        "retry",
+        GatewayError,
+        False,
+        False,
+    ),
+    (
+        "malformed json order",
+        ORDER,
+        responded(200, '{"rt_cd": "0"'),
+        "fail",
+        OrderOutcomeUnknown,
+        False,
+        False,
+    ),
     ("empty 200 read", READ, responded(200, ""), "retry", GatewayError, False, False),
     ("404 without envelope", READ, responded(404, "not found"), "fail", BadRequest, False, False),
-    ("400 with unknown code", READ, responded(400, envelope("1", "ZZZZ0000")), "fail", BadRequest, False, False),
-    ("bad request code", READ, responded(500, envelope("1", "OPSQ9999")), "fail", BadRequest, False, False),
-    ("token throttled shape", READ, responded(403, json.dumps({"error_code": "EGW00133", "error_description": "x"})), "fail", TokenIssueThrottled, False, False),
-    ("bad secret shape", READ, responded(403, json.dumps({"error_code": "EGW00105", "error_description": "x"})), "fail", AuthError, False, False),
-    ("unknown token error shape", READ, responded(403, json.dumps({"error_code": "EGW99999"})), "fail", AuthError, False, False),
-    ("connect error read", READ, attempt_from_exception(1, httpx.ConnectError("refused")), "retry", KISConnectionError, False, False),
-    ("connect error order retries", ORDER, attempt_from_exception(1, httpx.ConnectError("refused")), "retry", KISConnectionError, False, False),
-    ("read timeout read", READ, attempt_from_exception(1, httpx.ReadTimeout("slow")), "retry", OutcomeUnknown, False, False),
-    ("read timeout order", ORDER, attempt_from_exception(1, httpx.ReadTimeout("slow")), "fail", OrderOutcomeUnknown, False, False),
-    ("dropped after send order", ORDER, attempt_from_exception(1, httpx.RemoteProtocolError("closed")), "fail", OrderOutcomeUnknown, False, False),
+    (
+        "400 with unknown code",
+        READ,
+        responded(400, envelope("1", "ZZZZ0000")),
+        "fail",
+        BadRequest,
+        False,
+        False,
+    ),
+    (
+        "bad request code",
+        READ,
+        responded(500, envelope("1", "OPSQ9999")),
+        "fail",
+        BadRequest,
+        False,
+        False,
+    ),
+    (
+        "token throttled shape",
+        READ,
+        responded(403, json.dumps({"error_code": "EGW00133", "error_description": "x"})),
+        "fail",
+        TokenIssueThrottled,
+        False,
+        False,
+    ),
+    (
+        "bad secret shape",
+        READ,
+        responded(403, json.dumps({"error_code": "EGW00105", "error_description": "x"})),
+        "fail",
+        AuthError,
+        False,
+        False,
+    ),
+    (
+        "unknown token error shape",
+        READ,
+        responded(403, json.dumps({"error_code": "EGW99999"})),
+        "fail",
+        AuthError,
+        False,
+        False,
+    ),
+    (
+        "connect error read",
+        READ,
+        attempt_from_exception(1, httpx.ConnectError("refused")),
+        "retry",
+        KISConnectionError,
+        False,
+        False,
+    ),
+    (
+        "connect error order retries",
+        ORDER,
+        attempt_from_exception(1, httpx.ConnectError("refused")),
+        "retry",
+        KISConnectionError,
+        False,
+        False,
+    ),
+    (
+        "read timeout read",
+        READ,
+        attempt_from_exception(1, httpx.ReadTimeout("slow")),
+        "retry",
+        OutcomeUnknown,
+        False,
+        False,
+    ),
+    (
+        "read timeout order",
+        ORDER,
+        attempt_from_exception(1, httpx.ReadTimeout("slow")),
+        "fail",
+        OrderOutcomeUnknown,
+        False,
+        False,
+    ),
+    (
+        "dropped after send order",
+        ORDER,
+        attempt_from_exception(1, httpx.RemoteProtocolError("closed")),
+        "fail",
+        OrderOutcomeUnknown,
+        False,
+        False,
+    ),
 ]
 
 
@@ -105,7 +379,11 @@ ROWS: list[tuple[str, Call, Attempt, str, type[KISError] | None, bool, bool]] = 
     ids=[row[0] for row in ROWS],
 )
 def test_classification_table(
-    call: Call, attempt: Attempt, action: str, error: type[KISError] | None, refresh: bool,
+    call: Call,
+    attempt: Attempt,
+    action: str,
+    error: type[KISError] | None,
+    refresh: bool,
     penalize: bool,
 ) -> None:
     verdict = classify(call, attempt)
@@ -124,13 +402,20 @@ def test_errors_keep_codes_status_tr_id_and_body() -> None:
     verdict = classify(READ, responded(500, text))
     error = verdict.error
     assert error is not None
-    assert (error.msg_cd, error.http_status, error.tr_id, error.raw_body) == ("EGW00201", 500, "FHKST01010100", text)
+    assert (error.msg_cd, error.http_status, error.tr_id, error.raw_body) == (
+        "EGW00201",
+        500,
+        "FHKST01010100",
+        text,
+    )
     assert "EGW00201" in str(error) and "HTTP 500" in str(error)
     assert error.raw_body is not None and error.raw_body not in repr(error)
 
 
 def test_paper_messages_are_stripped() -> None:
-    verdict = classify(ORDER, responded(200, envelope("1", "40580000", "모의투자 장종료 입니다.     ")))
+    verdict = classify(
+        ORDER, responded(200, envelope("1", "40580000", "모의투자 장종료 입니다.     "))
+    )
     assert verdict.error is not None and verdict.error.msg1 == "모의투자 장종료 입니다."
 
 
@@ -153,7 +438,9 @@ def test_every_table_code_classifies_without_crashing() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 bodies = st.one_of(
@@ -176,11 +463,20 @@ bodies = st.one_of(
     is_order=st.booleans(),
     phase=st.sampled_from(list(Phase)),
 )
-def test_property_classification_is_total(status: int, body: str | None, is_order: bool, phase: Phase) -> None:
+def test_property_classification_is_total(
+    status: int, body: str | None, is_order: bool, phase: Phase
+) -> None:
     call = ORDER if is_order else READ
-    error = {Phase.NOT_SENT: httpx.ConnectError("x"), Phase.MAYBE_SENT: httpx.ReadError("x")}.get(phase)
-    attempt = Attempt(number=1, phase=phase, status=status if phase is Phase.RESPONDED else None,
-                      text=body if phase is Phase.RESPONDED else None, error=error)
+    error = {Phase.NOT_SENT: httpx.ConnectError("x"), Phase.MAYBE_SENT: httpx.ReadError("x")}.get(
+        phase
+    )
+    attempt = Attempt(
+        number=1,
+        phase=phase,
+        status=status if phase is Phase.RESPONDED else None,
+        text=body if phase is Phase.RESPONDED else None,
+        error=error,
+    )
     verdict = classify(call, attempt)
     assert verdict.action in ("success", "retry", "fail")
     assert (verdict.error is None) == (verdict.action == "success")
@@ -194,11 +490,13 @@ def test_headers_are_rebuilt_from_the_token_and_caller_cannot_override_auth() ->
     assert headers["authorization"] == "Bearer t1"
     assert headers["tr_id"] == "FHKST01010100"
     assert headers["custtype"] == "P"
-    with pytest.raises(ValueError, match="(?i)authorization"):
+    with pytest.raises(ValueError, match=r"(?i)authorization"):
         Call(ENDPOINTS["inquire_price"], "FHKST01010100", headers={"Authorization": "Bearer evil"})
-    with pytest.raises(ValueError, match="(?i)appsecret"):
+    with pytest.raises(ValueError, match=r"(?i)appsecret"):
         Call(ENDPOINTS["inquire_price"], "FHKST01010100", headers={"AppSecret": "x"})
-    with_cont = Call(ENDPOINTS["inquire_price"], "FHKST01010100", headers={"tr_cont": "N", "hashkey": "h"})
+    with_cont = Call(
+        ENDPOINTS["inquire_price"], "FHKST01010100", headers={"tr_cont": "N", "hashkey": "h"}
+    )
     built = build_headers(with_cont, app_key="k", app_secret="s", authorization="Bearer t")
     assert built["tr_cont"] == "N" and built["hashkey"] == "h"
 
@@ -207,13 +505,21 @@ def test_token_endpoint_sends_credentials_in_body_only() -> None:
     token_call = Call(ENDPOINTS["token"], body={"appkey": "k"})
     headers = build_headers(token_call, app_key="k", app_secret="s", authorization=None)
     assert "appsecret" not in headers and "authorization" not in headers
-    hashkey = build_headers(Call(ENDPOINTS["hashkey"], body={}), app_key="k", app_secret="s", authorization=None)
+    hashkey = build_headers(
+        Call(ENDPOINTS["hashkey"], body={}), app_key="k", app_secret="s", authorization=None
+    )
     assert hashkey["appkey"] == "k" and "authorization" not in hashkey
 
 
-@pytest.mark.parametrize(("tr_cont", "more"), [("F", True), ("M", True), ("D", False), ("E", False), ("", False)])
+@pytest.mark.parametrize(
+    ("tr_cont", "more"), [("F", True), ("M", True), ("D", False), ("E", False), ("", False)]
+)
 def test_next_page_follows_tr_cont_and_copies_cursors(tr_cont: str, more: bool) -> None:
-    call = Call(ENDPOINTS["inquire_balance"], "TTTC8434R", params={"CTX_AREA_FK100": "", "CTX_AREA_NK100": ""})
+    call = Call(
+        ENDPOINTS["inquire_balance"],
+        "TTTC8434R",
+        params={"CTX_AREA_FK100": "", "CTX_AREA_NK100": ""},
+    )
     body: dict[str, Any] = {"ctx_area_fk100": "FK ", "ctx_area_nk100": "NK"}
     following = next_page(call, {"tr_cont": tr_cont}, body)
     if not more:

@@ -30,7 +30,7 @@ class FakeHarness:
         self.fake = fake
         self.server = server
         self.mode = "loopback" if server else "inprocess"
-        self._clients: list[httpx.Client] = []
+        self._clients: dict[str, httpx.Client] = {}
         self._tokens: dict[str, str] = {}
         #: Advance a FakeClock by one second before each paper data call (paper allows 1/s).
         self.pace_paper = True
@@ -41,12 +41,15 @@ class FakeHarness:
         return env_settings(env).base_url
 
     def client(self, env: Env | str = "real") -> httpx.Client:
-        if self.server is not None:
-            client = httpx.Client(base_url=self.base_url(env), timeout=5.0)
-        else:
-            client = httpx.Client(base_url=self.base_url(env), transport=self.fake.transport())
-        self._clients.append(client)
-        return client
+        """A client for *env*, reused across calls (keep-alive on loopback)."""
+        key = str(Env(env).value if isinstance(env, Env) else env)
+        if key not in self._clients:
+            if self.server is not None:
+                client = httpx.Client(base_url=self.base_url(env), timeout=5.0)
+            else:
+                client = httpx.Client(base_url=self.base_url(env), transport=self.fake.transport())
+            self._clients[key] = client
+        return self._clients[key]
 
     def issue(self, app: FakeApp, env: str | None = None) -> httpx.Response:
         body = {"grant_type": "client_credentials", "appkey": app.app_key,
@@ -95,7 +98,7 @@ class FakeHarness:
         return client.post(endpoint.path, json=json, headers=headers)
 
     def close(self) -> None:
-        for client in self._clients:
+        for client in self._clients.values():
             client.close()
 
 

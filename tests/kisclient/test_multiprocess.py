@@ -29,15 +29,26 @@ def served() -> Iterator[tuple[FakeKIS, FakeApp, str]]:
         yield fake, app, server.base_url("real")
 
 
-def run_workers(app: FakeApp, base_url: str, state_dir: pathlib.Path, jobs: list[list[str]]) -> list[dict[str, object]]:
+def run_workers(
+    app: FakeApp, base_url: str, state_dir: pathlib.Path, jobs: list[list[str]]
+) -> list[dict[str, object]]:
     env = {
-        **os.environ, "KIS_APP_KEY": app.app_key, "KIS_APP_SECRET": app.app_secret,
-        "KIS_BASE_URL": base_url, "KIS_STATE_DIR": str(state_dir),
+        **os.environ,
+        "KIS_APP_KEY": app.app_key,
+        "KIS_APP_SECRET": app.app_secret,
+        "KIS_BASE_URL": base_url,
+        "KIS_STATE_DIR": str(state_dir),
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
     }
     procs = [
-        subprocess.Popen([sys.executable, str(WORKER), *codes], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        subprocess.Popen(
+            [sys.executable, str(WORKER), *codes],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
         for codes in jobs
     ]
     for proc in procs:  # release them together

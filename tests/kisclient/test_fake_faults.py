@@ -1,0 +1,233 @@
+"""Fake KIS fault injection, async transport, loopback server, CLI and thread safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kisclient._clock import FakeClock
+from kisclient._config import ENDPOINTS, Env
+from kisclient.testing import FakeKIS, FakeKISServer, Fault
+from kisclient.testing.__main__ import main
+
+sys.path.append(str(Path(__file__).parent))
+from test_fake_support import (
+    FakeHarness,
+    _fake_clock,  # noqa: F401 (fixture)
+    _fake_harness,  # noqa: F401 (fixture)
+    _fake_inprocess,  # noqa: F401 (fixture)
+    _fake_kis,  # noqa: F401 (fixture)
+)
+
+PRICE = {"FID_INPUT_ISCD": "005930"}
+PRICE_PATH = ENDPOINTS["inquire_price"].path
+ORDER_TR = ENDPOINTS["order_cash"].tr_id(Env.REAL, "buy")
+
+
+def _order_body(h: FakeHarness) -> dict[str, str]:
+    app = h.fake.apps[0]
+    return {"CANO": app.cano, "ACNT_PRDT_CD": "01", "PDNO": "005930", "ORD_DVSN": "01",
+            "ORD_QTY": "1", "ORD_UNPR": "0"}
+
+
+def test_bare_and_envelope_5xx(fake_harness: FakeHarness) -> None:
+    app = fake_harness.fake.add_app("real")
+    fake_harness.token(app)
+    fake_harness.fake.faults.add(Fault("http_5xx_bare", path=PRICE_PATH, status=502))
+    fake_harness.fake.faults.add(Fault("http_5xx_envelope", code="EGW00202", times=2))
+    bare = fake_harness.call(app, "inquire_price", PRICE)
+    assert bare.status_code == 502
+    with pytest.raises(json.JSONDecodeError):
+        bare.json()
+    for _ in range(2):
+        env = fake_harness.call(app, "inquire_price", PRICE)
+        assert (env.status_code, env.json()["msg_cd"]) == (500, "EGW00202")
+    assert fake_harness.call(app, "inquire_price", PRICE).status_code == 200
+    assert fake_harness.fake.faults.pending() == []
+
+
+def test_fault_matching_by_tr_id_and_token_path(fake_inprocess: FakeHarness) -> None:
+    fake = fake_inprocess.fake
+    app = fake.add_app("real")
+    fake.faults.add(Fault("http_5xx_bare", tr_id=ORDER_TR))
+    fake.faults.add(Fault("http_5xx_bare", path=ENDPOINTS["token"].path))
+    assert fake_inprocess.issue(app).status_code == 500
+    fake.faults.clear()
+    fake.faults.add(Fault("http_5xx_bare", tr_id=ORDER_TR))
+    assert fake_inprocess.call(app, "inquire_price", PRICE).status_code == 200
+    assert fake_inprocess.call(app, "order_cash", json=_order_body(fake_inprocess),
+                               tr_id=ORDER_TR).status_code == 500
+    assert fake.orders(app.app_key) == []
+
+
+def test_latency_uses_the_clock(fake_inprocess: FakeHarness, fake_clock: FakeClock) -> None:
+    app = fake_inprocess.fake.add_app("real")
+    fake_inprocess.token(app)
+    before = fake_clock.time()
+    fake_inprocess.fake.faults.add(Fault("latency", delay_s=3.5))
+    assert fake_inprocess.call(app, "inquire_price", PRICE).status_code == 200
+    assert fake_clock.time() - before == pytest.approx(3.5)
+
+
+def test_connect_error_in_process(fake_inprocess: FakeHarness) -> None:
+    app = fake_inprocess.fake.add_app("real")
+    fake_inprocess.token(app)
+    fake_inprocess.fake.faults.add(Fault("connect_error"))
+    with pytest.raises(httpx.ConnectError):
+        fake_inprocess.call(app, "order_cash", json=_order_body(fake_inprocess), tr_id=ORDER_TR)
+    assert fake_inprocess.fake.orders(app.app_key) == []
+    assert fake_inprocess.fake.stats.requests(tr_id=ORDER_TR) == 0
+
+
+@pytest.mark.parametrize("kind", ["drop_before", "connect_error"])
+def test_drop_before_processes_nothing(fake_harness: FakeHarness, kind: str) -> None:
+    if kind == "connect_error" and fake_harness.mode == "inprocess":
+        pytest.skip("covered by test_connect_error_in_process")
+    app = fake_harness.fake.add_app("real")
+    fake_harness.token(app)
+    fake_harness.fake.faults.add(Fault(kind, tr_id=ORDER_TR))  # type: ignore[arg-type]
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        fake_harness.call(app, "order_cash", json=_order_body(fake_harness), tr_id=ORDER_TR)
+    assert fake_harness.fake.orders(app.app_key) == []
+
+
+def test_drop_after_executes_the_order(fake_harness: FakeHarness) -> None:
+    app = fake_harness.fake.add_app("real")
+    fake_harness.token(app)
+    fake_harness.fake.faults.add(Fault("drop_after", tr_id=ORDER_TR))
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        fake_harness.call(app, "order_cash", json=_order_body(fake_harness), tr_id=ORDER_TR)
+    assert len(fake_harness.fake.orders(app.app_key)) == 1
+    assert fake_harness.call(app, "inquire_price", PRICE).status_code == 200
+
+
+def test_read_timeout_executes_the_order(fake_harness: FakeHarness) -> None:
+    app = fake_harness.fake.add_app("real")
+    fake_harness.token(app)
+    fake_harness.fake.faults.add(Fault("read_timeout", tr_id=ORDER_TR, delay_s=2.0))
+    client = fake_harness.client()
+    with pytest.raises(httpx.ReadTimeout):
+        client.post(ENDPOINTS["order_cash"].path, json=_order_body(fake_harness),
+                    headers=fake_harness.headers(app, ORDER_TR), timeout=0.1)
+    assert len(fake_harness.fake.orders(app.app_key)) == 1
+
+
+@pytest.mark.parametrize("kind", ["malformed_json", "truncated_json"])
+def test_spoiled_bodies(fake_harness: FakeHarness, kind: str) -> None:
+    app = fake_harness.fake.add_app("real")
+    fake_harness.token(app)
+    fake_harness.fake.faults.add(Fault(kind, tr_id=ORDER_TR))  # type: ignore[arg-type]
+    response = fake_harness.call(app, "order_cash", json=_order_body(fake_harness),
+                                 tr_id=ORDER_TR)
+    assert response.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        response.json()
+    assert len(fake_harness.fake.orders(app.app_key)) == 1
+
+
+def test_rate_burst(fake_harness: FakeHarness) -> None:
+    app = fake_harness.fake.add_app("real")
+    fake_harness.token(app)
+    fake_harness.fake.faults.add(Fault("rate_burst", times=3))
+    codes = [fake_harness.call(app, "inquire_price", PRICE).json()["msg_cd"] for _ in range(4)]
+    assert codes == ["EGW00201"] * 3 + ["MCA00000"]
+    assert fake_harness.fake.stats.rate_limited(app.app_key) == 3
+
+
+def test_fault_validation() -> None:
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        Fault("explode")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="code table"):
+        Fault("http_5xx_envelope", code="NOPE0000")
+    with pytest.raises(ValueError, match="times"):
+        Fault("latency", times=0)
+
+
+async def test_async_transport(fake_kis: FakeKIS, fake_clock: FakeClock) -> None:
+    app = fake_kis.add_app("real")
+    base = "https://openapi.koreainvestment.com:9443"
+    async with httpx.AsyncClient(transport=fake_kis.async_transport(), base_url=base) as client:
+        token = (await client.post(ENDPOINTS["token"].path, json={
+            "grant_type": "client_credentials", "appkey": app.app_key,
+            "appsecret": app.app_secret})).json()["access_token"]
+        headers = {"authorization": f"Bearer {token}", "appkey": app.app_key,
+                   "appsecret": app.app_secret, "tr_id": ENDPOINTS["inquire_price"].tr_id(Env.REAL)}
+        fake_kis.faults.add(Fault("latency", delay_s=2.0))
+        before = fake_clock.time()
+        response = await client.get(PRICE_PATH, params=PRICE, headers=headers)
+        assert fake_clock.time() - before == pytest.approx(2.0)
+        assert int(response.json()["output"]["stck_prpr"]) == fake_kis.price_of("005930")
+        fake_kis.faults.add(Fault("drop_after"))
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(PRICE_PATH, params=PRICE, headers=headers)
+
+
+def test_server_urls_and_loopback_only(fake_kis: FakeKIS) -> None:
+    with FakeKISServer(fake_kis, port=0) as server:
+        assert server.base_url("real") == f"http://127.0.0.1:{server.port}"
+        assert server.base_url("paper") == f"http://127.0.0.1:{server.port}/paper"
+    with pytest.raises(ValueError, match="loopback"):
+        FakeKISServer(fake_kis, host="0.0.0.0")  # noqa: S104
+    assert main(["serve", "--host", "192.168.0.1"]) == 2
+
+
+def test_threads_share_state_safely(fake_clock: FakeClock) -> None:
+    fake = FakeKIS(clock=fake_clock, rate_limits={"real": None})
+    app = fake.add_app("real")
+    with FakeKISServer(fake) as server:
+        harness = FakeHarness(fake, server)
+        headers = harness.headers(app, ENDPOINTS["inquire_price"].tr_id(Env.REAL))
+        errors: list[int] = []
+
+        def work() -> None:
+            with httpx.Client(base_url=server.base_url()) as client:
+                for _ in range(25):
+                    status = client.get(PRICE_PATH, params=PRICE, headers=headers).status_code
+                    if status != 200:
+                        errors.append(status)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        harness.close()
+    assert errors == []
+    assert fake.stats.requests(path=PRICE_PATH) == 200
+    assert fake.stats.max_in_any_second(app.app_key) == 200
+
+
+def test_cli_serves_until_sigterm() -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kisclient.testing", "serve", "--port", "0", "--seed", "3"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        real_url = proc.stdout.readline().strip()
+        paper_url = proc.stdout.readline().strip()
+        assert real_url.startswith("http://127.0.0.1:")
+        assert paper_url == real_url + "/paper"
+        values = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(9))
+        assert len(values["KIS_APP_KEY"]) == 36
+        assert len(values["KIS_PAPER_APP_SECRET"]) == 180
+        expected = FakeKIS(seed=3)
+        assert values["KIS_APP_KEY"] == expected.add_app("real").app_key
+        response = httpx.post(real_url + ENDPOINTS["token"].path, json={
+            "grant_type": "client_credentials", "appkey": values["KIS_APP_KEY"],
+            "appsecret": values["KIS_APP_SECRET"]}, timeout=5.0)
+        assert response.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        if proc.stdout is not None:
+            proc.stdout.close()
