@@ -136,9 +136,15 @@ class Journal:
             raise ValueError(f"{key} is already {current.state.value}; it must not run again")
         attempts = (current.attempts if current else 0) + 1
         return self._write(
-            key, now, state=JobState.RUNNING, attempts=attempts, started_at=now,
-            finished_at=None, error=None, note=note,
-        )  # fmt: skip
+            key,
+            now,
+            state=JobState.RUNNING,
+            attempts=attempts,
+            started_at=now,
+            finished_at=None,
+            error=None,
+            note=note,
+        )
 
     def done(self, key: JobKey, now: dt.datetime, note: str | None = None) -> JobRecord:
         """Mark *key* finished successfully."""

@@ -189,8 +189,9 @@ class RecoveryManager:
                     f"missed on {previous} ({_describe(record)}); catch-up policy "
                     f"{item.policy.catch_up.value} never runs it on a later day"
                 )
-                actions.append(Action(ActionKind.SKIP, key.job, key.batch, previous, reason,
-                                      record=True))  # fmt: skip
+                actions.append(
+                    Action(ActionKind.SKIP, key.job, key.batch, previous, reason, record=True)
+                )
         return actions
 
     # -- today ----------------------------------------------------------------------------------
@@ -241,8 +242,7 @@ class RecoveryManager:
         if record is not None and record.state is JobState.DONE:
             why = f"journal says done but the batch file is {health.value}"
             return self._rerun(now, item, why, depends_ok=screening_ok)
-        return self._generic(now, item, record, depends_ok=screening_ok,
-                             waiting_for="screening")  # fmt: skip
+        return self._generic(now, item, record, depends_ok=screening_ok, waiting_for="screening")
 
     def _trading(
         self, now: dt.datetime, plan: DayPlan, state: RecoveryState, batches: list[Action]
@@ -317,14 +317,17 @@ class RecoveryManager:
         key = item.key
         if now >= item.deadline:
             reason = f"{why}; deadline {_hm(item.deadline)} passed, not re-run"
-            return Action(ActionKind.SKIP, key.job, key.batch, key.trading_date, reason)
+            return Action(
+                ActionKind.SKIP, key.job, key.batch, key.trading_date, reason, record=True
+            )
         if now < item.start or not depends_ok:
             reason = f"{why}; re-run when due"
             at = item.start if now < item.start else None
             return Action(ActionKind.WAIT, key.job, key.batch, key.trading_date, reason, at=at)
         reason = f"{why}: evidence beats the journal, re-running"
-        return Action(ActionKind.RUN, key.job, key.batch, key.trading_date, reason,
-                      overrides_journal=True)  # fmt: skip
+        return Action(
+            ActionKind.RUN, key.job, key.batch, key.trading_date, reason, overrides_journal=True
+        )
 
     def _generic(
         self,
@@ -342,12 +345,14 @@ class RecoveryManager:
         what = _describe(record)
         if now >= item.deadline:
             reason = f"missed: deadline {_hm(item.deadline)} passed ({what})"
-            return Action(ActionKind.SKIP, key.job, key.batch, key.trading_date, reason,
-                          record=True)  # fmt: skip
+            return Action(
+                ActionKind.SKIP, key.job, key.batch, key.trading_date, reason, record=True
+            )
         if now < item.start:
             reason = f"scheduled at {_hm(item.start)}"
-            return Action(ActionKind.WAIT, key.job, key.batch, key.trading_date, reason,
-                          at=item.start)  # fmt: skip
+            return Action(
+                ActionKind.WAIT, key.job, key.batch, key.trading_date, reason, at=item.start
+            )
         if not depends_ok:
             reason = f"due since {_hm(item.start)}; waiting for {waiting_for}"
             return Action(ActionKind.WAIT, key.job, key.batch, key.trading_date, reason)

@@ -55,7 +55,7 @@ class IntegratedScheduler:
     current job notices ``ctx.stop``, with the journal describing exactly what finished.
     """
 
-    def __init__(  # noqa: PLR0917 - the documented positional signature
+    def __init__(
         self,
         config: SchedulerConfig,
         storage: Storage,

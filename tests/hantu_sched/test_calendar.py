@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hantu_sched import KST, CalendarNotCoveredError, KRXCalendar, Session
 from hantu_sched._calendar import CSAT_DAYS, EMBEDDED_CLOSURES, EMBEDDED_YEARS
@@ -41,9 +43,7 @@ def test_embedded_table_equals_facts_file(year: int) -> None:
 @pytest.mark.parametrize("year", sorted(EMBEDDED_YEARS))
 def test_embedded_table_equals_holidays_xkrx(year: int) -> None:
     holidays = pytest.importorskip("holidays")
-    generated = {
-        d for d in holidays.financial_holidays("XKRX", years=year) if d.weekday() < 5
-    }
+    generated = {d for d in holidays.financial_holidays("XKRX", years=year) if d.weekday() < 5}
     assert {d for d in EMBEDDED_CLOSURES if d.year == year} == generated
 
 
@@ -61,13 +61,31 @@ def test_every_weekday_matches_facts(cal: KRXCalendar, year: int) -> None:
 @pytest.mark.parametrize(
     "day",
     [
-        D(2025, 1, 27), D(2025, 5, 1), D(2025, 5, 6), D(2025, 6, 3), D(2025, 10, 8),
-        D(2025, 12, 31), D(2026, 3, 2), D(2026, 5, 1), D(2026, 5, 25), D(2026, 6, 3),
-        D(2026, 7, 17), D(2026, 8, 17), D(2026, 9, 24), D(2026, 9, 25), D(2026, 10, 5),
-        D(2026, 10, 9), D(2026, 12, 31), D(2027, 5, 3), D(2027, 7, 19), D(2027, 12, 27),
-        D(2024, 10, 1), D(2024, 12, 31), D(2024, 4, 10),
+        D(2025, 1, 27),
+        D(2025, 5, 1),
+        D(2025, 5, 6),
+        D(2025, 6, 3),
+        D(2025, 10, 8),
+        D(2025, 12, 31),
+        D(2026, 3, 2),
+        D(2026, 5, 1),
+        D(2026, 5, 25),
+        D(2026, 6, 3),
+        D(2026, 7, 17),
+        D(2026, 8, 17),
+        D(2026, 9, 24),
+        D(2026, 9, 25),
+        D(2026, 10, 5),
+        D(2026, 10, 9),
+        D(2026, 12, 31),
+        D(2027, 5, 3),
+        D(2027, 7, 19),
+        D(2027, 12, 27),
+        D(2024, 10, 1),
+        D(2024, 12, 31),
+        D(2024, 4, 10),
     ],
-)  # fmt: skip
+)
 def test_named_closures(cal: KRXCalendar, day: dt.date) -> None:
     assert not cal.is_trading_day(day)
     assert cal.session(day) is None
@@ -119,7 +137,10 @@ def test_next_and_previous_trading_day(cal: KRXCalendar) -> None:
     assert cal.previous_trading_day(D(2026, 9, 28)) == D(2026, 9, 23)
     assert cal.previous_trading_day(D(2027, 1, 4)) == D(2026, 12, 30)
     assert cal.next_trading_day(D(2026, 6, 2)) == D(2026, 6, 4)
-    assert list(cal.trading_days(D(2026, 7, 16), D(2026, 7, 20))) == [D(2026, 7, 16), D(2026, 7, 20)]
+    assert list(cal.trading_days(D(2026, 7, 16), D(2026, 7, 20))) == [
+        D(2026, 7, 16),
+        D(2026, 7, 20),
+    ]
 
 
 def test_extra_closure_and_special_session() -> None:
@@ -187,9 +208,12 @@ def test_holidays_is_imported_lazily_and_errors_clearly_without_it() -> None:
         "    print('clear-error')\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
         env={"PYTHONPATH": ":".join(sys.path)},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "clear-error"
 
@@ -197,7 +221,23 @@ def test_holidays_is_imported_lazily_and_errors_clearly_without_it() -> None:
 def test_importing_the_package_does_not_import_holidays() -> None:
     code = "import sys, hantu_sched; print('holidays' in sys.modules)"
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PYTHONPATH": ":".join(sys.path)},
-    )  # fmt: skip
+    )
     assert result.stdout.strip() == "False"
+
+
+@given(st.dates(D(2024, 1, 1), D(2027, 12, 31)))
+def test_property_session_consistency(day: dt.date) -> None:
+    cal = KRXCalendar()
+    session = cal.session(day)
+    assert (session is not None) is cal.is_trading_day(day)
+    if session is None:
+        assert cal.closure_reason(day)
+        return
+    assert session.open.time() in (dt.time(9), dt.time(10))
+    assert session.close.time() in (dt.time(15, 30), dt.time(16, 30))
+    assert cal.previous_trading_day(cal.next_trading_day(day)) == day

@@ -59,7 +59,7 @@ def test_cancelled_sleep_returns_before_target(clock: Clock) -> None:
 
 def test_naive_target_is_rejected(clock: Clock) -> None:
     with pytest.raises(ValueError, match="aware"):
-        clock.sleep_until(dt.datetime(2026, 1, 1))  # noqa: DTZ001
+        clock.sleep_until(dt.datetime(2026, 1, 1))
 
 
 def test_async_sleep_until(clock: Clock) -> None:

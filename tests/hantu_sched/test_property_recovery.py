@@ -7,6 +7,7 @@ directory, immediately or after a gap. The whole day then runs on a fake clock.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import pathlib
 import tempfile
@@ -77,14 +78,22 @@ def write_file(store: BatchStore, day: dt.date, batch: str, state: str) -> None:
         path.write_bytes(content)
 
 
-def seed(storage: MemoryStorage, key: JobKey, row: tuple[JobState | None, int],
-         start: dt.datetime) -> None:  # fmt: skip
+def seed(
+    storage: MemoryStorage, key: JobKey, row: tuple[JobState | None, int], start: dt.datetime
+) -> None:
     state, attempts = row
     if state is None:
         return
     finished = start - dt.timedelta(minutes=1) if state is JobState.FAILED else None
-    storage.put_job(JobRecord(key, state, attempts if state is not JobState.PENDING else 0,
-                              updated_at=start, finished_at=finished))  # fmt: skip
+    storage.put_job(
+        JobRecord(
+            key,
+            state,
+            attempts if state is not JobState.PENDING else 0,
+            updated_at=start,
+            finished_at=finished,
+        )
+    )
 
 
 @given(
@@ -134,7 +143,7 @@ def test_property_any_restart_any_state(
 
         # Crash instants land at hh:mm:30 so they never coincide with a boundary minute.
         schedule: list[tuple[dt.datetime, dt.datetime | None]] = []
-        now = start
+        now: dt.datetime = start
         for offset, gap in restarts:
             crash = now + dt.timedelta(minutes=offset, seconds=30)
             if crash >= end:
@@ -142,16 +151,15 @@ def test_property_any_restart_any_state(
             schedule.append((now, crash))
             now = crash + dt.timedelta(minutes=gap)
         schedule.append((now, None))
-        for begin, crash in schedule:
+        for begin, crash_at in schedule:
             if begin >= end:
                 break
-            clock = CrashingClock(begin, crash_at=crash)
-            sched = IntegratedScheduler(config, storage, clock, make_test_jobs(log),
-                                        calendar=CAL, data_dir=data_dir)  # fmt: skip
-            try:
+            clock = CrashingClock(begin, crash_at=crash_at)
+            sched = IntegratedScheduler(
+                config, storage, clock, make_test_jobs(log), calendar=CAL, data_dir=data_dir
+            )
+            with contextlib.suppress(SimulatedCrash):
                 sched.run(until=end)
-            except SimulatedCrash:
-                pass
         final_files = {b: batches.is_complete(day, b) for b in BATCHES}
 
     starts = log.of("start")
@@ -164,15 +172,17 @@ def test_property_any_restart_any_state(
 
     # Never a job twice in a day; never again once evidence/journal showed it done.
     for key in keys:
-        completions = [e for e in ends if (e.job, e.trading_date, e.batch) == (key.job, day, key.batch)]
+        completions = [
+            e for e in ends if (e.job, e.trading_date, e.batch) == (key.job, day, key.batch)
+        ]
         assert len(completions) <= 1, key
         ran = [e for e in starts if (e.job, e.trading_date, e.batch) == (key.job, day, key.batch)]
-        row = initial[key]
+        seeded = initial[key]
         if key.job == "selection" and key.batch in initially_valid:
             assert not ran, f"{key} re-ran although its file was valid"
         elif key.job == "screening" and (watchlist or initially_valid):
             assert not ran, "screening re-ran although selection data existed"
-        elif key.job not in EVIDENCE_JOBS and row is not None and row.state is JobState.DONE:
+        elif key.job not in EVIDENCE_JOBS and seeded is not None and seeded.state is JobState.DONE:
             assert not ran, f"{key} re-ran although the journal said done"
 
     # Never trading on an incomplete selection.

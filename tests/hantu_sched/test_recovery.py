@@ -35,8 +35,14 @@ def at(day: dt.date, hhmm: str) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.fromisoformat(hhmm), KST)
 
 
-def row(job: str, day: dt.date, state: JobState, attempts: int = 1, batch: str | None = None,
-        finished: dt.datetime | None = None) -> JobRecord:  # fmt: skip
+def row(
+    job: str,
+    day: dt.date,
+    state: JobState,
+    attempts: int = 1,
+    batch: str | None = None,
+    finished: dt.datetime | None = None,
+) -> JobRecord:
     return JobRecord(JobKey(job, day, batch), state, attempts, finished_at=finished)
 
 
@@ -46,7 +52,9 @@ def done_morning(day: dt.date) -> list[JobRecord]:
     ]
 
 
-def plan(now: dt.datetime, state: RecoveryState, **config: object) -> dict[tuple[str, str | None, dt.date], Action]:  # noqa: E501
+def plan(
+    now: dt.datetime, state: RecoveryState, **config: object
+) -> dict[tuple[str, str | None, dt.date], Action]:
     actions = RecoveryManager(SchedulerConfig(**config), CAL).plan(now, state)  # type: ignore[arg-type]
     assert len({(a.job, a.batch, a.trading_date) for a in actions}) == len(actions)
     json.dumps([a.to_dict() for a in actions])  # always serialisable
@@ -54,8 +62,12 @@ def plan(now: dt.datetime, state: RecoveryState, **config: object) -> dict[tuple
     return {(a.job, a.batch, a.trading_date): a for a in actions}
 
 
-def kind(actions: dict[tuple[str, str | None, dt.date], Action], job: str,
-         day: dt.date, batch: str | None = None) -> ActionKind:  # fmt: skip
+def kind(
+    actions: dict[tuple[str, str | None, dt.date], Action],
+    job: str,
+    day: dt.date,
+    batch: str | None = None,
+) -> ActionKind:
     return actions[(job, batch, day)].kind
 
 
@@ -244,4 +256,4 @@ def test_failed_job_retries_after_delay_then_gives_up() -> None:
 
 def test_plan_requires_aware_now() -> None:
     with pytest.raises(ValueError, match="aware"):
-        RecoveryManager(SchedulerConfig(), CAL).plan(dt.datetime(2026, 9, 28, 9), RecoveryState())  # noqa: DTZ001
+        RecoveryManager(SchedulerConfig(), CAL).plan(dt.datetime(2026, 9, 28, 9), RecoveryState())

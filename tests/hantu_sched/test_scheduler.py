@@ -15,6 +15,7 @@ import pytest
 from hantu_sched import (
     KST,
     RISK_FREE_RATE,
+    At,
     FakeClock,
     IntegratedScheduler,
     JobContext,
@@ -26,7 +27,6 @@ from hantu_sched import (
     SchedulerConfig,
     SQLiteStorage,
     Storage,
-    At,
 )
 from hantu_sched._lock import DataDirLock
 from hantu_sched.testing import CrashingClock, JobLog, SimulatedCrash, make_test_jobs
@@ -43,12 +43,21 @@ def end_of(day: dt.date) -> dt.datetime:
     return at(day + dt.timedelta(days=1), "00:00")
 
 
-def make(clock: FakeClock, storage: Storage, data_dir: pathlib.Path, log: JobLog,
-         config: SchedulerConfig | None = None, **kwargs: object) -> IntegratedScheduler:  # fmt: skip
+def make(
+    clock: FakeClock,
+    storage: Storage,
+    data_dir: pathlib.Path,
+    log: JobLog,
+    config: SchedulerConfig | None = None,
+    **kwargs: object,
+) -> IntegratedScheduler:
     return IntegratedScheduler(
-        config or SchedulerConfig(), storage, clock, make_test_jobs(log, **kwargs),  # type: ignore[arg-type]
+        config or SchedulerConfig(),
+        storage,
+        clock,
+        make_test_jobs(log, **kwargs),  # type: ignore[arg-type]
         data_dir=data_dir,
-    )  # fmt: skip
+    )
 
 
 def states(storage: Storage, day: dt.date) -> dict[str, JobState]:
@@ -64,9 +73,12 @@ def states(storage: Storage, day: dt.date) -> dict[str, JobState]:
     ],
 )
 def test_whole_day_runs_each_job_once_at_its_time(
-    tmp_path: pathlib.Path, day: dt.date, trading: tuple[str, str], market_close: str,
+    tmp_path: pathlib.Path,
+    day: dt.date,
+    trading: tuple[str, str],
+    market_close: str,
     performance: str,
-) -> None:  # fmt: skip
+) -> None:
     log = JobLog()
     storage = SQLiteStorage(tmp_path)
     make(FakeClock(at(day, "00:00")), storage, tmp_path, log).run(until=end_of(day))
@@ -79,7 +91,8 @@ def test_whole_day_runs_each_job_once_at_its_time(
     assert starts[("market_close", None)] == at(day, market_close)
     assert starts[("performance", None)] == at(day, performance)
     assert set(states(storage, day).values()) == {JobState.DONE}
-    assert storage.get_record("performance", day.isoformat())["risk_free_rate"] == RISK_FREE_RATE
+    report = storage.get_record("performance", day.isoformat())
+    assert report == {"risk_free_rate": RISK_FREE_RATE, "return": 0.0}
     storage.close()
 
 
@@ -106,7 +119,9 @@ def test_closed_day_runs_nothing_and_logs_why(
     assert "not a KRX trading day (KRX holiday (지방선거일))" in caplog.text
 
 
-def test_crash_mid_trading_then_new_scheduler_reconciles_and_resumes(tmp_path: pathlib.Path) -> None:
+def test_crash_mid_trading_then_new_scheduler_reconciles_and_resumes(
+    tmp_path: pathlib.Path,
+) -> None:
     log = JobLog()
     storage = SQLiteStorage(tmp_path)
     clock = CrashingClock(at(NORMAL, "05:00"), crash_at=at(NORMAL, "11:00"))
@@ -296,7 +311,10 @@ def test_sigterm_requests_a_graceful_stop(tmp_path: pathlib.Path) -> None:
 
 def test_second_instance_on_same_data_dir_is_refused(tmp_path: pathlib.Path) -> None:
     sched = make(FakeClock(at(NORMAL, "06:00")), MemoryStorage(), tmp_path, JobLog())
-    with DataDirLock(tmp_path), pytest.raises(SchedulerAlreadyRunningError, match="already running"):
+    with (
+        DataDirLock(tmp_path),
+        pytest.raises(SchedulerAlreadyRunningError, match="already running"),
+    ):
         sched.run(until=end_of(NORMAL))
     sched.run(until=at(NORMAL, "06:30"))  # lock released: now it runs
     assert sched.clock.now() == at(NORMAL, "06:30")
@@ -315,8 +333,13 @@ def test_second_process_is_refused_while_first_holds_the_lock(tmp_path: pathlib.
     )
     env = {"PYTHONPATH": os.pathsep.join(sys.path)}
     with DataDirLock(tmp_path):
-        held = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                              text=True, env=env, check=False)  # fmt: skip
+        held = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
     assert held.returncode == 3
     assert f"pid {os.getpid()}" in held.stdout
     free = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, check=False)
@@ -327,4 +350,6 @@ def test_all_default_jobs_must_be_registered(tmp_path: pathlib.Path) -> None:
     jobs = dict(make_test_jobs())
     del jobs["performance"]
     with pytest.raises(ValueError, match="performance"):
-        IntegratedScheduler(SchedulerConfig(), MemoryStorage(), FakeClock(), {k: v.run for k, v in jobs.items()})
+        IntegratedScheduler(
+            SchedulerConfig(), MemoryStorage(), FakeClock(), {k: v.run for k, v in jobs.items()}
+        )

@@ -71,6 +71,7 @@ def test_selection_watchlist_records(storage: Storage) -> None:
 def test_returned_payloads_are_copies(storage: Storage) -> None:
     storage.put_watchlist(DAY, ["a"])
     got = storage.get_watchlist(DAY)
+    assert isinstance(got, list)
     got.append("mutated")
     assert storage.get_watchlist(DAY) == ["a"]
 

@@ -43,7 +43,9 @@ def test_token_response_shape(fake_harness: FakeHarness, fake_clock: FakeClock) 
     assert body["expires_in"] == TOKEN_LIFETIME_S
     assert len(body["access_token"]) <= 350
     expiry = fake_clock.now() + dt.timedelta(seconds=TOKEN_LIFETIME_S)
-    assert body["access_token_token_expired"] == expiry.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S")
+    assert body["access_token_token_expired"] == expiry.astimezone(KST).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
     claims = _payload(body["access_token"])
     assert claims["iss"] == "unogw"
     assert claims["jti"] != app.app_key
@@ -59,7 +61,8 @@ def test_second_issue_within_interval_is_throttled(
     second = fake_harness.issue(app)
     assert second.status_code == 403
     assert second.json() == {
-        "error_code": "EGW00133", "error_description": CODES["EGW00133"].message,
+        "error_code": "EGW00133",
+        "error_description": CODES["EGW00133"].message,
     }
     fake_clock.advance(1.0)  # 60 s after the last successful call: allowed, same token
     third = fake_harness.issue(app)
@@ -102,15 +105,19 @@ def test_custom_token_interval(fake_clock: FakeClock) -> None:
 def test_bad_key_and_bad_secret(fake_harness: FakeHarness) -> None:
     app = fake_harness.fake.add_app("real")
     client = fake_harness.client("real")
-    bad_key = client.post(TOKEN, json={"grant_type": "client_credentials", "appkey": "x" * 36,
-                                       "appsecret": app.app_secret})
+    bad_key = client.post(
+        TOKEN,
+        json={"grant_type": "client_credentials", "appkey": "x" * 36, "appsecret": app.app_secret},
+    )
     assert bad_key.status_code == 403
     assert bad_key.json()["error_code"] == "EGW00103"
-    bad_secret = client.post(TOKEN, json={"grant_type": "client_credentials",
-                                          "appkey": app.app_key, "appsecret": "nope"})
+    bad_secret = client.post(
+        TOKEN, json={"grant_type": "client_credentials", "appkey": app.app_key, "appsecret": "nope"}
+    )
     assert bad_secret.status_code == 403
     assert bad_secret.json() == {
-        "error_code": "EGW00105", "error_description": CODES["EGW00105"].message,
+        "error_code": "EGW00105",
+        "error_description": CODES["EGW00105"].message,
     }
     assert fake_harness.fake.stats.token_issuances(app.app_key) == 0
 
@@ -144,12 +151,24 @@ def test_revoke(fake_harness: FakeHarness) -> None:
 def test_approval_key(fake_harness: FakeHarness) -> None:
     app = fake_harness.fake.add_app("real")
     client = fake_harness.client()
-    ok = client.post(ENDPOINTS["approval"].path, json={
-        "grant_type": "client_credentials", "appkey": app.app_key, "secretkey": app.app_secret})
+    ok = client.post(
+        ENDPOINTS["approval"].path,
+        json={
+            "grant_type": "client_credentials",
+            "appkey": app.app_key,
+            "secretkey": app.app_secret,
+        },
+    )
     assert ok.status_code == 200
     assert 0 < len(ok.json()["approval_key"]) <= 286
-    wrong_field = client.post(ENDPOINTS["approval"].path, json={
-        "grant_type": "client_credentials", "appkey": app.app_key, "appsecret": app.app_secret})
+    wrong_field = client.post(
+        ENDPOINTS["approval"].path,
+        json={
+            "grant_type": "client_credentials",
+            "appkey": app.app_key,
+            "appsecret": app.app_secret,
+        },
+    )
     assert wrong_field.status_code == 403
 
 
@@ -157,9 +176,13 @@ def test_hashkey(fake_harness: FakeHarness) -> None:
     app = fake_harness.fake.add_app("real")
     raw = json.dumps({"CANO": app.cano, "ORD_QTY": "1"}).encode()
     response = fake_harness.client().post(
-        ENDPOINTS["hashkey"].path, content=raw,
-        headers={"AppKey": app.app_key, "AppSecret": app.app_secret,
-                 "content-type": "application/json"},
+        ENDPOINTS["hashkey"].path,
+        content=raw,
+        headers={
+            "AppKey": app.app_key,
+            "AppSecret": app.app_secret,
+            "content-type": "application/json",
+        },
     )
     assert response.status_code == 200
     assert response.json() == {"BODY": json.loads(raw), "HASH": hashlib.sha256(raw).hexdigest()}

@@ -15,7 +15,7 @@ import pytest
 
 from kisclient._clock import FakeClock
 from kisclient._config import ENDPOINTS, Env
-from kisclient.testing import FakeKIS, FakeKISServer, Fault
+from kisclient.testing import FakeKIS, FakeKISServer, Fault, FaultKind
 from kisclient.testing.__main__ import main
 
 sys.path.append(str(Path(__file__).parent))
@@ -34,8 +34,14 @@ ORDER_TR = ENDPOINTS["order_cash"].tr_id(Env.REAL, "buy")
 
 def _order_body(h: FakeHarness) -> dict[str, str]:
     app = h.fake.apps[0]
-    return {"CANO": app.cano, "ACNT_PRDT_CD": "01", "PDNO": "005930", "ORD_DVSN": "01",
-            "ORD_QTY": "1", "ORD_UNPR": "0"}
+    return {
+        "CANO": app.cano,
+        "ACNT_PRDT_CD": "01",
+        "PDNO": "005930",
+        "ORD_DVSN": "01",
+        "ORD_QTY": "1",
+        "ORD_UNPR": "0",
+    }
 
 
 def test_bare_and_envelope_5xx(fake_harness: FakeHarness) -> None:
@@ -63,8 +69,12 @@ def test_fault_matching_by_tr_id_and_token_path(fake_inprocess: FakeHarness) -> 
     fake.faults.clear()
     fake.faults.add(Fault("http_5xx_bare", tr_id=ORDER_TR))
     assert fake_inprocess.call(app, "inquire_price", PRICE).status_code == 200
-    assert fake_inprocess.call(app, "order_cash", json=_order_body(fake_inprocess),
-                               tr_id=ORDER_TR).status_code == 500
+    assert (
+        fake_inprocess.call(
+            app, "order_cash", json=_order_body(fake_inprocess), tr_id=ORDER_TR
+        ).status_code
+        == 500
+    )
     assert fake.orders(app.app_key) == []
 
 
@@ -87,15 +97,14 @@ def test_connect_error_in_process(fake_inprocess: FakeHarness) -> None:
     assert fake_inprocess.fake.stats.requests(tr_id=ORDER_TR) == 0
 
 
-@pytest.mark.parametrize("kind", ["drop_before", "connect_error"])
-def test_drop_before_processes_nothing(fake_harness: FakeHarness, kind: str) -> None:
-    if kind == "connect_error" and fake_harness.mode == "inprocess":
-        pytest.skip("covered by test_connect_error_in_process")
+def test_drop_before_processes_nothing(fake_harness: FakeHarness) -> None:
+    kind: FaultKind = "connect_error" if fake_harness.mode == "loopback" else "drop_before"
     app = fake_harness.fake.add_app("real")
     fake_harness.token(app)
-    fake_harness.fake.faults.add(Fault(kind, tr_id=ORDER_TR))  # type: ignore[arg-type]
-    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-        fake_harness.call(app, "order_cash", json=_order_body(fake_harness), tr_id=ORDER_TR)
+    for fault in (Fault(kind, tr_id=ORDER_TR), Fault("drop_before", tr_id=ORDER_TR)):
+        fake_harness.fake.faults.add(fault)
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            fake_harness.call(app, "order_cash", json=_order_body(fake_harness), tr_id=ORDER_TR)
     assert fake_harness.fake.orders(app.app_key) == []
 
 
@@ -115,8 +124,12 @@ def test_read_timeout_executes_the_order(fake_harness: FakeHarness) -> None:
     fake_harness.fake.faults.add(Fault("read_timeout", tr_id=ORDER_TR, delay_s=2.0))
     client = fake_harness.client()
     with pytest.raises(httpx.ReadTimeout):
-        client.post(ENDPOINTS["order_cash"].path, json=_order_body(fake_harness),
-                    headers=fake_harness.headers(app, ORDER_TR), timeout=0.1)
+        client.post(
+            ENDPOINTS["order_cash"].path,
+            json=_order_body(fake_harness),
+            headers=fake_harness.headers(app, ORDER_TR),
+            timeout=0.1,
+        )
     assert len(fake_harness.fake.orders(app.app_key)) == 1
 
 
@@ -125,8 +138,7 @@ def test_spoiled_bodies(fake_harness: FakeHarness, kind: str) -> None:
     app = fake_harness.fake.add_app("real")
     fake_harness.token(app)
     fake_harness.fake.faults.add(Fault(kind, tr_id=ORDER_TR))  # type: ignore[arg-type]
-    response = fake_harness.call(app, "order_cash", json=_order_body(fake_harness),
-                                 tr_id=ORDER_TR)
+    response = fake_harness.call(app, "order_cash", json=_order_body(fake_harness), tr_id=ORDER_TR)
     assert response.status_code == 200
     with pytest.raises(json.JSONDecodeError):
         response.json()
@@ -155,11 +167,22 @@ async def test_async_transport(fake_kis: FakeKIS, fake_clock: FakeClock) -> None
     app = fake_kis.add_app("real")
     base = "https://openapi.koreainvestment.com:9443"
     async with httpx.AsyncClient(transport=fake_kis.async_transport(), base_url=base) as client:
-        token = (await client.post(ENDPOINTS["token"].path, json={
-            "grant_type": "client_credentials", "appkey": app.app_key,
-            "appsecret": app.app_secret})).json()["access_token"]
-        headers = {"authorization": f"Bearer {token}", "appkey": app.app_key,
-                   "appsecret": app.app_secret, "tr_id": ENDPOINTS["inquire_price"].tr_id(Env.REAL)}
+        token = (
+            await client.post(
+                ENDPOINTS["token"].path,
+                json={
+                    "grant_type": "client_credentials",
+                    "appkey": app.app_key,
+                    "appsecret": app.app_secret,
+                },
+            )
+        ).json()["access_token"]
+        headers = {
+            "authorization": f"Bearer {token}",
+            "appkey": app.app_key,
+            "appsecret": app.app_secret,
+            "tr_id": ENDPOINTS["inquire_price"].tr_id(Env.REAL),
+        }
         fake_kis.faults.add(Fault("latency", delay_s=2.0))
         before = fake_clock.time()
         response = await client.get(PRICE_PATH, params=PRICE, headers=headers)
@@ -175,7 +198,7 @@ def test_server_urls_and_loopback_only(fake_kis: FakeKIS) -> None:
         assert server.base_url("real") == f"http://127.0.0.1:{server.port}"
         assert server.base_url("paper") == f"http://127.0.0.1:{server.port}/paper"
     with pytest.raises(ValueError, match="loopback"):
-        FakeKISServer(fake_kis, host="0.0.0.0")  # noqa: S104
+        FakeKISServer(fake_kis, host="0.0.0.0")
     assert main(["serve", "--host", "192.168.0.1"]) == 2
 
 
@@ -209,7 +232,9 @@ def test_cli_serves_until_sigterm() -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kisclient.testing", "serve", "--port", "0", "--seed", "3"],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -222,9 +247,15 @@ def test_cli_serves_until_sigterm() -> None:
         assert len(values["KIS_PAPER_APP_SECRET"]) == 180
         expected = FakeKIS(seed=3)
         assert values["KIS_APP_KEY"] == expected.add_app("real").app_key
-        response = httpx.post(real_url + ENDPOINTS["token"].path, json={
-            "grant_type": "client_credentials", "appkey": values["KIS_APP_KEY"],
-            "appsecret": values["KIS_APP_SECRET"]}, timeout=5.0)
+        response = httpx.post(
+            real_url + ENDPOINTS["token"].path,
+            json={
+                "grant_type": "client_credentials",
+                "appkey": values["KIS_APP_KEY"],
+                "appsecret": values["KIS_APP_SECRET"],
+            },
+            timeout=5.0,
+        )
         assert response.status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)

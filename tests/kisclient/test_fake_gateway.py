@@ -72,7 +72,9 @@ def test_header_names_are_case_insensitive(fake_harness: FakeHarness) -> None:
     app = fake_harness.fake.add_app("real")
     headers = {
         "Authorization": f"Bearer {fake_harness.token(app)}",
-        "AppKey": app.app_key, "AppSecret": app.app_secret, "TR_ID": "FHKST01010100",
+        "AppKey": app.app_key,
+        "AppSecret": app.app_secret,
+        "TR_ID": "FHKST01010100",
     }
     response = fake_harness.client().get(PRICE_PATH, params=PRICE, headers=headers)
     _envelope(response, 200, "MCA00000")
@@ -110,7 +112,9 @@ def test_real_tr_id_on_paper_host(fake_harness: FakeHarness, name: str, tr_id: s
     response = fake_harness.call(paper, name, {"FID_INPUT_ISCD_1": "005930"}, tr_id=tr_id)
     assert response.status_code == 500
     assert response.json() == {
-        "rt_cd": "1", "msg_cd": "EGW00213", "msg1": PAPER_TR_MISMATCH_MESSAGE,
+        "rt_cd": "1",
+        "msg_cd": "EGW00213",
+        "msg1": PAPER_TR_MISMATCH_MESSAGE,
     }
 
 
@@ -124,12 +128,24 @@ def test_paper_tr_id_on_real_host(fake_harness: FakeHarness) -> None:
 def test_paper_prefix_on_any_host_in_process(fake_kis: FakeKIS) -> None:
     paper = fake_kis.add_app("paper")
     with httpx.Client(transport=fake_kis.transport(), base_url="http://fake/paper") as client:
-        token = client.post(ENDPOINTS["token"].path, json={
-            "grant_type": "client_credentials", "appkey": paper.app_key,
-            "appsecret": paper.app_secret}).json()["access_token"]
-        response = client.get(PRICE_PATH, params=PRICE, headers={
-            "authorization": f"Bearer {token}", "appkey": paper.app_key,
-            "appsecret": paper.app_secret, "tr_id": "FHKST01010100"})
+        token = client.post(
+            ENDPOINTS["token"].path,
+            json={
+                "grant_type": "client_credentials",
+                "appkey": paper.app_key,
+                "appsecret": paper.app_secret,
+            },
+        ).json()["access_token"]
+        response = client.get(
+            PRICE_PATH,
+            params=PRICE,
+            headers={
+                "authorization": f"Bearer {token}",
+                "appkey": paper.app_key,
+                "appsecret": paper.app_secret,
+                "tr_id": "FHKST01010100",
+            },
+        )
     _envelope(response, 200, "20310000")
     assert fake_kis.stats.requests(path=PRICE_PATH) == 1
 

@@ -24,16 +24,58 @@ from test_fake_support import (
 )
 
 REAL_EXAMPLES = [
-    "005930", "000660", "005935", "005385", "005387", "005389", "00680K", "02826K", "03473K",
-    "37550K", "37550L", "0037T0", "0009K0", "0126Z0", "069500", "0167A0", "530036", "900110",
+    "005930",
+    "000660",
+    "005935",
+    "005385",
+    "005387",
+    "005389",
+    "00680K",
+    "02826K",
+    "03473K",
+    "37550K",
+    "37550L",
+    "0037T0",
+    "0009K0",
+    "0126Z0",
+    "069500",
+    "0167A0",
+    "530036",
+    "900110",
 ]
 STRICT = re.compile(r"[0-9]{4}[0-9A-HJ-NP-TV-Z]{2}|[5-8][0-9A-HJ-NP-TV-Z][0-9][0-9A-HJ-NP-TV-Z]{3}")
-PRICE_FIELDS = (
-    "stck_prpr prdy_vrss prdy_vrss_sign prdy_ctrt acml_vol acml_tr_pbmn stck_oprc stck_hgpr "
-    "stck_lwpr stck_mxpr stck_llam stck_sdpr per pbr eps bps hts_avls lstn_stcn aspr_unit "
-    "w52_hgpr w52_lwpr stck_shrn_iscd rprs_mrkt_kor_name bstp_kor_isnm iscd_stat_cls_code "
-    "temp_stop_yn mrkt_warn_cls_code invt_caful_yn sltr_yn mang_issu_cls_code"
-).split()
+PRICE_FIELDS = [
+    "stck_prpr",
+    "prdy_vrss",
+    "prdy_vrss_sign",
+    "prdy_ctrt",
+    "acml_vol",
+    "acml_tr_pbmn",
+    "stck_oprc",
+    "stck_hgpr",
+    "stck_lwpr",
+    "stck_mxpr",
+    "stck_llam",
+    "stck_sdpr",
+    "per",
+    "pbr",
+    "eps",
+    "bps",
+    "hts_avls",
+    "lstn_stcn",
+    "aspr_unit",
+    "w52_hgpr",
+    "w52_lwpr",
+    "stck_shrn_iscd",
+    "rprs_mrkt_kor_name",
+    "bstp_kor_isnm",
+    "iscd_stat_cls_code",
+    "temp_stop_yn",
+    "mrkt_warn_cls_code",
+    "invt_caful_yn",
+    "sltr_yn",
+    "mang_issu_cls_code",
+]
 
 
 def test_universe(fake_kis: FakeKIS) -> None:
@@ -42,8 +84,8 @@ def test_universe(fake_kis: FakeKIS) -> None:
     assert len(set(codes)) == 300
     assert codes[: len(REAL_EXAMPLES)] == REAL_EXAMPLES
     assert all(STRICT.fullmatch(code) for code in codes)
-    assert any(re.fullmatch(r"[0-9]{4}[A-Z]0", c) for c in codes[len(REAL_EXAMPLES):])
-    assert any(c[-1] in "KL" for c in codes[len(REAL_EXAMPLES):])
+    assert any(re.fullmatch(r"[0-9]{4}[A-Z]0", c) for c in codes[len(REAL_EXAMPLES) :])
+    assert any(c[-1] in "KL" for c in codes[len(REAL_EXAMPLES) :])
     assert FakeKIS(seed=7).universe == codes
     assert FakeKIS(seed=8).universe != codes
     assert len(FakeKIS(universe_size=40).universe) == 40
@@ -56,8 +98,9 @@ def test_universe(fake_kis: FakeKIS) -> None:
 def test_inquire_price(fake_harness: FakeHarness) -> None:
     fake = fake_harness.fake
     app = fake.add_app("real")
-    body = fake_harness.call(app, "inquire_price", {"FID_COND_MRKT_DIV_CODE": "J",
-                                                    "FID_INPUT_ISCD": "005930"}).json()
+    body = fake_harness.call(
+        app, "inquire_price", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+    ).json()
     out = body["output"]
     assert set(PRICE_FIELDS) <= set(out)
     assert all(isinstance(value, str) for value in out.values())
@@ -94,8 +137,9 @@ def test_status_flags(fake_inprocess: FakeHarness) -> None:
 def test_daily_price(fake_inprocess: FakeHarness) -> None:
     fake = fake_inprocess.fake
     app = fake.add_app("real")
-    rows = fake_inprocess.call(app, "inquire_daily_price", {"FID_INPUT_ISCD": "000660",
-                                                            "FID_PERIOD_DIV_CODE": "D"}).json()
+    rows = fake_inprocess.call(
+        app, "inquire_daily_price", {"FID_INPUT_ISCD": "000660", "FID_PERIOD_DIV_CODE": "D"}
+    ).json()
     dates = [row["stck_bsop_date"] for row in rows["output"]]
     assert len(dates) == 30
     assert dates == sorted(dates, reverse=True)
@@ -106,9 +150,18 @@ def test_daily_price(fake_inprocess: FakeHarness) -> None:
 
 def _chart(harness: FakeHarness, start: str, end: str) -> dict[str, object]:
     app = harness.fake.apps[0] if harness.fake.apps else harness.fake.add_app("real")
-    response = harness.call(app, "inquire_daily_itemchartprice", {
-        "FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930", "FID_INPUT_DATE_1": start,
-        "FID_INPUT_DATE_2": end, "FID_PERIOD_DIV_CODE": "D", "FID_ORG_ADJ_PRC": "0"})
+    response = harness.call(
+        app,
+        "inquire_daily_itemchartprice",
+        {
+            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_INPUT_ISCD": "005930",
+            "FID_INPUT_DATE_1": start,
+            "FID_INPUT_DATE_2": end,
+            "FID_PERIOD_DIV_CODE": "D",
+            "FID_ORG_ADJ_PRC": "0",
+        },
+    )
     body: dict[str, object] = response.json()
     return body
 
@@ -131,8 +184,9 @@ def test_daily_chart(fake_harness: FakeHarness) -> None:
     window = _chart(fake_harness, "20261102", "20261106")["output2"]
     assert isinstance(window, list)
     assert [b["stck_bsop_date"] for b in window] == [f"202611{d:02d}" for d in (6, 5, 4, 3, 2)]
-    assert _chart(fake_harness, "20261102", "20261106") == _chart(fake_harness, "20261102",
-                                                                  "20261106")
+    assert _chart(fake_harness, "20261102", "20261106") == _chart(
+        fake_harness, "20261102", "20261106"
+    )
 
 
 def test_chart_before_open_has_no_bar_for_today(fake_kis: FakeKIS, fake_clock: FakeClock) -> None:
@@ -156,8 +210,14 @@ def test_multprice(fake_harness: FakeHarness) -> None:
     rows = fake_harness.call(app, "intstock_multprice", params).json()["output"]
     assert [row["inter_shrn_iscd"] for row in rows] == codes
     assert [int(row["inter2_prpr"]) for row in rows] == [fake.price_of(c) for c in codes]
-    assert {"inter_kor_isnm", "inter2_prdy_clpr", "kospi_kosdaq_cls_name",
-            "mrkt_trtm_cls_name", "inter2_mxpr", "inter2_llam"} <= set(rows[0])
+    assert {
+        "inter_kor_isnm",
+        "inter2_prdy_clpr",
+        "kospi_kosdaq_cls_name",
+        "mrkt_trtm_cls_name",
+        "inter2_mxpr",
+        "inter2_llam",
+    } <= set(rows[0])
     params["FID_INPUT_ISCD_31"] = fake.universe[31]
     too_many = fake_harness.call(app, "intstock_multprice", params).json()
     assert (too_many["rt_cd"], too_many["msg_cd"]) == ("1", "OPSQ2001")

@@ -52,8 +52,11 @@ class FakeHarness:
         return self._clients[key]
 
     def issue(self, app: FakeApp, env: str | None = None) -> httpx.Response:
-        body = {"grant_type": "client_credentials", "appkey": app.app_key,
-                "appsecret": app.app_secret}
+        body = {
+            "grant_type": "client_credentials",
+            "appkey": app.app_key,
+            "appsecret": app.app_secret,
+        }
         return self.client(env or app.env).post(ENDPOINTS["token"].path, json=body)
 
     def token(self, app: FakeApp) -> str:
@@ -131,4 +134,3 @@ def _fake_harness(request: pytest.FixtureRequest, fake_kis: FakeKIS) -> Iterator
         harness = FakeHarness(fake_kis, server)
         yield harness
         harness.close()
-

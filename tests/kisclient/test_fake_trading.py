@@ -24,24 +24,41 @@ from test_fake_support import (
 
 
 def _order(app: FakeApp, code: str, qty: int, price: int = 0, **extra: str) -> dict[str, str]:
-    return {"CANO": app.cano, "ACNT_PRDT_CD": app.acnt_prdt_cd, "PDNO": code,
-            "ORD_DVSN": "00" if price else "01", "ORD_QTY": str(qty), "ORD_UNPR": str(price),
-            **extra}
+    return {
+        "CANO": app.cano,
+        "ACNT_PRDT_CD": app.acnt_prdt_cd,
+        "PDNO": code,
+        "ORD_DVSN": "00" if price else "01",
+        "ORD_QTY": str(qty),
+        "ORD_UNPR": str(price),
+        **extra,
+    }
 
 
-def _buy(h: FakeHarness, app: FakeApp, code: str, qty: int, price: int = 0,
-         *, legacy: bool = False) -> dict[str, Any]:
+def _buy(
+    h: FakeHarness, app: FakeApp, code: str, qty: int, price: int = 0, *, legacy: bool = False
+) -> dict[str, Any]:
     tr_id = ENDPOINTS["order_cash"].tr_id(Env(app.env), "buy", legacy=legacy)
-    body: dict[str, Any] = h.call(app, "order_cash", json=_order(app, code, qty, price),
-                                  tr_id=tr_id).json()
+    body: dict[str, Any] = h.call(
+        app, "order_cash", json=_order(app, code, qty, price), tr_id=tr_id
+    ).json()
     return body
 
 
 def _account(app: FakeApp) -> dict[str, str]:
-    return {"CANO": app.cano, "ACNT_PRDT_CD": app.acnt_prdt_cd, "AFHR_FLPR_YN": "N",
-            "OFL_YN": "", "INQR_DVSN": "02", "UNPR_DVSN": "01", "FUND_STTL_ICLD_YN": "N",
-            "FNCG_AMT_AUTO_RDPT_YN": "N", "PRCS_DVSN": "00", "CTX_AREA_FK100": "",
-            "CTX_AREA_NK100": ""}
+    return {
+        "CANO": app.cano,
+        "ACNT_PRDT_CD": app.acnt_prdt_cd,
+        "AFHR_FLPR_YN": "N",
+        "OFL_YN": "",
+        "INQR_DVSN": "02",
+        "UNPR_DVSN": "01",
+        "FUND_STTL_ICLD_YN": "N",
+        "FNCG_AMT_AUTO_RDPT_YN": "N",
+        "PRCS_DVSN": "00",
+        "CTX_AREA_FK100": "",
+        "CTX_AREA_NK100": "",
+    }
 
 
 def test_market_buy_executes(fake_harness: FakeHarness, fake_clock: FakeClock) -> None:
@@ -57,7 +74,12 @@ def test_market_buy_executes(fake_harness: FakeHarness, fake_clock: FakeClock) -
     assert out["KRX_FWDG_ORD_ORGNO"]
     [order] = fake.orders(app.app_key)
     assert (order.order_no, order.side, order.code, order.qty, order.price) == (
-        out["ODNO"], "buy", "005930", 10, price)
+        out["ODNO"],
+        "buy",
+        "005930",
+        10,
+        price,
+    )
     assert order.tr_id == ENDPOINTS["order_cash"].tr_id(Env.REAL, "buy")
     assert order.time == fake_clock.now()
     assert fake.cash(app.app_key) == 100_000_000 - 10 * price
@@ -68,8 +90,12 @@ def test_legacy_tr_ids_and_paper_codes(fake_harness: FakeHarness) -> None:
     fake = fake_harness.fake
     paper = fake.add_app("paper")
     assert _buy(fake_harness, paper, "005930", 2, legacy=True)["msg_cd"] == "40600000"
-    sell = fake_harness.call(paper, "order_cash", json=_order(paper, "005930", 1),
-                             tr_id=ENDPOINTS["order_cash"].tr_id(Env.PAPER, "sell"))
+    sell = fake_harness.call(
+        paper,
+        "order_cash",
+        json=_order(paper, "005930", 1),
+        tr_id=ENDPOINTS["order_cash"].tr_id(Env.PAPER, "sell"),
+    )
     assert sell.json()["msg_cd"] == "40610000"
     assert fake.holdings(paper.app_key) == {"005930": 1}
 
@@ -83,14 +109,34 @@ def test_limit_order_rests_then_fills_or_cancels(fake_inprocess: FakeHarness) ->
     second = _buy(fake_inprocess, app, "000660", 2, low)["output"]["ODNO"]
     assert [o.filled_qty for o in fake.orders(app.app_key)] == [0, 0]
     assert fake.holdings(app.app_key) == {}
-    cancel = fake_inprocess.call(app, "order_rvsecncl", json={
-        "CANO": app.cano, "ACNT_PRDT_CD": "01", "KRX_FWDG_ORD_ORGNO": "91252",
-        "ORGN_ODNO": second, "ORD_DVSN": "00", "RVSE_CNCL_DVSN_CD": "02", "ORD_QTY": "0",
-        "ORD_UNPR": "0", "QTY_ALL_ORD_YN": "Y"}).json()
+    cancel = fake_inprocess.call(
+        app,
+        "order_rvsecncl",
+        json={
+            "CANO": app.cano,
+            "ACNT_PRDT_CD": "01",
+            "KRX_FWDG_ORD_ORGNO": "91252",
+            "ORGN_ODNO": second,
+            "ORD_DVSN": "00",
+            "RVSE_CNCL_DVSN_CD": "02",
+            "ORD_QTY": "0",
+            "ORD_UNPR": "0",
+            "QTY_ALL_ORD_YN": "Y",
+        },
+    ).json()
     assert (cancel["rt_cd"], cancel["msg_cd"]) == ("0", "APBK0013")
-    again = fake_inprocess.call(app, "order_rvsecncl", json={
-        "CANO": app.cano, "ACNT_PRDT_CD": "01", "ORGN_ODNO": second,
-        "RVSE_CNCL_DVSN_CD": "02", "ORD_QTY": "0", "QTY_ALL_ORD_YN": "Y"}).json()
+    again = fake_inprocess.call(
+        app,
+        "order_rvsecncl",
+        json={
+            "CANO": app.cano,
+            "ACNT_PRDT_CD": "01",
+            "ORGN_ODNO": second,
+            "RVSE_CNCL_DVSN_CD": "02",
+            "ORD_QTY": "0",
+            "QTY_ALL_ORD_YN": "Y",
+        },
+    ).json()
     assert again["rt_cd"] != "0"
     fake.set_price("000660", low)
     orders = {o.order_no: o for o in fake.orders(app.app_key)}
@@ -101,8 +147,11 @@ def test_limit_order_rests_then_fills_or_cancels(fake_inprocess: FakeHarness) ->
 
 @pytest.mark.parametrize(
     "when",
-    [dt.datetime(2026, 11, 26, 8, 59, tzinfo=KST), dt.datetime(2026, 11, 26, 15, 30, tzinfo=KST),
-     dt.datetime(2026, 11, 28, 10, 0, tzinfo=KST)],
+    [
+        dt.datetime(2026, 11, 26, 8, 59, tzinfo=KST),
+        dt.datetime(2026, 11, 26, 15, 30, tzinfo=KST),
+        dt.datetime(2026, 11, 28, 10, 0, tzinfo=KST),
+    ],
 )
 def test_paper_orders_outside_hours(when: dt.datetime) -> None:
     fake = FakeKIS(clock=FakeClock(when), seed=7)
@@ -123,15 +172,22 @@ def test_business_rejections(fake_harness: FakeHarness) -> None:
     assert (poor["rt_cd"], poor["msg_cd"]) == ("7", "APBK0952")
     unknown = _buy(fake_harness, app, "999990", 1)
     assert (unknown["rt_cd"], unknown["msg_cd"]) == ("7", "40070000")
-    sell = fake_harness.call(app, "order_cash", json=_order(app, "005930", 1),
-                             tr_id=ENDPOINTS["order_cash"].tr_id(Env.REAL, "sell")).json()
+    sell = fake_harness.call(
+        app,
+        "order_cash",
+        json=_order(app, "005930", 1),
+        tr_id=ENDPOINTS["order_cash"].tr_id(Env.REAL, "sell"),
+    ).json()
     assert sell["rt_cd"] == "7"
     price = fake.price_of("005930")
     off_tick = _buy(fake_harness, app, "005930", 1, price + 1)
     assert off_tick["msg_cd"] == "40030000"
-    wrong = fake_harness.call(app, "order_cash",
-                              json={**_order(app, "005930", 1), "CANO": "00000000"},
-                              tr_id=ENDPOINTS["order_cash"].tr_id(Env.REAL, "buy"))
+    wrong = fake_harness.call(
+        app,
+        "order_cash",
+        json={**_order(app, "005930", 1), "CANO": "00000000"},
+        tr_id=ENDPOINTS["order_cash"].tr_id(Env.REAL, "buy"),
+    )
     assert wrong.status_code == 200
     assert (wrong.json()["rt_cd"], wrong.json()["msg_cd"]) == ("7", "APAC0081")
     assert fake.orders(app.app_key) == []
@@ -147,8 +203,11 @@ def _pages(h: FakeHarness, app: FakeApp, name: str, params: dict[str, str]) -> l
         pages.append((response.headers["tr_cont"], body))
         if response.headers["tr_cont"] in ("D", "E"):
             return pages
-        params = {**params, "CTX_AREA_FK100": body["ctx_area_fk100"],
-                  "CTX_AREA_NK100": body["ctx_area_nk100"]}
+        params = {
+            **params,
+            "CTX_AREA_FK100": body["ctx_area_fk100"],
+            "CTX_AREA_NK100": body["ctx_area_nk100"],
+        }
         extra = {"tr_cont": "N"}
 
 
@@ -186,11 +245,22 @@ def test_daily_ccld(fake_inprocess: FakeHarness) -> None:
     app = fake.add_app("paper")
     for code in [c for c in fake.universe if not fake.listing(c).halted][:20]:
         assert _buy(fake_inprocess, app, code, 1)["rt_cd"] == "0"
-    params = {"CANO": app.cano, "ACNT_PRDT_CD": "01", "INQR_STRT_DT": "20261126",
-              "INQR_END_DT": "20261126", "SLL_BUY_DVSN_CD": "00", "INQR_DVSN": "00",
-              "PDNO": "", "CCLD_DVSN": "00", "ORD_GNO_BRNO": "", "ODNO": "",
-              "INQR_DVSN_3": "00", "INQR_DVSN_1": "", "CTX_AREA_FK100": "",
-              "CTX_AREA_NK100": ""}
+    params = {
+        "CANO": app.cano,
+        "ACNT_PRDT_CD": "01",
+        "INQR_STRT_DT": "20261126",
+        "INQR_END_DT": "20261126",
+        "SLL_BUY_DVSN_CD": "00",
+        "INQR_DVSN": "00",
+        "PDNO": "",
+        "CCLD_DVSN": "00",
+        "ORD_GNO_BRNO": "",
+        "ODNO": "",
+        "INQR_DVSN_3": "00",
+        "INQR_DVSN_1": "",
+        "CTX_AREA_FK100": "",
+        "CTX_AREA_NK100": "",
+    }
     pages = _pages(fake_inprocess, app, "inquire_daily_ccld", params)
     assert [len(body["output1"]) for _, body in pages] == [15, 5]
     rows = [row for _, body in pages for row in body["output1"]]
@@ -198,10 +268,26 @@ def test_daily_ccld(fake_inprocess: FakeHarness) -> None:
     assert [row["odno"] for row in rows] == numbers[::-1]
     row = rows[0]
     assert (row["sll_buy_dvsn_cd"], row["tot_ccld_qty"], row["rmn_qty"], row["cncl_yn"]) == (
-        "02", "1", "0", "N")
-    assert {"ord_dt", "ord_gno_brno", "orgn_odno", "pdno", "prdt_name", "ord_qty", "ord_unpr",
-            "ord_tmd", "avg_prvs", "tot_ccld_amt", "rjct_qty"} <= set(row)
-    only_sells = fake_inprocess.call(app, "inquire_daily_ccld",
-                                     {**params, "SLL_BUY_DVSN_CD": "01"}).json()
+        "02",
+        "1",
+        "0",
+        "N",
+    )
+    assert {
+        "ord_dt",
+        "ord_gno_brno",
+        "orgn_odno",
+        "pdno",
+        "prdt_name",
+        "ord_qty",
+        "ord_unpr",
+        "ord_tmd",
+        "avg_prvs",
+        "tot_ccld_amt",
+        "rjct_qty",
+    } <= set(row)
+    only_sells = fake_inprocess.call(
+        app, "inquire_daily_ccld", {**params, "SLL_BUY_DVSN_CD": "01"}
+    ).json()
     assert only_sells["output1"] == []
     assert pages[0][1]["output2"]["tot_ccld_qty"] == "20"

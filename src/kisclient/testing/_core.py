@@ -75,17 +75,19 @@ class Core:
         self.windows: dict[str, collections.deque[float]] = {}
         self.price_overrides: dict[tuple[str, dt.date], int] = {}
         self.market_override: bool | None = None
-        self.rng = random.Random(f"fake:{seed}")  # noqa: S311 (not crypto)
+        self.rng = random.Random(f"fake:{seed}")
         self.order_seq = 0
         self.gt_seq = 0
         #: Per-(code, day) memo for derived figures (52-week range); cleared never (small).
         self.cache: dict[tuple[str, dt.date], tuple[int, int]] = {}
+        #: (PER, PBR) per code, ``None`` for ETF/ETN.
+        self.ratios: dict[str, tuple[float, float] | None] = {}
 
     # --- apps ---
     def add_app(self, env: Env, cash: int | None) -> FakeApp:
         """Register a new app with deterministic credentials and an empty account."""
         index = sum(1 for app in self.apps.values() if app.env == env.value)
-        rng = random.Random(f"app:{self.seed}:{env.value}:{index}")  # noqa: S311
+        rng = random.Random(f"app:{self.seed}:{env.value}:{index}")
         key = "PS" + "".join(rng.choices(_ALNUM, k=34))
         secret = "".join(rng.choices(_ALNUM + "+/", k=179)) + "="
         lead = "6" if env is Env.REAL else "5"

@@ -75,16 +75,26 @@ def price_snapshot(core: Core, listing: Listing) -> dict[str, Any]:
 
 
 def _fundamentals(core: Core, listing: Listing, price: int) -> dict[str, str]:
-    rng = random.Random(f"fund:{core.seed}:{listing.code}")  # noqa: S311 (not crypto)
-    if listing.kind in ("etf", "etn"):
+    """PER/PBR fixed per code (from the seed); EPS/BPS follow the price."""
+    ratios = core.ratios.get(listing.code)
+    if ratios is None:
+        ratios = core.ratios[listing.code] = _ratios(core.seed, listing)
+    if ratios is None:
         return {"per": "0.00", "pbr": "0.00", "eps": "0.00", "bps": "0.00"}
-    per, pbr = rng.uniform(4.0, 40.0), rng.uniform(0.3, 4.0)
+    per, pbr = ratios
     return {
         "per": f"{per:.2f}",
         "pbr": f"{pbr:.2f}",
         "eps": f"{price / per:.2f}",
         "bps": f"{price / pbr:.2f}",
     }
+
+
+def _ratios(seed: int, listing: Listing) -> tuple[float, float] | None:
+    if listing.kind in ("etf", "etn"):
+        return None
+    rng = random.Random(f"fund:{seed}:{listing.code}")
+    return rng.uniform(4.0, 40.0), rng.uniform(0.3, 4.0)
 
 
 def _week52(core: Core, listing: Listing) -> tuple[int, int]:

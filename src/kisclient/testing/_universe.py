@@ -149,9 +149,10 @@ class Universe:
         for code, name, market, kind, sector, price in _REAL[: max(size, 0)]:
             shares = 5_969_782_550 if code == "005930" else 50_000_000
             self._listings[code] = Listing(code, name, market, kind, sector, price, shares)
-        self._generate(random.Random(f"universe:{seed}"), size)  # noqa: S311 (not crypto)
+        self._generate(random.Random(f"universe:{seed}"), size)
         self.codes: list[str] = list(self._listings)
         self._walks: dict[str, tuple[list[tuple[float, int, float]], int]] = {}
+        self._bars: dict[tuple[str, dt.date, int | None], Bar] = {}
         self._lock = threading.Lock()
 
     def _generate(self, rng: random.Random, size: int) -> None:
@@ -215,15 +216,16 @@ class Universe:
         with self._lock:
             params = self._walks.get(code)
             if params is None:
-                rng = random.Random(f"walk:{self._seed}:{code}")  # noqa: S311 (not crypto)
+                rng = random.Random(f"walk:{self._seed}:{code}")
                 cycles = [
                     (amp * rng.uniform(0.5, 1.5), period, rng.uniform(0.0, 2 * math.pi))
                     for amp, period in _CYCLES
                 ]
                 params = self._walks[code] = (cycles, rng.getrandbits(32))
         cycles, salt = params
-        value = sum(amp * math.sin(2 * math.pi * index / period + phase)
-                    for amp, period, phase in cycles)
+        value = sum(
+            amp * math.sin(2 * math.pi * index / period + phase) for amp, period, phase in cycles
+        )
         mixed = (index * 0x9E3779B1 + salt) & 0xFFFFFFFF
         mixed = ((mixed ^ (mixed >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
         mixed ^= mixed >> 12
@@ -236,11 +238,24 @@ class Universe:
         return round_to_tick(listing.base_price * math.exp(deviation), listing.kind)
 
     def bar(self, code: str, day: dt.date, close: int | None = None) -> Bar:
-        """The daily bar of *code* on weekday *day*; *close* overrides the walk's close."""
+        """The daily bar of *code* on weekday *day*; *close* overrides the walk's close.
+
+        Memoised (bars are pure functions of their arguments; the memo is bounded)."""
+        key = (code, day, close)
+        found = self._bars.get(key)
+        if found is None:
+            found = self._make_bar(code, day, close)
+            with self._lock:
+                if len(self._bars) > 200_000:
+                    self._bars.clear()
+                self._bars[key] = found
+        return found
+
+    def _make_bar(self, code: str, day: dt.date, close: int | None) -> Bar:
         listing = self._listings[code]
         prev = self.close(code, previous_weekday(day)) if day > FIRST_DAY else listing.base_price
         last = self.close(code, day) if close is None else close
-        rng = random.Random(f"bar:{self._seed}:{code}:{day.toordinal()}")  # noqa: S311
+        rng = random.Random(f"bar:{self._seed}:{code}:{day.toordinal()}")
         opening = round_to_tick(prev * math.exp(rng.gauss(0.0, 0.006)), listing.kind)
         high = round_to_tick(max(opening, last) * (1 + abs(rng.gauss(0.0, 0.008))), listing.kind)
         low = round_to_tick(min(opening, last) * (1 - abs(rng.gauss(0.0, 0.008))), listing.kind)
