@@ -31,7 +31,15 @@ from kisclient.testing import FakeKIS, FakeKISServer, Fault
 CASSETTES = pathlib.Path(__file__).with_name("cassettes")
 MODE = os.environ.get("KIS_RECORD", "")
 FILTERED = "<filtered>"
-SECRET_FIELDS = {"appkey", "appsecret", "secretkey", "token", "access_token", "approval_key", "CANO"}
+SECRET_FIELDS = {
+    "appkey",
+    "appsecret",
+    "secretkey",
+    "token",
+    "access_token",
+    "approval_key",
+    "CANO",
+}
 
 
 def _scrub_json(text: bytes | str | None) -> bytes | str | None:
@@ -95,12 +103,19 @@ class Backend:
             app = self.fake.apps[0]
             secret = "x" * 180 if bad_secret else app.app_secret
             kwargs.setdefault("account", app.account)
-            return KISClient(app.app_key, secret, env="real",
-                             base_url=self.server.base_url("real"), state_dir=self.tmp_path, **kwargs)
+            return KISClient(
+                app.app_key,
+                secret,
+                env="real",
+                base_url=self.server.base_url("real"),
+                state_dir=self.tmp_path,
+                **kwargs,
+            )
         # replay: any credentials do, the cassette answers (the real host is never contacted)
         kwargs.setdefault("account", "12345678-01")
-        return KISClient("P" * 36, "S" * 180, env="real", state_dir=self.tmp_path,
-                         clock=FakeClock(), **kwargs)
+        return KISClient(
+            "P" * 36, "S" * 180, env="real", state_dir=self.tmp_path, clock=FakeClock(), **kwargs
+        )
 
     def inject(self, fault: Fault) -> None:
         if self.fake is not None:

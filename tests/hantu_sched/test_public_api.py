@@ -1,0 +1,40 @@
+"""The public surface is explicit and pinned."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import hantu_sched
+
+EXPECTED = {
+    "JOB_ORDER", "KST", "MARKET_CLOSE", "PERFORMANCE", "RISK_FREE_RATE", "SCREENING",
+    "SELECTION", "TRADING", "Action", "ActionKind", "At", "BatchHealth", "BatchStore",
+    "CalendarNotCoveredError", "CatchUp", "Clock", "DataDirLock", "DayPlan", "Executor",
+    "FakeClock", "IncompleteSelection", "IntegratedScheduler", "Job", "JobContext",
+    "JobInterrupted", "JobKey", "JobPolicy", "JobRecord", "JobRegistry", "JobState", "Journal",
+    "KRXCalendar", "MemoryStorage", "RecoveryManager", "RecoveryState", "SQLiteStorage",
+    "SchedulerAlreadyRunningError", "SchedulerConfig", "Session", "Storage", "SystemClock",
+    "TradingCalendar", "__version__", "batch_health", "build_day_plan", "gather_state",
+    "is_batch_complete",
+}  # fmt: skip
+
+
+def test_all_is_pinned_and_importable() -> None:
+    assert set(hantu_sched.__all__) == EXPECTED
+    for name in hantu_sched.__all__:
+        assert getattr(hantu_sched, name) is not None
+
+
+def test_public_contract() -> None:
+    from hantu_sched import KRXCalendar
+
+    assert KRXCalendar().is_trading_day(dt.date(2026, 6, 4))
+    assert KRXCalendar().session(dt.date(2026, 6, 3)) is None
+    assert hantu_sched.RISK_FREE_RATE == 0.02
+
+
+def test_clock_reuses_kisclient() -> None:
+    from kisclient._clock import FakeClock as BaseFakeClock
+
+    assert issubclass(hantu_sched.FakeClock, BaseFakeClock)
+    assert isinstance(hantu_sched.FakeClock(), hantu_sched.Clock)
