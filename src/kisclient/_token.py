@@ -485,7 +485,7 @@ def decide(
     - *missing*, *stale* (valid but within the margin) or *invalidated* (generation at or below
       *invalid_generation*) → ``issue`` if *min_issue_interval_s* has passed since the stored
       token's ``issued_at`` and since *last_issue_attempt*; otherwise a stale-but-valid token is
-      ``use``\\ d, and anything else means ``wait`` the seconds until issuance is allowed.
+      used (``use``), and anything else means ``wait`` the seconds until issuance is allowed.
     """
     invalidated = (
         stored is not None
@@ -561,6 +561,13 @@ class TokenManager:
     :class:`TokenIssueThrottled`); ``throttle_backoff_s`` is the pause after an EGW00133 and
     the longest single sleep while waiting (the store is re-read after each, so a token another
     process issued in the meantime is adopted).
+
+    Every issuance attempt is persisted before the call, so the minimum interval also runs from
+    a failed or throttled attempt (an attempt that raised :class:`RequestNotSent` is rolled
+    back). After EGW00133 the next attempt therefore comes ``min_issue_interval_s`` later, with
+    store re-reads every ``throttle_backoff_s`` in between. A stale but still valid token is
+    handed out while issuance has to wait. ``issue`` runs while the locks are held: it must not
+    sleep or call back into this manager.
     """
 
     def __init__(

@@ -10,8 +10,8 @@ import logging
 import multiprocessing
 import os
 import stat
-import threading
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
