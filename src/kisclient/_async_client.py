@@ -18,7 +18,7 @@ import httpx
 import tenacity
 
 from . import _operations as ops
-from ._base import ClientBase, ProgressCallback, RetryControls, RetrySignal
+from ._base import ONE_ATTEMPT, ClientBase, ProgressCallback, RetryControls, RetrySignal
 from ._clock import Clock
 from ._config import KST, Env, Side
 from ._core import (
@@ -273,7 +273,7 @@ class AsyncKISClient(ClientBase):
         """Revoke the current access token on the server and forget it locally."""
 
         async def revoke_fn(token: Token) -> None:
-            await self._execute(self._revoke_call(token.access_token), limited=False)
+            await self._execute(self._revoke_call(token.access_token), limited=False, once=True)
 
         await self._tokens.arevoke(revoke_fn)
 
@@ -306,9 +306,9 @@ class AsyncKISClient(ClientBase):
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    async def _execute(self, call: Call, *, limited: bool = True) -> Response:
+    async def _execute(self, call: Call, *, limited: bool = True, once: bool = False) -> Response:
         s = self._settings
-        controls = RetryControls(s.retry, s.clock, self._rng)
+        controls = RetryControls(ONE_ATTEMPT if once else s.retry, s.clock, self._rng)
         retrying = tenacity.AsyncRetrying(sleep=s.clock.asleep, **controls.tenacity_kwargs())
         number = 0
         try:
@@ -362,4 +362,4 @@ class AsyncKISClient(ClientBase):
         raise self._final_error(RetrySignal(verdict))
 
     async def _issue_token_async(self) -> Mapping[str, Any]:
-        return (await self._execute(self._token_call(), limited=False)).data
+        return (await self._execute(self._token_call(), limited=False, once=True)).data

@@ -25,7 +25,7 @@ from ._settings import ClientSettings
 from ._token import TokenManager, TokenStore
 from ._validation import StockCode, normalize_code
 
-__all__ = ["ClientBase", "ProgressCallback", "RetryControls", "RetrySignal"]
+__all__ = ["ONE_ATTEMPT", "ClientBase", "ProgressCallback", "RetryControls", "RetrySignal"]
 
 #: Called as ``progress(done, total)`` as the codes of a batch settle.
 ProgressCallback = Callable[[int, int], None]
@@ -39,6 +39,11 @@ class RetrySignal(Exception):
     def __init__(self, verdict: Verdict) -> None:
         super().__init__(verdict.error)
         self.verdict = verdict
+
+
+#: Token and revoke calls run while the token locks are held, and nobody sleeps holding them:
+#: they are sent once, and the token manager does its own (lock-free) waiting.
+ONE_ATTEMPT = RetryPolicy(max_attempts=1)
 
 
 class RetryControls:
@@ -65,10 +70,13 @@ class RetryControls:
         return self._clock.monotonic() - self._started - self._excluded
 
     def _stop(self, state: tenacity.RetryCallState) -> bool:
-        return (
-            state.attempt_number >= self._policy.max_attempts
-            or self._elapsed() >= self._policy.deadline_s
-        )
+        if state.attempt_number >= self._policy.max_attempts:
+            return True
+        # A refused token is not the call's fault: the token manager bounds that wait itself.
+        signal = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(signal, RetrySignal) and signal.verdict.refresh_token:
+            return False
+        return self._elapsed() >= self._policy.deadline_s
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         signal = state.outcome.exception() if state.outcome is not None else None

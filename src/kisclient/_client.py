@@ -12,7 +12,7 @@ import httpx
 import tenacity
 
 from . import _operations as ops
-from ._base import ClientBase, ProgressCallback, RetryControls, RetrySignal
+from ._base import ONE_ATTEMPT, ClientBase, ProgressCallback, RetryControls, RetrySignal
 from ._clock import Clock
 from ._config import KST, Env, Side
 from ._core import (
@@ -276,7 +276,7 @@ class KISClient(ClientBase):
         """Revoke the current access token on the server and forget it locally."""
 
         def revoke_fn(token: Token) -> None:
-            self._execute(self._revoke_call(token.access_token), limited=False)
+            self._execute(self._revoke_call(token.access_token), limited=False, once=True)
 
         self._tokens.revoke(revoke_fn)
 
@@ -301,10 +301,10 @@ class KISClient(ClientBase):
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    def _execute(self, call: Call, *, limited: bool = True) -> Response:
+    def _execute(self, call: Call, *, limited: bool = True, once: bool = False) -> Response:
         """Send *call* until it succeeds, fails for good, or the retry policy stops it."""
         s = self._settings
-        controls = RetryControls(s.retry, s.clock, self._rng)
+        controls = RetryControls(ONE_ATTEMPT if once else s.retry, s.clock, self._rng)
         retrying = tenacity.Retrying(sleep=s.clock.sleep, **controls.tenacity_kwargs())
         number = 0
         try:
@@ -358,7 +358,7 @@ class KISClient(ClientBase):
         raise self._final_error(RetrySignal(verdict))
 
     def _issue_token_sync(self) -> Mapping[str, Any]:
-        return self._execute(self._token_call(), limited=False).data
+        return self._execute(self._token_call(), limited=False, once=True).data
 
     @property
     def account(self) -> Account | None:

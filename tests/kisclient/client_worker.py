@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from kisclient import KISClient
+from kisclient import KISClient, Window
 
 
 def main() -> None:
@@ -20,6 +20,9 @@ def main() -> None:
         os.environ["KIS_APP_SECRET"],
         env=os.environ.get("KIS_ENV", "real"),
         base_url=os.environ["KIS_BASE_URL"],
+        rate_limits=[Window(int(os.environ["KIS_TEST_RATE"]), 1.0)]
+        if "KIS_TEST_RATE" in os.environ
+        else None,
         state_dir=os.environ["KIS_STATE_DIR"],
     )
     sys.stdin.readline()  # the parent releases every worker at once
