@@ -69,7 +69,7 @@ class AsyncKISClient(ClientBase):
         token_min_interval: float = 60.0,
         legacy_order_tr_ids: bool = False,
         quote_cache_ttl: float = 0.0,
-        rate_margin: float = 0.03,
+        rate_margin: float = 0.02,
     ) -> None:
         settings = ClientSettings.build(
             app_key=app_key,

@@ -80,7 +80,7 @@ class ClientSettings:
         token_min_interval: float = 60.0,
         legacy_order_tr_ids: bool = False,
         quote_cache_ttl: float = 0.0,
-        rate_margin: float = 0.03,
+        rate_margin: float = 0.02,
     ) -> ClientSettings:
         """Check and normalise constructor arguments; raise :class:`ConfigurationError`."""
         if not app_key or not isinstance(app_key, str):

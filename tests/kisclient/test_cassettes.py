@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import vcr  # type: ignore[import-untyped]
+import vcr
 import yaml  # type: ignore[import-untyped]
 
 from kisclient import AuthError, BusinessRejection, FakeClock, KISClient, RetryPolicy

@@ -11,7 +11,7 @@ import math
 import os
 import pathlib
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -34,7 +34,9 @@ def _convert_universe(value: object) -> tuple[str, ...] | pathlib.Path | None:
         codes = tuple(value)
         bad = [c for c in codes if not isinstance(c, str) or not c.strip()]
         if bad:
-            raise ValueError(f"PipelineConfig.universe: every code must be a non-empty string, got {bad[:3]!r}")
+            raise ValueError(
+                f"PipelineConfig.universe: every code must be a non-empty string, got {bad[:3]!r}"
+            )
         return tuple(c.strip() for c in codes)
     raise ValueError(
         "PipelineConfig.universe must be None, a list of codes or a path to a file of codes, "
@@ -200,7 +202,9 @@ class PipelineConfig:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ValueError(f"cannot read the universe file {str(path)!r}: {exc.strerror}") from exc
+            raise ValueError(
+                f"cannot read the universe file {str(path)!r}: {exc.strerror}"
+            ) from exc
         return _parse_codes(text, str(path))
 
     def describe(self) -> dict[str, Any]:
@@ -214,7 +218,7 @@ class PipelineConfig:
             if isinstance(universe, pathlib.Path)
             else f"{len(universe)} codes"
         )
-        return cast("dict[str, Any]", data)
+        return data
 
 
 def _parse_codes(text: str, origin: str) -> tuple[str, ...]:

@@ -180,7 +180,14 @@ class ScreeningJob:
     ) -> tuple[list[Quote], _Counts]:
         cfg = self.config
         kept: list[Quote] = []
-        counts = {"scanned": 0, "failed": 0, "price": 0, "traded_value": 0, "warning": 0, "halted": 0}
+        counts = {
+            "scanned": 0,
+            "failed": 0,
+            "price": 0,
+            "traded_value": 0,
+            "warning": 0,
+            "halted": 0,
+        }
         for code in universe:
             counts["scanned"] += 1
             quote = first.succeeded.get(_bare(code))

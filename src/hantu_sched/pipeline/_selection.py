@@ -38,7 +38,9 @@ __all__ = ["SelectionJob", "rank_selection", "score_bars", "split_batch"]
 def split_batch(codes: Sequence[str], batch_ids: Sequence[str], batch_id: str) -> list[str]:
     """The codes of *batch_id*: ``codes[i::n]`` for its index *i* among the *n* batch ids."""
     if batch_id not in batch_ids:
-        raise ValueError(f"batch {batch_id!r} is not one of the configured batches {list(batch_ids)}")
+        raise ValueError(
+            f"batch {batch_id!r} is not one of the configured batches {list(batch_ids)}"
+        )
     return list(codes[batch_ids.index(batch_id) :: len(batch_ids)])
 
 
@@ -145,9 +147,7 @@ class SelectionJob:
         )
         rows = ctx.storage.get_selection(ctx.trading_date)
         if all(b in rows for b in batch_ids):
-            final = rank_selection(
-                {b: rows[b] for b in batch_ids}, cfg.top_n, cfg.min_score
-            )
+            final = rank_selection({b: rows[b] for b in batch_ids}, cfg.top_n, cfg.min_score)
             ctx.storage.put_record(
                 RECORD_FINAL_SELECTION,
                 ctx.trading_date.isoformat(),
