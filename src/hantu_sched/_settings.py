@@ -72,9 +72,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "scheduler.batch_ids", "HANTU_BATCH_IDS", '["1", "2", "3", "4"]', "selection batch ids"
     ),
-    SettingSpec(
-        "scheduler.batch_count", "HANTU_BATCH_COUNT", "(unset)", "shorthand: ids 1..N"
-    ),
+    SettingSpec("scheduler.batch_count", "HANTU_BATCH_COUNT", "(unset)", "shorthand: ids 1..N"),
     SettingSpec(
         "scheduler.batch_interval_minutes",
         "HANTU_BATCH_INTERVAL_MINUTES",
@@ -104,7 +102,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
 )
 
 _PIPELINE_ENV_PREFIX = "HANTU_PIPELINE_"
-_TIME_RE = re.compile(r"^(?:(?P<hh>\d{1,2}):(?P<mm>\d{2})|(?P<anchor>open|close)(?P<off>[+-]\d+)?)$")
+_TIME_RE = re.compile(
+    r"^(?:(?P<hh>\d{1,2}):(?P<mm>\d{2})|(?P<anchor>open|close)(?P<off>[+-]\d+)?)$"
+)
 
 
 def pipeline_env_var(field: str) -> str:
@@ -303,7 +303,9 @@ def _convert_env(field: attrs.Attribute[Any], raw: str) -> Any:
         if kind.startswith("float"):
             return float(text)
     except ValueError:
-        raise SettingsError(f"{pipeline_env_var(field.name)} must be a number, got {raw!r}") from None
+        raise SettingsError(
+            f"{pipeline_env_var(field.name)} must be a number, got {raw!r}"
+        ) from None
     return text
 
 
@@ -387,10 +389,14 @@ def _jobs(table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     jobs: dict[str, dict[str, str]] = {}
     for name, value in table.items():
         if name not in JOB_ORDER:
-            raise SettingsError(f"unknown job {name!r} in [jobs]; known jobs: {', '.join(JOB_ORDER)}")
+            raise SettingsError(
+                f"unknown job {name!r} in [jobs]; known jobs: {', '.join(JOB_ORDER)}"
+            )
         spec = {"run": value} if isinstance(value, str) else value
-        if not isinstance(spec, dict) or not isinstance(spec.get("run"), str) or (
-            set(spec) - {"run", "reconcile"}
+        if (
+            not isinstance(spec, dict)
+            or not isinstance(spec.get("run"), str)
+            or (set(spec) - {"run", "reconcile"})
         ):
             raise SettingsError(
                 f"[jobs] {name} must be 'package.module:callable' or "
@@ -466,6 +472,7 @@ def load_settings(
         config_path=config_path,
     )
     _check_mode_env(settings)
+    settings.job_registry(settings.pipeline_config())  # every problem surfaces at load time
     return settings
 
 

@@ -14,12 +14,13 @@ The result is complete iff every unit of the day plan ends ``done`` in the journ
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import pathlib
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 import attrs
@@ -29,7 +30,7 @@ from kisclient.testing import FakeApp, FakeKIS
 
 from ._calendar import KRXCalendar, Session
 from ._constants import KST
-from ._day import SchedulerConfig, build_day_plan
+from ._day import JOB_ORDER, SchedulerConfig, build_day_plan
 from ._jobs import Job, JobContext, JobInterrupted, JobRegistry
 from ._journal import JobRecord, JobState
 from ._recovery import Action, ActionKind
@@ -44,6 +45,7 @@ __all__ = [
     "SimEvent",
     "SimulationError",
     "SimulationResult",
+    "is_crash",
     "prepare_data_dir",
     "simulate_day",
 ]
@@ -108,6 +110,8 @@ class SimulationResult:
     restarts: int = 0
     orders: int = 0
     wall_seconds: float = 0.0
+    #: kisclient warnings of the day (message → count); each is printed once in the timeline.
+    warnings: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def incomplete(self) -> list[JobRecord]:
@@ -124,6 +128,17 @@ class SimulationResult:
     def of(self, kind: str) -> list[SimEvent]:
         """Events of *kind*."""
         return [e for e in self.events if e.kind == kind]
+
+
+def is_crash(exc: BaseException) -> bool:
+    """True if *exc* is a :class:`SimulatedCrash`, possibly wrapped in an exception group (an
+    ``asyncio.TaskGroup`` wraps what its tasks raise)."""
+    if isinstance(exc, SimulatedCrash):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        rest = exc.split(SimulatedCrash)[1]
+        return rest is None
+    return False
 
 
 def _label(job: str | None, batch: str | None) -> str:
@@ -156,6 +171,8 @@ class _TimelineHandler(logging.Handler):
     def __init__(self, timeline: _Timeline) -> None:
         super().__init__(logging.INFO)
         self.timeline = timeline
+        #: Library warnings by message: printed the first time, counted after.
+        self.repeats: dict[str, int] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -169,6 +186,11 @@ class _TimelineHandler(logging.Handler):
             if job is None and record.levelno < logging.WARNING:
                 return
             text = record.getMessage().splitlines()[0]
+            if job is None:  # kisclient warnings (rate limits, retries): once per message
+                seen = self.repeats.get(text, 0)
+                self.repeats[text] = seen + 1
+                if seen:
+                    return
             prefix = "" if record.levelno < logging.WARNING else f"{record.levelname}: "
             label = job if job is not None else name
             self.timeline.emit("log", f"  {prefix}{text}", label=label)
@@ -247,7 +269,9 @@ def _wrap_registry(registry: JobRegistry, timeline: _Timeline) -> JobRegistry:
         wrapped.register(
             name,
             _wrap(timeline, name, entry.run),
-            reconcile=None if reconcile is None else _wrap(timeline, name, reconcile, reconcile=True),
+            reconcile=None
+            if reconcile is None
+            else _wrap(timeline, name, reconcile, reconcile=True),
         )
     return wrapped
 
@@ -310,8 +334,7 @@ def simulate_day(
     for crash in crashes:
         if not start < crash < end:
             raise SimulationError(
-                f"--restart-at {crash:%H:%M} is outside the simulated day "
-                f"({SIM_START:%H:%M}–24:00)"
+                f"--restart-at {crash:%H:%M} is outside the simulated day ({SIM_START:%H:%M}–24:00)"
             )
     clock = SimClock(start)
     timeline = _Timeline(clock, out, result)
@@ -334,24 +357,19 @@ def simulate_day(
     state_dir.mkdir(mode=0o700, exist_ok=True)
     registry = (make_jobs or _default_jobs(pipeline or {}))()
     wrapped = _wrap_registry(registry, timeline)
-    handler = _TimelineHandler(timeline)
-    loggers = [logging.getLogger("hantu_sched"), logging.getLogger("kisclient")]
-    saved = [(lg, lg.level, lg.propagate) for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
-        lg.propagate = False
-    try:
-        _run_instances(clock, crashes, end, fake, app, state_dir, config, calendar, wrapped,
-                       data_dir, timeline, result)  # fmt: skip
-    finally:
-        for lg, level, propagate in saved:
-            lg.removeHandler(handler)
-            lg.setLevel(level)
-            lg.propagate = propagate
+    with _captured_logs(timeline) as handler:
+        try:
+            _run_instances(clock, crashes, end, fake, app, state_dir, config, calendar, wrapped,
+                           data_dir, timeline, result)  # fmt: skip
+        finally:
+            result.warnings = dict(handler.repeats)
     storage = SQLiteStorage(data_dir / DEFAULT_DB_NAME)
     try:
-        result.records = storage.list_jobs(trading_date)
+        order = {name: index for index, name in enumerate(JOB_ORDER)}
+        result.records = sorted(
+            storage.list_jobs(trading_date),
+            key=lambda r: (order.get(r.key.job, len(order)), r.key.batch or ""),
+        )
     finally:
         storage.close()
     plan = build_day_plan(config, calendar, trading_date)
@@ -362,6 +380,25 @@ def simulate_day(
     result.orders = len(fake.orders(app.app_key))
     result.wall_seconds = time.perf_counter() - wall
     return result
+
+
+@contextlib.contextmanager
+def _captured_logs(timeline: _Timeline) -> Iterator[_TimelineHandler]:
+    """Route the scheduler's, the jobs' and kisclient's log lines into the timeline."""
+    handler = _TimelineHandler(timeline)
+    loggers = [logging.getLogger("hantu_sched"), logging.getLogger("kisclient")]
+    saved = [(lg, lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+    try:
+        yield handler
+    finally:
+        for lg, level, propagate in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
 
 
 def _default_jobs(pipeline: dict[str, Any]) -> Callable[[], JobRegistry]:
@@ -426,7 +463,9 @@ def _run_instances(
                 timeline.emit("plan", f"  {line}", job=action.job, batch=action.batch)
             try:
                 scheduler.run(until=end)
-            except SimulatedCrash:
+            except BaseException as exc:
+                if not is_crash(exc):
+                    raise
                 result.restarts += 1
                 timeline.emit(
                     "crash",

@@ -44,13 +44,13 @@ import attrs
 from kisclient import (
     Env,
     KISClient,
+    KISError,
     KISRejected,
     MarketClosed,
     OrderOutcomeUnknown,
     OrderResult,
     RequestNotSent,
 )
-from kisclient import KISError as _KISError
 
 from .._jobs import JobContext
 from ._config import PipelineConfig
@@ -200,7 +200,12 @@ class TradingJob:
                 run.skipped[code] = "already held"
                 log.info("skip %s: already held", code)
                 continue
-            price = kis.get_price(code).price
+            try:
+                price = kis.get_price(code).price
+            except KISError as exc:  # a read: skipping the code is safe
+                run.skipped[code] = f"no quote: {exc}"
+                log.warning("skip %s: no quote: %s", code, exc)
+                continue
             qty = min(budget, remaining) // price if price > 0 else 0
             if qty < 1:
                 run.skipped[code] = f"budget too small for one share at {price}"
@@ -303,7 +308,7 @@ class TradingJob:
                     for o in kis.get_daily_orders(ctx.trading_date, ctx.trading_date)
                     if o.order_no in mine
                 ]
-            except _KISError as exc:
+            except KISError as exc:
                 log.warning("order status check failed: %s", exc)
                 continue
             if cancel_at is not None and cancel_at <= now < close:

@@ -1,0 +1,113 @@
+"""Scheduler benchmarks: a simulated day's memory and wall time, and import times.
+
+(a) peak RSS of ``python -m hantu_sched simulate`` with a 2,500-code universe and two restarts
+    (11:00, 16:00), run in a child process and read with getrusage(RUSAGE_CHILDREN):
+    goal <= 100 MB (the systemd unit's MemoryMax is 800 MB)
+(b) wall time of that day (the child's elapsed time)
+(c) import time of ``kisclient`` and ``hantu_sched`` (and ``hantu_sched.pipeline``): a fresh
+    ``python -c "import x"`` minus a bare ``python -c pass``, median of N runs
+
+Usage: python benchmarks/bench_sched.py [--quick] [--universe N] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIS_", "HANTU_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    return env
+
+
+def simulated_day(universe: int) -> tuple[float, float, int, str]:
+    """Run one simulated day in a child; return (peak RSS MB, wall s, exit code, summary)."""
+    with tempfile.TemporaryDirectory(prefix="bench-sched-") as tmp:
+        argv = [
+            sys.executable,
+            "-m",
+            "hantu_sched",
+            "simulate",
+            "--date",
+            "2026-06-04",
+            "--universe",
+            str(universe),
+            "--restart-at",
+            "11:00",
+            "--restart-at",
+            "16:00",
+            "--quiet",
+            "--data-dir",
+            str(pathlib.Path(tmp) / "sim"),
+        ]
+        start = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=_env(), check=False)
+        wall = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes on macOS
+    summary = next((ln for ln in proc.stdout.splitlines() if ln.startswith("day ")), proc.stderr)
+    return peak_kb * 1024 / scale / 1024, wall, proc.returncode, summary
+
+
+def import_time(module: str, runs: int) -> float:
+    """Median seconds to import *module* in a fresh interpreter, minus a bare start."""
+
+    def once(code: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=_env(), check=True)
+        return time.perf_counter() - start
+
+    bare = statistics.median(once("pass") for _ in range(runs))
+    full = statistics.median(once(f"import {module}") for _ in range(runs))
+    return max(full - bare, 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="300 codes, 3 import runs")
+    parser.add_argument("--universe", type=int, default=2500)
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args()
+    universe = 300 if args.quick else args.universe
+    runs = 3 if args.quick else args.runs
+    print(f"# scheduler benchmarks ({machine()})")
+    peak, wall, code, summary = simulated_day(universe)
+    print(
+        f"(a) simulated day, {universe} codes, 2 restarts: peak RSS {peak:.1f} MB "
+        f"(goal <= 100 MB; MemoryMax 800 MB)"
+    )
+    print(f"(b) wall time of that day: {wall:.2f} s (exit {code}: {summary.strip()})")
+    figures: dict[str, object] = {
+        "machine": machine(),
+        "universe": universe,
+        "peak_rss_mb": round(peak, 1),
+        "day_wall_s": round(wall, 2),
+    }
+    for module in ("kisclient", "hantu_sched", "hantu_sched.pipeline"):
+        seconds = import_time(module, runs)
+        figures[f"import_{module}_ms"] = round(seconds * 1000, 1)
+        print(f"(c) import {module}: {seconds * 1000:.0f} ms (median of {runs}, minus bare start)")
+    print(json.dumps(figures))
+    if code != 0:
+        sys.exit(f"the simulated day did not end complete (exit {code})")
+
+
+if __name__ == "__main__":
+    main()

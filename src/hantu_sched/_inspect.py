@@ -1,0 +1,353 @@
+"""Read-only views for the runner: ``status``, ``recover --dry-run`` and ``doctor``.
+
+None of these takes the data directory's lock or writes the journal, so they are safe while the
+daemon runs. The token expiry is read from kisclient's token store without credentials when the
+store is unambiguous (one token file for the environment); with ``KIS_APP_KEY`` set the exact
+store is used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pathlib
+import socket
+import stat
+import time
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from kisclient._token import STORE_FILE_NAME, key_fingerprint, read_private_json
+
+from ._batch import BatchStore
+from ._calendar import EMBEDDED_YEARS, CalendarNotCoveredError, KRXCalendar
+from ._constants import KST
+from ._day import build_day_plan
+from ._journal import JobRecord, JobState
+from ._lock import LOCK_NAME
+from ._recovery import Action, RecoveryManager, gather_state
+from ._settings import Settings, SettingsError, load_credentials
+from ._storage import DEFAULT_DB_NAME, MemoryStorage, SQLiteStorage, Storage
+
+__all__ = ["Check", "TokenInfo", "doctor_checks", "recovery_plan", "status_report", "token_info"]
+
+_RECENT_DAYS = 7
+
+
+@attrs.frozen
+class TokenInfo:
+    """What the token store says: ``state`` is ``valid``, ``expired``, ``none`` or ``unknown``."""
+
+    state: str
+    expires_at: dt.datetime | None = None
+    path: pathlib.Path | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
+            "path": None if self.path is None else str(self.path),
+            "detail": self.detail,
+        }
+
+
+def token_info(settings: Settings, now: dt.datetime, app_key: str | None = None) -> TokenInfo:
+    """The stored token's expiry for the configured environment (never creates anything)."""
+    state_dir = settings.state_dir
+    env = settings.kis_env.value
+    if app_key:
+        candidates = [state_dir / f"{env}-{key_fingerprint(app_key)}" / STORE_FILE_NAME]
+    else:
+        candidates = sorted(state_dir.glob(f"{env}-*/{STORE_FILE_NAME}"))
+        if len(candidates) > 1:
+            return TokenInfo(
+                "unknown",
+                detail=f"{len(candidates)} token stores for {env} under {state_dir}; set "
+                "KIS_APP_KEY to choose",
+            )
+    if not candidates or not candidates[0].exists():
+        return TokenInfo("none", detail=f"no token stored for {env} under {state_dir}")
+    path = candidates[0]
+    data = read_private_json(path, "token store")
+    token = data.get("token") if data else None
+    try:
+        expires = dt.datetime.fromisoformat(str(token["expires_at"])) if token else None
+    except (KeyError, TypeError, ValueError):
+        expires = None
+    if expires is None or expires.tzinfo is None:
+        why = "unreadable, not private, or holds no token" if data is None or token else "no token"
+        return TokenInfo("unknown" if data is None else "none", path=path, detail=why)
+    state = "valid" if expires > now else "expired"
+    return TokenInfo(state, expires.astimezone(KST), path)
+
+
+def _open_storage(data_dir: pathlib.Path) -> Storage:
+    db = data_dir / DEFAULT_DB_NAME
+    if not db.exists():
+        return MemoryStorage()  # nothing recorded yet; never create a journal from a read
+    return SQLiteStorage(db)
+
+
+def _hm(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.astimezone(KST).isoformat(timespec="seconds")
+
+
+def status_report(settings: Settings, now: dt.datetime) -> dict[str, Any]:
+    """The ``status --json`` document (see ``docs/runbook.md``)."""
+    calendar = settings.calendar()
+    today = now.astimezone(KST).date()
+    data_dir = settings.data_dir
+    storage = _open_storage(data_dir)
+    try:
+        session = calendar.session(today)
+        plan = build_day_plan(settings.scheduler, calendar, today)
+        rows = {r.key: r for r in storage.list_jobs(today)}
+        jobs: list[dict[str, Any]] = []
+        for item in plan.jobs if plan else ():
+            record = rows.pop(item.key, None)
+            entry = (
+                record.to_dict()
+                if record
+                else {**JobRecord(item.key, JobState.PENDING).to_dict(), "state": "not-started"}
+            )
+            entry["planned_start"] = _hm(item.start)
+            entry["deadline"] = _hm(item.deadline)
+            jobs.append(entry)
+        jobs += [r.to_dict() for r in rows.values()]  # e.g. rows of a changed configuration
+        batches = BatchStore(data_dir).health_all(today, settings.scheduler.batch_ids)
+        errors = []
+        for back in range(_RECENT_DAYS):
+            day = today - dt.timedelta(days=back)
+            errors += [
+                r.to_dict()
+                for r in storage.list_jobs(day)
+                if r.state is JobState.FAILED or (r.error and r.state is not JobState.DONE)
+            ]
+    finally:
+        storage.close()
+    credentials = None
+    try:
+        credentials = load_credentials(settings, required=False)
+    except SettingsError:
+        credentials = None
+    token = token_info(settings, now, credentials.app_key if credentials else None)
+    return {
+        "now": now.isoformat(timespec="seconds"),
+        "data_dir": str(data_dir),
+        "journal": str(data_dir / DEFAULT_DB_NAME)
+        if (data_dir / DEFAULT_DB_NAME).exists()
+        else None,
+        "trading_date": today.isoformat(),
+        "session": None
+        if session is None
+        else {"open": _hm(session.open), "close": _hm(session.close)},
+        "closed_reason": calendar.closure_reason(today),
+        "jobs": jobs,
+        "batches": {b: h.value for b, h in batches.items()},
+        "token": token.to_dict(),
+        "recent_errors": errors,
+    }
+
+
+def format_status(report: Mapping[str, Any]) -> str:
+    """Human-readable ``status``."""
+    lines = [f"now {report['now']}  data dir {report['data_dir']}"]
+    session = report["session"]
+    if session is None:
+        lines.append(f"{report['trading_date']}: KRX closed ({report['closed_reason']})")
+    else:
+        lines.append(
+            f"{report['trading_date']}: session {session['open'][11:16]}–{session['close'][11:16]}"
+        )
+    if report["journal"] is None:
+        lines.append("journal: none yet (the scheduler has not run in this data directory)")
+    for job in report["jobs"]:
+        label = job["job"] + (f"[{job['batch']}]" if job["batch"] else "")
+        times = f"planned {(job.get('planned_start') or '')[11:16]}"
+        if job.get("started_at"):
+            times += f", started {job['started_at'][11:19]}"
+        if job.get("finished_at"):
+            times += f", finished {job['finished_at'][11:19]}"
+        lines.append(
+            f"  {label:<16} {job['state']:<15} attempts {job['attempts']}  {times}"
+            + (f"  error: {job['error']}" if job.get("error") else "")
+        )
+    if report["batches"]:
+        health = ", ".join(f"{b}: {h}" for b, h in report["batches"].items())
+        lines.append(f"batch files: {health}")
+    token = report["token"]
+    expiry = f" (expires {token['expires_at']})" if token["expires_at"] else ""
+    detail = f" — {token['detail']}" if token["detail"] else ""
+    lines.append(f"token: {token['state']}{expiry}{detail}")
+    errors = report["recent_errors"]
+    lines.append(f"recent errors: {len(errors) or 'none'}")
+    for error in errors[-5:]:
+        label = error["job"] + (f"[{error['batch']}]" if error["batch"] else "")
+        lines.append(f"  {error['trading_date']} {label}: {error['error']}")
+    return "\n".join(lines)
+
+
+def recovery_plan(settings: Settings, now: dt.datetime) -> list[Action]:
+    """What recovery would do at *now* from the evidence in the data directory."""
+    calendar = settings.calendar()
+    storage = _open_storage(settings.data_dir)
+    try:
+        state = gather_state(
+            now, calendar, settings.scheduler, storage, BatchStore(settings.data_dir)
+        )
+    finally:
+        storage.close()
+    return RecoveryManager(settings.scheduler, calendar).plan(now, state)
+
+
+# --- doctor -------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Check:
+    """One doctor line: ``status`` is ``OK``, ``WARN`` or ``FAIL``."""
+
+    name: str
+    status: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status:<4}  {self.name:<12} {self.detail}"
+
+
+def _check_credentials(settings: Settings) -> Check:
+    try:
+        creds = load_credentials(settings, required=True)
+    except SettingsError as exc:
+        return Check("credentials", "FAIL", str(exc))
+    assert creds is not None
+    needs_account = settings.pipeline.get("trading_mode", "dry-run") != "dry-run"
+    if creds.account is None:
+        status = "FAIL" if needs_account else "WARN"
+        return Check("credentials", status, f"app key and secret from {creds.source}; no "
+                     "KIS_ACCOUNT (balance and orders need it)")  # fmt: skip
+    return Check("credentials", "OK", f"app key, secret and account from {creds.source}")
+
+
+def _check_state_dir(settings: Settings) -> Check:
+    path = settings.state_dir
+    if not path.exists():
+        return Check("state_dir", "WARN", f"{path} does not exist yet (created 0700 on first use)")
+    st = path.stat()
+    mode = stat.S_IMODE(st.st_mode)
+    if os.name == "posix" and mode & 0o077:
+        return Check("state_dir", "FAIL", f"{path} has mode {mode:04o}; run: chmod 700 {path}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        return Check("state_dir", "FAIL", f"{path} is not writable by this user")
+    return Check("state_dir", "OK", f"{path} (mode {mode:04o})")
+
+
+def _check_token(settings: Settings, now: dt.datetime) -> Check:
+    try:
+        creds = load_credentials(settings, required=False)
+    except SettingsError:
+        creds = None
+    info = token_info(settings, now, creds.app_key if creds else None)
+    if info.state == "valid" and info.expires_at is not None:
+        hours = (info.expires_at - now).total_seconds() / 3600
+        return Check("token", "OK", f"valid until {info.expires_at.isoformat()} ({hours:.1f} h)")
+    if info.state == "expired":
+        return Check("token", "WARN", f"expired at {info.expires_at}; a new one is issued on use")
+    if info.state == "none":
+        return Check("token", "OK", f"none stored yet; issued on first use ({info.detail})")
+    return Check("token", "WARN", f"unknown: {info.detail}")
+
+
+def _check_clock() -> Check:
+    local = dt.datetime.now().astimezone()
+    offset = local.utcoffset() or dt.timedelta(0)
+    kst = dt.datetime.now(KST)
+    drift = abs(kst.timestamp() - time.time())
+    if drift > 1:
+        return Check("clock", "FAIL", f"KST clock and system time disagree by {drift:.1f} s")
+    if kst.year < 2024:
+        return Check("clock", "FAIL", f"system clock says {kst:%Y-%m-%d}: set the time (NTP)")
+    hours = offset.total_seconds() / 3600
+    note = (
+        "system time zone is KST"
+        if offset == dt.timedelta(hours=9)
+        else f"system time zone is UTC{hours:+g}; the scheduler uses KST (UTC+9) explicitly"
+    )
+    return Check("clock", "OK", f"now {kst:%Y-%m-%d %H:%M:%S} KST; {note}")
+
+
+def _check_calendar(settings: Settings, now: dt.datetime) -> Check:
+    calendar: KRXCalendar = settings.calendar()
+    year = now.astimezone(KST).year
+    try:
+        days = sum(1 for _ in calendar.trading_days(dt.date(year, 1, 1), dt.date(year, 12, 31)))
+    except CalendarNotCoveredError as exc:
+        return Check("calendar", "FAIL", str(exc))
+    source = "embedded table" if year in EMBEDDED_YEARS else "holidays package"
+    if now.month == 12 and year + 1 not in EMBEDDED_YEARS:
+        try:
+            calendar.is_trading_day(dt.date(year + 1, 1, 2))
+        except CalendarNotCoveredError:
+            return Check("calendar", "WARN", f"{year}: {days} trading days; {year + 1} not covered")
+    return Check("calendar", "OK", f"{year}: {days} trading days ({source})")
+
+
+def _check_base_url(settings: Settings, timeout: float) -> Check:
+    url = settings.base_url
+    parsed = urllib.parse.urlsplit(url)
+    host = parsed.hostname
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if not host:
+        return Check("base_url", "FAIL", f"{url} has no host")
+    start = time.perf_counter()
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        return Check("base_url", "FAIL", f"{url}: cannot connect to {host}:{port}: {exc}")
+    took = (time.perf_counter() - start) * 1000
+    return Check("base_url", "OK", f"{url} reachable ({host}:{port}, {took:.0f} ms)")
+
+
+def _check_data_dir(settings: Settings) -> Check:
+    path = settings.data_dir
+    if not path.exists():
+        return Check("data_dir", "WARN", f"{path} does not exist yet (created on first run)")
+    if not os.access(path, os.W_OK | os.X_OK):
+        return Check("data_dir", "FAIL", f"{path} is not writable by this user")
+    lock = path / LOCK_NAME
+    holder = lock.read_text(encoding="ascii").strip() if lock.exists() else ""
+    running = f"; lock file names pid {holder}" if holder else ""
+    return Check("data_dir", "OK", f"{path} writable{running}")
+
+
+def doctor_checks(settings: Settings, now: dt.datetime, *, timeout: float = 3.0) -> list[Check]:
+    """Every doctor check after the configuration loaded (see ``docs/runbook.md``)."""
+    checks = []
+    try:
+        settings.job_registry(settings.pipeline_config())
+    except SettingsError as exc:
+        checks.append(Check("jobs", "FAIL", str(exc)))
+    else:
+        replaced = ", ".join(sorted(settings.jobs)) or "none replaced"
+        checks.append(Check("jobs", "OK", f"default pipeline ({replaced})"))
+    checks += [
+        _check_credentials(settings),
+        _check_data_dir(settings),
+        _check_state_dir(settings),
+        _check_token(settings, now),
+        _check_clock(),
+        _check_calendar(settings, now),
+        _check_base_url(settings, timeout),
+    ]
+    return checks
+
+
+def dumps(value: Any) -> str:
+    """JSON for the ``--json`` outputs."""
+    return json.dumps(value, ensure_ascii=False, indent=2)
