@@ -9,16 +9,16 @@ from the mtime (which is at most a hint for humans).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import enum
 import json
 import os
 import pathlib
 import re
-import tempfile
 from collections.abc import Iterable
 from typing import Any
+
+from ._files import atomic_write_bytes
 
 __all__ = [
     "BATCH_DIR",
@@ -82,16 +82,6 @@ def is_batch_complete(path: str | os.PathLike[str], trading_date: dt.date, batch
     return batch_health(path, trading_date, batch_id) is BatchHealth.VALID
 
 
-def _fsync_dir(directory: pathlib.Path) -> None:
-    # Directories cannot be opened for fsync on every platform (Windows); best effort there.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class BatchStore:
     """Reads and atomically writes the batch files under ``<data_dir>/daily_selection``."""
 
@@ -119,20 +109,9 @@ class BatchStore:
             "written_at": None if written_at is None else written_at.isoformat(),
             "items": items,
         }
-        body = json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".batch_{batch_id}.", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
-        _fsync_dir(self.directory)
+        atomic_write_bytes(
+            target, json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+        )
         return target
 
     def health(self, trading_date: dt.date, batch_id: str) -> BatchHealth:

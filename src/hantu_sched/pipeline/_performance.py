@@ -14,17 +14,15 @@ The report is written atomically (temporary file, fsync, rename, directory fsync
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import pathlib
-import tempfile
 from typing import Any, Final
 
 import attrs
 
 from .._constants import RISK_FREE_RATE
+from .._files import atomic_write_bytes
 from .._jobs import JobContext
 from ._config import PipelineConfig
 from ._metrics import compute_metrics
@@ -45,24 +43,7 @@ def write_json_atomic(path: pathlib.Path, document: Any) -> None:
     """Write *document* as JSON to *path*: a reader sees the old file or the new, never a torn
     one (temporary file in the same directory, fsync, rename, directory fsync)."""
     body = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body.encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # not every platform can fsync a directory
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    atomic_write_bytes(path, body.encode())
 
 
 def _value_of(snapshot: Any) -> float | None:
