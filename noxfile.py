@@ -50,8 +50,6 @@ def property(session: nox.Session) -> None:
         "-m",
         "pytest",
         "-m",
-        "not multiprocess",
-        "-k",
         "property",
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "long"},

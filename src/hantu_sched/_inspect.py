@@ -330,12 +330,21 @@ def doctor_checks(settings: Settings, now: dt.datetime, *, timeout: float = 3.0)
     """Every doctor check after the configuration loaded (see ``docs/runbook.md``)."""
     checks = []
     try:
-        settings.job_registry(settings.pipeline_config())
-    except SettingsError as exc:
+        pipeline = settings.pipeline_config()
+        settings.job_registry(pipeline)
+        codes = pipeline.universe_codes()
+    except (SettingsError, ValueError) as exc:
         checks.append(Check("jobs", "FAIL", str(exc)))
     else:
         replaced = ", ".join(sorted(settings.jobs)) or "none replaced"
-        checks.append(Check("jobs", "OK", f"default pipeline ({replaced})"))
+        what = f"default pipeline ({replaced}), trading {pipeline.trading_mode}"
+        if codes is None and "screening" not in settings.jobs:
+            checks.append(
+                Check("jobs", "WARN", f"{what}; no pipeline.universe: screening will fail")
+            )
+        else:
+            count = "" if codes is None else f", universe {len(codes)} codes"
+            checks.append(Check("jobs", "OK", what + count))
     checks += [
         _check_credentials(settings),
         _check_data_dir(settings),

@@ -440,6 +440,8 @@ def test_doctor_all_ok_against_loopback(
     monkeypatch.setenv("KIS_APP_KEY", app.app_key)
     monkeypatch.setenv("KIS_APP_SECRET", app.app_secret)
     monkeypatch.setenv("KIS_ACCOUNT", app.account)
+    monkeypatch.setenv("HANTU_PIPELINE_UNIVERSE", str(tmp_path / "universe.txt"))
+    (tmp_path / "universe.txt").write_text("005930 000660  # two codes\n")
     code, out, _ = _run(capsys, "doctor", "--data-dir", str(tmp_path / "d"), "--timeout", "2")
     assert code == 0, out
     lines = out.splitlines()
@@ -457,6 +459,7 @@ def test_doctor_all_ok_against_loopback(
     ]
     assert all(line.startswith(("OK", "WARN")) for line in lines[:-1])
     assert f"127.0.0.1:{server.port}" in out and "reachable" in out
+    assert "universe 2 codes" in out
     assert lines[-1] == "9 checks: 0 failed, 0 warnings"
 
 
