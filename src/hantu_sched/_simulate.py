@@ -161,8 +161,11 @@ class _Timeline:
         name = label if label is not None else _label(job, batch)
         self.result.events.append(SimEvent(at, kind, name, text, job, batch, attempt))
         if self.out is not None:
-            self.out.write(f"{at:%H:%M:%S}  {name:<16} {text}\n")
-            self.out.flush()
+            try:
+                self.out.write(f"{at:%H:%M:%S}  {name:<16} {text}\n")
+                self.out.flush()
+            except BrokenPipeError:  # the reader left (`| head`): the day goes on, unprinted
+                self.out = None
 
 
 class _TimelineHandler(logging.Handler):

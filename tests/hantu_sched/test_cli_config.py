@@ -82,9 +82,12 @@ def test_job_replacement_by_import_path(tmp_path: pathlib.Path) -> None:
     registry = settings.job_registry(settings.pipeline_config())
     import json
 
-    assert registry["performance"].run is json.dumps
-    assert registry["trading"].run is json.loads
-    assert registry["trading"].reconcile is json.dumps
+    found: dict[str, object] = {
+        "performance": registry["performance"].run,
+        "trading": registry["trading"].run,
+        "reconcile": registry["trading"].reconcile,
+    }
+    assert found == {"performance": json.dumps, "trading": json.loads, "reconcile": json.dumps}
 
 
 @pytest.mark.parametrize(
