@@ -121,7 +121,9 @@ def bench(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job on embedded defaults: no credentials, no internet."""
     _install_project(session)
-    session.run("python", "-m", "hantu_sched", "simulate", *session.posargs)
+    # By default the scheduler is killed mid-screening and mid-trading, and recovers both times.
+    args = session.posargs or ["--restart-at", "06:03", "--restart-at", "11:00"]
+    session.run("python", "-m", "hantu_sched", "simulate", *args)
 
 
 @nox.session(python=PYTHON)

@@ -136,7 +136,8 @@ class AsyncKISClient(ClientBase):
         One bad code or failed request never aborts the batch: every input code ends in
         ``.succeeded`` or ``.failed``. Fresh cached quotes are used first; duplicates are
         fetched once; the 30-code endpoint is used where the environment has it. At most
-        *concurrency* requests are in flight; *progress(done, total)* is called as codes settle.
+        *concurrency* requests are in flight, and never more than the smallest rate window
+        admits at once (1 on paper: more would only queue in the limiter); *progress(done, total)* is called as codes settle.
         Cancelling the awaiting task cancels every request of the batch and leaves no task
         behind.
         """
@@ -146,7 +147,7 @@ class AsyncKISClient(ClientBase):
         started = self._settings.clock.monotonic()
         batch, todo, total = self._start_batch(codes)
         done = total - len(todo)
-        semaphore = asyncio.Semaphore(concurrency)
+        semaphore = asyncio.Semaphore(self._useful_concurrency(concurrency))
 
         async def fetch(group: list[StockCode]) -> None:
             nonlocal done

@@ -132,6 +132,12 @@ class ClientBase:
         self._quotes.put(quote.code, quote)
         return quote
 
+    def _useful_concurrency(self, requested: int) -> int:
+        """*requested*, capped at the smallest window's limit: more requests in flight than one
+        window admits cannot go faster, they only queue in the limiter (1 on paper)."""
+        windows = self._settings.windows()
+        return min(requested, *(w.limit for w in windows)) if windows else requested
+
     def _start_batch(self, codes: Iterable[str]) -> tuple[PriceBatch, list[StockCode], int]:
         """Validate and de-duplicate *codes*, answer what the cache can.
 
