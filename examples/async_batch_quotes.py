@@ -37,9 +37,8 @@ async def main(count: int) -> None:
         transport=fake.async_transport(),
     ) as kis:
         batch = await kis.get_prices(codes, progress=progress_bar)
-    print(
-        f"{len(batch.succeeded)} quotes in {batch.requests} requests; failed: {sorted(batch.failed)}"
-    )
+    failed = sorted(batch.failed)
+    print(f"{len(batch.succeeded)} quotes in {batch.requests} requests; failed: {failed}")
     top = sorted(batch.succeeded.values(), key=lambda q: q.traded_value, reverse=True)[:3]
     for quote in top:
         print(

@@ -18,7 +18,9 @@ EXPECTED = {
     "quote.py": r"^005930: [\d,]+ KRW",
     "async_batch_quotes.py": r"120 quotes in 4 requests; failed: \['NOT-A-CODE'\]",
     "custom_job.py": r"custom screening kept \d+ of 12 codes(?s:.*)day complete: 8/8 units done",
-    "paper_order_reconcile.py": r"found order \d{10}: buy 10 x 005930.*\n.*orders the server executed: 1",
+    "paper_order_reconcile.py": (
+        r"found order \d{10}: buy 10 x 005930.*\n.*orders the server executed: 1"
+    ),
 }
 
 

@@ -137,9 +137,9 @@ class AsyncKISClient(ClientBase):
         ``.succeeded`` or ``.failed``. Fresh cached quotes are used first; duplicates are
         fetched once; the 30-code endpoint is used where the environment has it. At most
         *concurrency* requests are in flight, and never more than the smallest rate window
-        admits at once (1 on paper: more would only queue in the limiter); *progress(done, total)* is called as codes settle.
-        Cancelling the awaiting task cancels every request of the batch and leaves no task
-        behind.
+        admits at once (1 on paper: more would only queue in the limiter).
+        *progress(done, total)* is called as codes settle. Cancelling the awaiting task cancels
+        every request of the batch and leaves no task behind.
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")

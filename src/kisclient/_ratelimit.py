@@ -6,7 +6,7 @@ windows. Backends only load and store the admission history:
 
 - :class:`InProcessLimiter` — one process, thread-safe.
 - :class:`SharedFileLimiter` — every process of the user, through ``ratelimit.json`` in the
-  (environment, app key) scope directory (see :func:`kisclient._token.scope_dir`), guarded by a
+  (environment, app key) scope directory (see :func:`kisclient._statedir.scope_dir`), guarded by a
   process-global lock and a file lock.
 - :class:`NullLimiter` — no limits (``rate_limits=()``).
 
@@ -35,7 +35,7 @@ import attrs
 
 from ._clock import Clock
 from ._config import Env, env_settings
-from ._token import atomic_write_text, hold_locks, process_lock, scope_dir
+from ._statedir import atomic_write_text, hold_locks, process_lock, scope_dir
 
 __all__ = [
     "CONSERVATIVE",

@@ -36,7 +36,7 @@ from kisclient._ratelimit import (
     make_limiter,
     prune,
 )
-from kisclient._token import key_fingerprint, process_lock
+from kisclient._statedir import key_fingerprint, process_lock
 
 # The spawn-process targets live next to this file; --import-mode=importlib does not put this
 # directory on sys.path, and spawned children import their target by module name (they inherit

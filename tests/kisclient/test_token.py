@@ -30,19 +30,17 @@ from kisclient._errors import (
     TokenError,
     TokenIssueThrottled,
 )
+from kisclient._statedir import FileLock, key_fingerprint, scope_dir
 from kisclient._token import (
     LOCK_FILE_NAME,
     STORE_FILE_NAME,
-    FileLock,
     StoreState,
     Token,
     TokenDecision,
     TokenManager,
     TokenStore,
     decide,
-    key_fingerprint,
     parse_token_response,
-    scope_dir,
 )
 
 # The spawn-process targets live next to this file; --import-mode=importlib does not put this
