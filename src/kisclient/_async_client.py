@@ -69,7 +69,7 @@ class AsyncKISClient(ClientBase):
         token_min_interval: float = 60.0,
         legacy_order_tr_ids: bool = False,
         quote_cache_ttl: float = 0.0,
-        rate_margin: float = 0.02,
+        rate_margin: float = 0.0,
     ) -> None:
         settings = ClientSettings.build(
             app_key=app_key,
@@ -326,8 +326,7 @@ class AsyncKISClient(ClientBase):
         self, call: Call, number: int, controls: RetryControls, *, limited: bool
     ) -> Response:
         s = self._settings
-        if limited:
-            await self._limiter.aacquire()
+        admitted = await self._limiter.aacquire() if limited else None
         waited_from = s.clock.monotonic()
         token = await self._tokens.aget() if call.endpoint.authenticated else None
         controls.exclude(s.clock.monotonic() - waited_from)
@@ -349,6 +348,8 @@ class AsyncKISClient(ClientBase):
             attempt = attempt_from_exception(number, exc)
         else:
             attempt = attempt_from_response(number, http_response)
+        if admitted is not None:
+            await self._limiter.asettle(admitted)
         verdict = self._settle(call, attempt)
         if verdict.penalize_s:
             await asyncio.to_thread(self._limiter.penalize, verdict.penalize_s)

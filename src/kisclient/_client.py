@@ -69,7 +69,7 @@ class KISClient(ClientBase):
         token_min_interval: float = 60.0,
         legacy_order_tr_ids: bool = False,
         quote_cache_ttl: float = 0.0,
-        rate_margin: float = 0.02,
+        rate_margin: float = 0.0,
     ) -> None:
         settings = ClientSettings.build(
             app_key=app_key,
@@ -321,8 +321,7 @@ class KISClient(ClientBase):
         self, call: Call, number: int, controls: RetryControls, *, limited: bool
     ) -> Response:
         s = self._settings
-        if limited:
-            self._limiter.acquire()
+        admitted = self._limiter.acquire() if limited else None
         waited_from = s.clock.monotonic()
         token = self._tokens.get() if call.endpoint.authenticated else None
         controls.exclude(s.clock.monotonic() - waited_from)
@@ -344,6 +343,8 @@ class KISClient(ClientBase):
             attempt = attempt_from_exception(number, exc)
         else:
             attempt = attempt_from_response(number, http_response)
+        if admitted is not None:
+            self._limiter.settle(admitted)
         verdict = self._settle(call, attempt)
         if verdict.penalize_s:
             self._limiter.penalize(verdict.penalize_s)

@@ -10,9 +10,37 @@ import enum
 
 import attrs
 
+from ._config import Env
+
 __all__ = [
+    "ACCOUNT_INVALID",
+    "APPKEY_INVALID",
+    "APPKEY_MISSING",
+    "APPSECRET_INVALID",
+    "APPSECRET_MISSING",
+    "BAD_FIELD",
+    "BAD_REQUEST",
+    "BAD_TICK",
     "CODES",
+    "CREDENTIALS_TYPE",
+    "DEFAULT_GATEWAY_FAULT",
+    "INQUIRY_OK",
+    "INSUFFICIENT_CASH",
+    "JSON_PARSE",
+    "MARKET_CLOSED",
+    "NOT_TRADABLE",
+    "NO_SERVICE",
+    "ORDER_DAY_MISMATCH",
+    "ORDER_OK",
+    "PAPER_KEY_ON_REAL",
+    "PAPER_TR_MISMATCH",
     "PAPER_TR_MISMATCH_MESSAGE",
+    "RATE_LIMITED",
+    "TOKEN_EXPIRED",
+    "TOKEN_INVALID",
+    "TOKEN_THROTTLED",
+    "TR_ID_MISSING",
+    "UNKNOWN_CODE",
     "CodeInfo",
     "Kind",
     "lookup",
@@ -218,3 +246,49 @@ def lookup(code: str | None) -> CodeInfo | None:
     ):
         return attrs.evolve(_WS_FORMAT_ERROR, code=code)
     return None
+
+
+# --- named rows -------------------------------------------------------------------------------
+# The codes the client and the fake server refer to by meaning. Each lookup fails at import time
+# if the table lacks the code, so nobody can send or expect a code the table does not know.
+
+
+def _named(code: str) -> CodeInfo:
+    return CODES[code]
+
+
+INQUIRY_OK = {Env.REAL: _named("MCA00000"), Env.PAPER: _named("20310000")}
+#: Success rows of order calls per environment and action (``buy``/``sell``/``cancel``).
+ORDER_OK = {
+    (Env.REAL, "buy"): _named("APBK0013"),
+    (Env.REAL, "sell"): _named("APBK0013"),
+    (Env.REAL, "cancel"): _named("APBK0013"),
+    (Env.PAPER, "buy"): _named("40600000"),
+    (Env.PAPER, "sell"): _named("40610000"),
+    (Env.PAPER, "cancel"): _named("40630000"),
+}
+INSUFFICIENT_CASH = {Env.REAL: _named("APBK0952"), Env.PAPER: _named("40250000")}
+
+BAD_REQUEST = _named("EGW00101")
+APPKEY_MISSING = _named("EGW00102")
+APPKEY_INVALID = _named("EGW00103")
+APPSECRET_MISSING = _named("EGW00104")
+APPSECRET_INVALID = _named("EGW00105")
+TOKEN_INVALID = _named("EGW00121")
+TOKEN_EXPIRED = _named("EGW00123")
+TOKEN_THROTTLED = _named("EGW00133")
+RATE_LIMITED = _named("EGW00201")
+DEFAULT_GATEWAY_FAULT = _named("EGW00202")
+CREDENTIALS_TYPE = _named("EGW00205")
+PAPER_TR_MISMATCH = _named("EGW00213")
+PAPER_KEY_ON_REAL = _named("EGW02004")
+NO_SERVICE = _named("OPSQ0002")
+BAD_FIELD = _named("OPSQ2001")
+UNKNOWN_CODE = _named("OPSQ2002")
+JSON_PARSE = _named("OPSQ9997")
+TR_ID_MISSING = _named("OPSQ9999")
+MARKET_CLOSED = _named("40580000")
+ORDER_DAY_MISMATCH = _named("APBK0919")
+ACCOUNT_INVALID = _named("APAC0081")
+NOT_TRADABLE = _named("40070000")
+BAD_TICK = _named("40030000")

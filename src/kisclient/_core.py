@@ -20,7 +20,7 @@ from typing import Any, Literal
 import attrs
 import httpx
 
-from ._codes import CodeInfo, Kind, lookup
+from ._codes import MARKET_CLOSED, CodeInfo, Kind, lookup
 from ._config import Endpoint
 from ._errors import (
     AuthError,
@@ -273,7 +273,7 @@ def _known_code(
         return Verdict("fail", error=err(BadRequest, "request refused as malformed"))
     if kind is Kind.SUCCESS:  # a success code in a failure envelope: trust the envelope
         return Verdict("fail", error=err(BusinessRejection, "request refused"))
-    if msg_cd == "40580000":
+    if msg_cd == MARKET_CLOSED.code:
         return Verdict("fail", error=err(MarketClosed, "market closed for paper orders"))
     return Verdict("fail", error=err(BusinessRejection, "request refused"))
 

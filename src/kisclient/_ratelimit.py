@@ -10,6 +10,13 @@ windows. Backends only load and store the admission history:
   process-global lock and a file lock.
 - :class:`NullLimiter` — no limits (``rate_limits=()``).
 
+Stamping: an admission is recorded when it is granted and, once its answer has arrived,
+*settled* (:meth:`RateLimiter.settle`): re-stamped with the time of the answer. The server counts
+a request when it arrives, which is somewhere between the two; counting it from the later time
+means the next admission ``limit`` places on cannot arrive within ``seconds`` of it, however
+unevenly requests travel (new connections, busy event loops, scheduling jitter). The cost is one
+round trip per window.
+
 A networked backend would subclass :class:`HistoryLimiter` and implement
 :meth:`HistoryLimiter._transact` (load, apply a pure function, store).
 
@@ -200,6 +207,21 @@ def _admit(
     return attrs.evolve(state, history=tuple(history)), 0.0
 
 
+def _settle(
+    state: LimiterState, windows: Sequence[Window], admitted_at: float, now: float
+) -> tuple[LimiterState, None]:
+    """Pure step of :meth:`HistoryLimiter.settle`: re-stamp the admission made at *admitted_at*
+    with *now* (if it was pruned meanwhile, *now* is still recorded: never less conservative)."""
+    history = list(state.history)
+    if admitted_at in history:
+        history.remove(admitted_at)
+    if now <= admitted_at:
+        history.append(admitted_at)
+    else:
+        history.append(now)
+    return attrs.evolve(state, history=tuple(prune(history, windows, now))), None
+
+
 def _penalize(state: LimiterState, now: float, seconds: float) -> tuple[LimiterState, None]:
     """Pure step of :meth:`HistoryLimiter.penalize`."""
     blocked = max(state.blocked_until, now + seconds)
@@ -221,12 +243,22 @@ class RateLimiter(Protocol):
         module docstring for the exact rule)."""
         ...
 
-    def acquire(self) -> None:
-        """Block (via the clock's ``sleep``, holding no lock) until admitted."""
+    def acquire(self) -> float:
+        """Block (via the clock's ``sleep``, holding no lock) until admitted; return the
+        admission's time stamp, for :meth:`settle`."""
         ...
 
-    async def aacquire(self) -> None:
+    async def aacquire(self) -> float:
         """Async :meth:`acquire`; never blocks the event loop, never sleeps holding a lock."""
+        ...
+
+    def settle(self, admitted_at: float) -> None:
+        """The answer to the request admitted at *admitted_at* has arrived: count that request
+        from now on (see the module docstring, "Stamping")."""
+        ...
+
+    async def asettle(self, admitted_at: float) -> None:
+        """Async :meth:`settle`; never blocks the event loop."""
         ...
 
 
@@ -239,11 +271,17 @@ class NullLimiter:
     def penalize(self, seconds: float) -> None:
         """Ignored: an unlimited limiter has nothing to tighten."""
 
-    def acquire(self) -> None:
-        return None
+    def acquire(self) -> float:
+        return 0.0
 
-    async def aacquire(self) -> None:
-        return None
+    async def aacquire(self) -> float:
+        return 0.0
+
+    def settle(self, admitted_at: float) -> None:
+        """Nothing to re-stamp."""
+
+    async def asettle(self, admitted_at: float) -> None:
+        """Nothing to re-stamp."""
 
     def __repr__(self) -> str:
         return "NullLimiter()"
@@ -282,7 +320,28 @@ class HistoryLimiter(abc.ABC):
 
     def try_acquire(self) -> float:
         """See :meth:`RateLimiter.try_acquire`."""
-        return self._transact(lambda s: _admit(s, self.windows, self._now()))
+        return self._try_admit()[0]
+
+    def _try_admit(self) -> tuple[float, float]:
+        """(wait, time of the attempt): admitted, and stamped at that time, when wait is 0."""
+
+        def step(state: LimiterState) -> tuple[LimiterState, tuple[float, float]]:
+            now = self._now()
+            new_state, wait = _admit(state, self.windows, now)
+            return new_state, (wait, now)
+
+        return self._transact(step)
+
+    def settle(self, admitted_at: float) -> None:
+        """See :meth:`RateLimiter.settle`."""
+        self._transact(lambda s: _settle(s, self.windows, admitted_at, self._now()))
+
+    async def asettle(self, admitted_at: float) -> None:
+        """See :meth:`RateLimiter.asettle`."""
+        if self._blocking_state:
+            await asyncio.to_thread(self.settle, admitted_at)
+        else:
+            self.settle(admitted_at)
 
     def penalize(self, seconds: float) -> None:
         """See the module docstring: block for *seconds*, then tighten for :data:`TIGHTEN_S`."""
@@ -291,12 +350,15 @@ class HistoryLimiter(abc.ABC):
         self._transact(lambda s: _penalize(s, self._now(), seconds))
         log.warning("rate limit hit (EGW00201): admissions blocked for %.2fs", seconds)
 
-    def acquire(self) -> None:
+    def acquire(self) -> float:
         """See :meth:`RateLimiter.acquire`."""
-        while (wait := self.try_acquire()) > 0:
+        while True:
+            wait, stamp = self._try_admit()
+            if wait <= 0:
+                return stamp
             self._clock.sleep(wait)
 
-    async def aacquire(self) -> None:
+    async def aacquire(self) -> float:
         """See :meth:`RateLimiter.aacquire`.
 
         Cancellation-safe: cancelled while sleeping, nothing was recorded; cancelled while a
@@ -305,11 +367,11 @@ class HistoryLimiter(abc.ABC):
         """
         while True:
             if self._blocking_state:
-                wait = await asyncio.to_thread(self.try_acquire)
+                wait, stamp = await asyncio.to_thread(self._try_admit)
             else:
-                wait = self.try_acquire()
+                wait, stamp = self._try_admit()
             if wait <= 0:
-                return
+                return stamp
             await self._clock.asleep(wait)
 
 

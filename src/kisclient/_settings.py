@@ -80,7 +80,7 @@ class ClientSettings:
         token_min_interval: float = 60.0,
         legacy_order_tr_ids: bool = False,
         quote_cache_ttl: float = 0.0,
-        rate_margin: float = 0.02,
+        rate_margin: float = 0.0,
     ) -> ClientSettings:
         """Check and normalise constructor arguments; raise :class:`ConfigurationError`."""
         if not app_key or not isinstance(app_key, str):
@@ -126,11 +126,8 @@ class ClientSettings:
 
     def windows(self) -> tuple[Window, ...]:
         """The client-side windows: the configured (or documented) ones, each stretched by
-        ``rate_margin_s``.
-
-        The client stamps an admission just before sending, the server counts at arrival; the
-        margin absorbs the spread of the time in between, so the server's count stays inside its
-        window even when requests from several threads or processes arrive unevenly.
+        ``rate_margin_s`` (default 0: settling each admission at its answer already keeps the
+        server's count inside its window; a margin is for servers whose windows are fuzzier).
         """
         base = documented_limits(self.env) if self.rate_limits is None else self.rate_limits
         return tuple(Window(w.limit, w.seconds + self.rate_margin_s) for w in base)

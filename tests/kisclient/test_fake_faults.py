@@ -231,7 +231,20 @@ def test_threads_share_state_safely(fake_clock: FakeClock) -> None:
 def test_cli_serves_until_sigterm() -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kisclient.testing", "serve", "--port", "0", "--seed", "3"],
+        [
+            sys.executable,
+            "-m",
+            "kisclient.testing",
+            "serve",
+            "--port",
+            "0",
+            "--seed",
+            "3",
+            "--real-limit",
+            "0",
+            "--universe",
+            "40",
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -257,8 +270,32 @@ def test_cli_serves_until_sigterm() -> None:
             timeout=5.0,
         )
         assert response.status_code == 200
+        token = response.json()["access_token"]
+        headers = {
+            "authorization": f"Bearer {token}",
+            "appkey": values["KIS_APP_KEY"],
+            "appsecret": values["KIS_APP_SECRET"],
+            "tr_id": ENDPOINTS["inquire_price"].tr_id(Env.REAL),
+        }
+        with httpx.Client(base_url=real_url, headers=headers, timeout=5.0) as http:
+            answers = [
+                http.get(
+                    PRICE_PATH, params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+                )
+                for _ in range(25)
+            ]
+        assert all(a.status_code == 200 for a in answers)  # --real-limit 0: no window
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-        if proc.stdout is not None:
-            proc.stdout.close()
+        assert proc.stdout is not None
+        stats_line = proc.stdout.read().strip().splitlines()[-1]
+        proc.stdout.close()
+    assert stats_line.startswith("STATS ")
+    stats = json.loads(stats_line.removeprefix("STATS "))
+    assert stats["requests"] == 26
+    assert stats["apps"]["real"] == {
+        "token_issuances": 1,
+        "rate_limited": 0,
+        "max_in_any_second": 25,
+    }

@@ -11,7 +11,6 @@ import multiprocessing
 import os
 import stat
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,10 +25,12 @@ from kisclient._ratelimit import (
     TIGHTEN_S,
     HistoryLimiter,
     InProcessLimiter,
+    LimiterState,
     NullLimiter,
     RateLimiter,
     SharedFileLimiter,
     Window,
+    _settle,
     admission_delay,
     documented_limits,
     effective_windows,
@@ -336,22 +337,58 @@ def test_contract_async_acquire_never_calls_blocking_sleep(factory: LimiterFacto
 def record_admissions(limiter: HistoryLimiter) -> list[float]:
     """Patch *limiter* to record the exact time of every admission (in its own time base)."""
     admitted: list[float] = []
-    local = threading.local()
-    real_now, real_try = limiter._now, limiter.try_acquire
+    real_try = limiter._try_admit
 
-    def now() -> float:
-        local.t = real_now()  # called inside the transaction, in the calling thread
-        return float(local.t)
-
-    def try_acquire() -> float:
-        wait = real_try()
+    def try_admit() -> tuple[float, float]:
+        wait, stamp = real_try()  # the stamp is taken inside the transaction
         if wait == 0.0:
-            admitted.append(local.t)
-        return wait
+            admitted.append(stamp)
+        return wait, stamp
 
-    limiter._now = now  # type: ignore[method-assign]
-    limiter.try_acquire = try_acquire  # type: ignore[method-assign]
+    limiter._try_admit = try_admit  # type: ignore[method-assign]
     return admitted
+
+
+def test_contract_settle_counts_a_request_from_its_answer(factory: LimiterFactory) -> None:
+    clock = FakeClock()
+    limiter = factory((Window(2, 1.0),), clock)
+    first, second = limiter.acquire(), limiter.acquire()
+    assert limiter.try_acquire() == pytest.approx(1.0)  # counted from the admissions at t=0
+    clock.advance(0.3)  # the answers arrive 0.3 s later
+    limiter.settle(first)
+    limiter.settle(second)
+    # now counted from the answers: the third request waits until t=1.3, not t=1.0
+    assert limiter.try_acquire() == pytest.approx(1.0)
+    clock.advance(0.7)
+    assert limiter.try_acquire() == pytest.approx(0.3)
+    clock.advance(0.3)
+    assert limiter.try_acquire() == 0.0
+
+
+def test_contract_asettle_restamps_without_blocking(factory: LimiterFactory) -> None:
+    clock = FakeClock()
+    limiter = factory((Window(1, 1.0),), clock)
+
+    async def main() -> float:
+        stamp = await limiter.aacquire()
+        clock.advance(0.5)
+        await limiter.asettle(stamp)
+        return limiter.try_acquire()
+
+    assert asyncio.run(main()) == pytest.approx(1.0)
+
+
+def test_settle_is_pure_and_never_less_conservative() -> None:
+    windows = (Window(3, 1.0),)
+    state = LimiterState(history=(0.0, 0.1))
+    settled, _ = _settle(state, windows, 0.1, 0.4)
+    assert settled.history == (0.0, 0.4)
+    # an admission already pruned away is still recorded at its answer
+    pruned, _ = _settle(LimiterState(history=(5.0,)), windows, 0.1, 5.2)
+    assert pruned.history == (5.0, 5.2)
+    # a clock that did not move keeps the admission stamp
+    same, _ = _settle(state, windows, 0.1, 0.1)
+    assert same.history == (0.0, 0.1)
 
 
 def test_contract_async_tasks_share_the_budget(factory: LimiterFactory) -> None:

@@ -1,13 +1,17 @@
-"""``python -m kisclient.testing serve --port 0 [--seed N] [--host 127.0.0.1]``.
+"""``python -m kisclient.testing serve --port 0 [--seed N] [--host 127.0.0.1] [--universe N]
+[--real-limit N] [--paper-limit N]``.
 
 Prints the real base URL (first line), the paper base URL, then ``KEY=value`` lines with the
 credentials of one real and one paper app (fake values), flushes, and serves until SIGINT or
-SIGTERM. Only loopback hosts are accepted.
+SIGTERM; then prints one ``STATS {json}`` line (requests, and per environment the token
+issuances, EGW00201 answers and the busiest one-second window). Only loopback hosts are accepted.
+A limit of 0 turns the server's rate window off.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -16,6 +20,7 @@ from types import FrameType
 
 from ._fake import FakeKIS
 from ._server import FakeKISServer, is_loopback
+from ._state import FakeApp
 
 __all__ = ["main"]
 
@@ -27,7 +32,28 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--universe", type=int, default=300, help="number of listed codes")
+    serve.add_argument(
+        "--real-limit", type=int, default=None, help="requests/s per real app key (0: none)"
+    )
+    serve.add_argument(
+        "--paper-limit", type=int, default=None, help="requests/s per paper app key (0: none)"
+    )
     return parser
+
+
+def _stats_line(fake: FakeKIS, apps: Sequence[FakeApp]) -> str:
+    """One ``STATS {json}`` line: what the server saw, per app (for benchmarks and scripts)."""
+    stats = fake.stats
+    per_app = {
+        app.env: {
+            "token_issuances": stats.token_issuances(app.app_key),
+            "rate_limited": stats.rate_limited(app.app_key),
+            "max_in_any_second": stats.max_in_any_second(app.app_key),
+        }
+        for app in apps
+    }
+    return "STATS " + json.dumps({"requests": stats.requests(), "apps": per_app}, sort_keys=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not is_loopback(args.host):
         print(f"refusing to bind {args.host!r}: loopback addresses only", file=sys.stderr)
         return 2
-    fake = FakeKIS(seed=args.seed)
+    limits = {"real": args.real_limit, "paper": args.paper_limit}
+    fake = FakeKIS(
+        seed=args.seed,
+        universe_size=args.universe,
+        rate_limits={env: limit for env, limit in limits.items() if limit is not None},
+    )
     real, paper = fake.add_app("real"), fake.add_app("paper")
     stop = threading.Event()
 
@@ -62,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(lines), flush=True)
         while not stop.wait(0.2):
             pass
+    print(_stats_line(fake, [real, paper]), flush=True)
     return 0
 
 

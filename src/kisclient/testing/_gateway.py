@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kisclient._codes import CODES
 from kisclient._config import Env, endpoint_by_path
 
 from ._auth import HANDLERS as AUTH_HANDLERS
@@ -28,7 +29,6 @@ from ._msgs import (
     TOKEN_EXPIRED,
     TOKEN_INVALID,
     TR_ID_MISSING,
-    code,
 )
 from ._quotes import daily_chart, daily_price, inquire_price, multprice
 from ._state import FakeApp
@@ -60,7 +60,7 @@ def process(core: Core, request: FakeRequest, fault: Fault | None) -> FakeRespon
     if fault is not None and fault.kind == "http_5xx_bare":
         return text_response(fault.status, f"<html><body>{fault.status} Error</body></html>")
     if fault is not None and fault.kind == "http_5xx_envelope":
-        info = code(fault.code) if fault.code else DEFAULT_GATEWAY_FAULT
+        info = CODES[fault.code] if fault.code else DEFAULT_GATEWAY_FAULT
         return envelope(fault.status, info)
     if fault is not None and fault.kind == "rate_burst":
         core.stats._note_rate_limited(request.headers.get("appkey", ""))
