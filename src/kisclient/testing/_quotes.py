@@ -102,13 +102,7 @@ def _week52(core: Core, listing: Listing) -> tuple[int, int]:
     key = (listing.code, day)
     cached = core.cache.get(key)
     if cached is None:
-        closes = []
-        for _ in range(250):
-            if day < FIRST_DAY:
-                break
-            closes.append(core.universe.close(listing.code, day))
-            day = previous_weekday(day)
-        cached = core.cache[key] = (max(closes), min(closes))
+        cached = core.cache[key] = core.universe.close_extremes(listing.code, day, 250)
     high, low = cached
     price = core.price_of(listing.code)
     return max(high, price), min(low, price)

@@ -140,6 +140,17 @@ def _weekday_index(day: dt.date) -> int:
     return weeks * 5 + min(rest, 4)
 
 
+def _deviation_at(cycles: list[tuple[float, float, float]], salt: int, index: int) -> float:
+    """The walk's log-price deviation on weekday *index* (see :meth:`Universe._deviation`)."""
+    value = sum(
+        amp * math.sin(2 * math.pi * index / period + phase) for amp, period, phase in cycles
+    )
+    mixed = (index * 0x9E3779B1 + salt) & 0xFFFFFFFF
+    mixed = ((mixed ^ (mixed >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
+    mixed ^= mixed >> 12
+    return value + (mixed / 2**32 - 0.5) * 0.016
+
+
 class Universe:
     """The listings and their price history for one seed. Thread-safe (history is cached)."""
 
@@ -210,32 +221,44 @@ class Universe:
             return found if found is not None and found.kind == "etn" else None
         return self._listings.get(code)
 
-    def _deviation(self, code: str, index: int) -> float:
-        """Log-price deviation from the base on weekday *index*: a sum of slow cycles plus hashed
-        daily noise. O(1) per day, so any date is cheap and needs no history."""
+    def _walk(self, code: str) -> tuple[list[tuple[float, float, float]], int]:
+        """The random walk's parameters for *code*: its cycles and its noise salt (memoised)."""
         with self._lock:
             params = self._walks.get(code)
             if params is None:
                 rng = random.Random(f"walk:{self._seed}:{code}")
                 cycles = [
-                    (amp * rng.uniform(0.5, 1.5), period, rng.uniform(0.0, 2 * math.pi))
+                    (amp * rng.uniform(0.5, 1.5), float(period), rng.uniform(0.0, 2 * math.pi))
                     for amp, period in _CYCLES
                 ]
                 params = self._walks[code] = (cycles, rng.getrandbits(32))
-        cycles, salt = params
-        value = sum(
-            amp * math.sin(2 * math.pi * index / period + phase) for amp, period, phase in cycles
-        )
-        mixed = (index * 0x9E3779B1 + salt) & 0xFFFFFFFF
-        mixed = ((mixed ^ (mixed >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
-        mixed ^= mixed >> 12
-        return value + (mixed / 2**32 - 0.5) * 0.016
+        return params
+
+    def _deviation(self, code: str, index: int) -> float:
+        """Log-price deviation from the base on weekday *index*: a sum of slow cycles plus hashed
+        daily noise. O(1) per day, so any date is cheap and needs no history."""
+        return _deviation_at(*self._walk(code), index)
 
     def close(self, code: str, day: dt.date) -> int:
         """The closing price of *code* on weekday *day* (on or after :data:`FIRST_DAY`)."""
         listing = self._listings[code]
         deviation = self._deviation(code, _weekday_index(day))
         return round_to_tick(listing.base_price * math.exp(deviation), listing.kind)
+
+    def close_extremes(self, code: str, day: dt.date, days: int) -> tuple[int, int]:
+        """(highest, lowest) close of *code* over the *days* weekdays ending on *day* (none
+        before :data:`FIRST_DAY`). One price conversion each: the close rises with the walk's
+        deviation, so the extremes of the deviations give the extremes of the closes."""
+        listing = self._listings[code]
+        last = _weekday_index(day)
+        cycles, salt = self._walk(code)
+        indices = range(max(0, last - days + 1), last + 1)
+        deviations = [_deviation_at(cycles, salt, i) for i in indices]
+
+        def price(deviation: float) -> int:
+            return round_to_tick(listing.base_price * math.exp(deviation), listing.kind)
+
+        return price(max(deviations)), price(min(deviations))
 
     def bar(self, code: str, day: dt.date, close: int | None = None) -> Bar:
         """The daily bar of *code* on weekday *day*; *close* overrides the walk's close.
