@@ -162,7 +162,7 @@ class Universe:
             self._listings[code] = Listing(code, name, market, kind, sector, price, shares)
         self._generate(random.Random(f"universe:{seed}"), size)
         self.codes: list[str] = list(self._listings)
-        self._walks: dict[str, tuple[list[tuple[float, int, float]], int]] = {}
+        self._walks: dict[str, tuple[list[tuple[float, float, float]], int]] = {}
         self._bars: dict[tuple[str, dt.date, int | None], Bar] = {}
         self._lock = threading.Lock()
 
