@@ -27,7 +27,7 @@ from kisclient import (
     WrongEnvironment,
 )
 from kisclient._config import ENDPOINTS
-from kisclient.testing import Fault, FaultKind
+from kisclient.testing import FakeKIS, Fault, FaultKind
 
 PRICE_PATH = ENDPOINTS["inquire_price"].path
 ORDER_PATH = ENDPOINTS["order_cash"].path
@@ -425,3 +425,45 @@ def test_state_dir_default_and_bad_arguments(tmp_path: pathlib.Path) -> None:
         KISClient("key", "secret", env="prod-ish")
     with pytest.raises(ConfigurationError, match="account"):
         KISClient("key", "secret", state_dir=tmp_path).get_balance()
+
+
+def test_revoke_hashkey_and_token_expiry(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        assert kis.token_expires_at() is None
+        kis.get_price("005930")
+        expires = kis.token_expires_at()
+        assert expires is not None
+        assert (
+            clock.now() + dt.timedelta(hours=23) < expires <= clock.now() + dt.timedelta(hours=24)
+        )
+        digest = kis.hashkey({"CANO": "12345678", "PDNO": "005930"})
+        assert len(digest) == 64
+        int(digest, 16)
+        kis.revoke()
+        assert kis.token_expires_at() is None
+        clock.advance(61)  # KIS issues at most one token a minute
+        kis.get_price("005930")
+        assert kis.token_issuances == 2
+    assert fake.stats.token_issuances(app.app_key) == 2
+
+
+def test_cancel_a_resting_limit_order(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="paper")
+    low = fake.price_of("005930") * 8 // 10 // 1000 * 1000  # below the market, inside the limits
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        placed = kis.order_cash("buy", "005930", 1, price=low)
+        [resting] = [o for o in kis.get_daily_orders() if o.order_no == placed.order_no]
+        assert resting.remaining_quantity == 1
+        assert resting.filled_quantity == 0
+        kis.cancel_order(resting)
+        [after] = [o for o in kis.get_daily_orders() if o.order_no == placed.order_no]
+    assert after.remaining_quantity == 0
+    assert after.filled_quantity == 0
+    assert kis_holdings(fake, app.app_key) == {}
+
+
+def kis_holdings(fake: FakeKIS, app_key: str) -> dict[str, int]:
+    return {code: qty for code, qty in fake.holdings(app_key).items() if qty}
