@@ -104,9 +104,10 @@ def rate_run(count: int) -> tuple[float, Served]:
     codes = universe(count)
     with (
         served(limit=18, universe=max(count, 300)) as server,
-        tempfile.TemporaryDirectory() as state,KISClient(
-        server.app_key, server.app_secret, base_url=server.base_url, state_dir=state
-    ) as kis
+        tempfile.TemporaryDirectory() as state,
+        KISClient(
+            server.app_key, server.app_secret, base_url=server.base_url, state_dir=state
+        ) as kis,
     ):
         kis.get_price(codes[0])  # the token is issued outside the timed part
         started = time.perf_counter()
