@@ -68,7 +68,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over both packages, the tests, examples and benchmarks."""
     _install_project(session)
-    session.install("mypy>=1.10", *TEST_DEPS)
+    session.install("mypy>=1.10", "nox", *TEST_DEPS)
     session.run("mypy")
     session.run("mypy", "tests", "examples", "benchmarks", "noxfile.py")
 
