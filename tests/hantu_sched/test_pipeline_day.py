@@ -58,7 +58,7 @@ def test_a_paper_day_end_to_end(tmp_path: pathlib.Path) -> None:
         scheduler(harness).run(until=END)
         assert_day_complete(harness)
         final = harness.record(RECORD_FINAL_SELECTION)["items"]
-        assert 1 <= len(final) <= 3
+        assert len(final) in (1, 2, 3)
         assert harness.order_codes() == [item["code"] for item in final]
         assert all(o.time >= at("09:00") for o in harness.fake.orders(harness.app.app_key))
     finally:

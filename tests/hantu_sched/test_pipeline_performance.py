@@ -113,7 +113,7 @@ def test_cumulative_return_compounds_the_daily_returns(values: list[float]) -> N
     compounded = math.prod(1 + r for r in daily_returns(values)) - 1
     total = cumulative_return(values)
     assert total is not None
-    assert 1 + compounded == pytest.approx(1 + total, rel=1e-9)
+    assert compounded + 1 == pytest.approx(total + 1, rel=1e-9)
 
 
 @given(st.floats(min_value=1.0, max_value=1e9), st.integers(min_value=0, max_value=30))
