@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from kisclient._statedir import key_fingerprint, read_private_json
-from kisclient._token import STORE_FILE_NAME
+from kisclient._token_store import STORE_FILE_NAME
 
 from ._batch import BatchStore
 from ._calendar import EMBEDDED_YEARS, CalendarNotCoveredError, KRXCalendar

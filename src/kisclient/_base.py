@@ -22,7 +22,8 @@ from ._operations import Response, prepare_codes
 from ._quote_cache import QuoteCache
 from ._ratelimit import RateLimiter, make_limiter
 from ._settings import ClientSettings
-from ._token import TokenManager, TokenStore
+from ._token import TokenManager
+from ._token_store import TokenStore
 from ._validation import StockCode, normalize_code
 
 __all__ = ["ONE_ATTEMPT", "ClientBase", "ProgressCallback", "RetryControls", "RetrySignal"]

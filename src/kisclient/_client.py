@@ -28,7 +28,7 @@ from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quo
 from ._operations import Operation, Response
 from ._ratelimit import Window
 from ._settings import ClientSettings, settings_from_env
-from ._token import Token
+from ._token_store import Token
 from ._validation import Account
 
 __all__ = ["KISClient"]

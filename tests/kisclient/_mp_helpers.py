@@ -18,7 +18,8 @@ import fasteners
 from kisclient._clock import SystemClock
 from kisclient._config import KST, Env
 from kisclient._ratelimit import SharedFileLimiter, Window
-from kisclient._token import TokenManager, TokenStore
+from kisclient._token import TokenManager
+from kisclient._token_store import TokenStore
 
 APP_KEY = "PSmp" + "k" * 32
 COUNTER_FILE = "issue_counter.json"

@@ -31,15 +31,13 @@ from kisclient._errors import (
     TokenIssueThrottled,
 )
 from kisclient._statedir import FileLock, key_fingerprint, scope_dir
-from kisclient._token import (
+from kisclient._token import TokenDecision, TokenManager, decide
+from kisclient._token_store import (
     LOCK_FILE_NAME,
     STORE_FILE_NAME,
     StoreState,
     Token,
-    TokenDecision,
-    TokenManager,
     TokenStore,
-    decide,
     parse_token_response,
 )
 
