@@ -17,7 +17,7 @@ import attrs
 
 from ._config import DAILY_CHART_MAX_ROWS, ENDPOINTS, KST, MULTIPRICE_MAX_CODES, Env, Side
 from ._core import Call, next_page
-from ._errors import EndpointUnavailable, GatewayError, KISError, ValidationError
+from ._errors import BadRequest, EndpointUnavailable, GatewayError, KISError, ValidationError
 from ._models import Balance, DailyBar, DailyOrder, ModelError, OrderResult, PriceBatch, Quote
 from ._validation import Account, StockCode, normalize_code
 
@@ -112,8 +112,9 @@ def get_prices_multi(codes: list[StockCode], batch: PriceBatch) -> Operation[Non
     """Fill *batch* through the 30-code endpoint; a failed chunk fails only its own codes."""
     for start in range(0, len(codes), MULTIPRICE_MAX_CODES):
         chunk = codes[start : start + MULTIPRICE_MAX_CODES]
+        call = multprice_call(chunk)
         try:
-            response = yield multprice_call(chunk)
+            response = yield call
         except KISError as exc:
             for code in chunk:
                 batch.failed[code.code] = exc
@@ -128,7 +129,7 @@ def get_prices_multi(codes: list[StockCode], batch: PriceBatch) -> Operation[Non
                     f"{code.code} missing from the multi-price answer"
                 )
             else:
-                _settle_quote(batch, code, functools.partial(Quote.from_multprice, row))
+                _settle_quote(batch, code, functools.partial(Quote.from_multprice, row), call.tr_id)
 
 
 def get_prices_single(env: Env, codes: list[StockCode], batch: PriceBatch) -> Operation[None]:
@@ -144,12 +145,25 @@ def get_prices_single(env: Env, codes: list[StockCode], batch: PriceBatch) -> Op
         _settle_quote(batch, code, parse)
 
 
-def _settle_quote(batch: PriceBatch, code: StockCode, parse: Callable[[], Quote]) -> None:
-    """Record one parsed quote, or a malformed answer as that code's failure."""
+def _settle_quote(
+    batch: PriceBatch, code: StockCode, parse: Callable[[], Quote], tr_id: str | None = None
+) -> None:
+    """Record one parsed quote, or a malformed answer as that code's failure.
+
+    The multi-price endpoint answers a code it does not list with an empty row (no name, price
+    0) where the single quote refuses it; both end as a failure of that code, never as a quote.
+    """
     try:
-        batch.succeeded[code.code] = parse()
+        quote = parse()
     except ModelError as exc:
         batch.failed[code.code] = GatewayError(f"malformed quote for {code.code}: {exc}")
+        return
+    if quote.price <= 0 and not quote.name:
+        batch.failed[code.code] = BadRequest(
+            f"{code.code} is not listed (empty quote)", tr_id=tr_id
+        )
+        return
+    batch.succeeded[code.code] = quote
 
 
 def batch_groups(env: Env, codes: list[StockCode], multi: bool | None) -> list[list[StockCode]]:

@@ -12,6 +12,7 @@ import pytest
 from kis_support import SESSION_TIME, make_fake, sync_client
 from kisclient import (
     AuthError,
+    BadRequest,
     Balance,
     ConfigurationError,
     EndpointUnavailable,
@@ -467,3 +468,15 @@ def test_cancel_a_resting_limit_order(tmp_path: pathlib.Path) -> None:
 
 def kis_holdings(fake: FakeKIS, app_key: str) -> dict[str, int]:
     return {code: qty for code, qty in fake.holdings(app_key).items() if qty}
+
+
+@pytest.mark.parametrize("multi", [True, False])
+def test_an_unlisted_code_fails_alone_either_way(tmp_path: pathlib.Path, multi: bool) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    unlisted = "999990"
+    assert unlisted not in fake.universe
+    with sync_client(fake, app, clock, tmp_path) as kis:
+        batch = kis.get_prices(["005930", unlisted], multi=multi)
+    assert list(batch.succeeded) == ["005930"]
+    assert isinstance(batch.failed[unlisted], BadRequest)
