@@ -160,7 +160,7 @@ class AsyncKISClient(ClientBase):
         async with asyncio.TaskGroup() as tasks:
             for group in ops.batch_groups(env, todo, multi):
                 tasks.create_task(fetch(group))
-        return self._finish_batch(batch, started)
+        return self._finish_batch(batch, todo, started)
 
     async def get_daily_prices(self, code: str, start: dt.date, end: dt.date) -> list[DailyBar]:
         """Daily bars in ``[start, end]``, oldest first (paging past the 100-row limit)."""

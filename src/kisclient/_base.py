@@ -155,9 +155,14 @@ class ClientBase:
                 todo.append(code)
         return batch, todo, len(valid) + len(invalid)
 
-    def _finish_batch(self, batch: PriceBatch, started: float) -> PriceBatch:
-        for quote in batch.succeeded.values():
-            self._quotes.put(quote.code, quote)
+    def _finish_batch(
+        self, batch: PriceBatch, fetched: list[StockCode], started: float
+    ) -> PriceBatch:
+        """Cache what *fetched* brought (not the cached answers, whose age must not reset)."""
+        for code in fetched:
+            quote = batch.succeeded.get(code.code)
+            if quote is not None:
+                self._quotes.put(code.code, quote)
         batch.elapsed_s = self._settings.clock.monotonic() - started
         return batch
 

@@ -153,7 +153,7 @@ class KISClient(ClientBase):
             done += len(group)
             if progress is not None:
                 progress(done, total)
-        return self._finish_batch(batch, started)
+        return self._finish_batch(batch, todo, started)
 
     def get_daily_prices(self, code: str, start: dt.date, end: dt.date) -> list[DailyBar]:
         """Daily bars in ``[start, end]``, oldest first (paging past the 100-row limit)."""

@@ -96,6 +96,19 @@ def test_quote_cache_answers_before_the_network(tmp_path: pathlib.Path) -> None:
     assert fake.stats.requests(path=PRICE_PATH) == 2
 
 
+def test_cached_quotes_age_across_batches(tmp_path: pathlib.Path) -> None:
+    fake, clock = make_fake()
+    app = fake.add_app(env="real")
+    with sync_client(fake, app, clock, tmp_path, quote_cache_ttl=5.0) as kis:
+        kis.get_prices(["005930"], multi=False)
+        clock.advance(3)
+        kis.get_prices(["005930"], multi=False)  # a hit: it must not make the entry younger
+        clock.advance(3)
+        kis.get_prices(["005930"], multi=False)  # six seconds after the fetch: a miss
+        assert (kis.quote_cache.hits, kis.quote_cache.misses) == (1, 2)
+    assert fake.stats.requests(path=PRICE_PATH) == 2
+
+
 def test_daily_prices_page_past_100_rows(tmp_path: pathlib.Path) -> None:
     fake, clock = make_fake()
     app = fake.add_app(env="real")
