@@ -12,12 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from kisclient._codes import CodeInfo
-from kisclient._config import KST, TOKEN_REUSE_WINDOW_S, Env
-
-from ._core import Core, uuid_like
-from ._http import FakeRequest, FakeResponse, envelope, json_response, oauth_error
-from ._msgs import (
+from kisclient._codes import (
     APPKEY_INVALID,
     APPKEY_MISSING,
     APPSECRET_INVALID,
@@ -27,7 +22,12 @@ from ._msgs import (
     PAPER_KEY_ON_REAL,
     TOKEN_INVALID,
     TOKEN_THROTTLED,
+    CodeInfo,
 )
+from kisclient._config import KST, TOKEN_REUSE_WINDOW_S, Env
+
+from ._core import Core, uuid_like
+from ._http import FakeRequest, FakeResponse, envelope, json_response, oauth_error
 from ._state import FakeApp
 
 __all__ = ["HANDLERS", "REVOKE_OK_MESSAGE", "check_app", "identify"]

@@ -16,11 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from kisclient._clock import Clock, SystemClock
-from kisclient._codes import CodeInfo
+from kisclient._codes import INQUIRY_OK, CodeInfo
 from kisclient._config import KST, TOKEN_LIFETIME_S, Env, Side, env_settings, parse_env
 
 from ._http import FakeRequest, FakeResponse, envelope
-from ._msgs import INQUIRY_OK
 from ._state import Account, FakeApp, FakeStats, Order, TokenRecord
 from ._universe import Universe, previous_weekday
 

@@ -12,15 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kisclient._codes import CODES
-from kisclient._config import Env, endpoint_by_path
-
-from ._auth import HANDLERS as AUTH_HANDLERS
-from ._auth import identify
-from ._core import Core, Ctx
-from ._faults import AFTER_PROCESSING, Fault
-from ._http import FakeRequest, FakeResponse, envelope, text_response
-from ._msgs import (
+from kisclient._codes import (
+    CODES,
     CREDENTIALS_TYPE,
     DEFAULT_GATEWAY_FAULT,
     NO_SERVICE,
@@ -30,6 +23,13 @@ from ._msgs import (
     TOKEN_INVALID,
     TR_ID_MISSING,
 )
+from kisclient._config import Env, endpoint_by_path
+
+from ._auth import HANDLERS as AUTH_HANDLERS
+from ._auth import identify
+from ._core import Core, Ctx
+from ._faults import AFTER_PROCESSING, Fault
+from ._http import FakeRequest, FakeResponse, envelope, text_response
 from ._quotes import daily_chart, daily_price, inquire_price, multprice
 from ._state import FakeApp
 from ._trading import balance, daily_ccld, order_cash, order_rvsecncl

@@ -10,11 +10,11 @@ import datetime as dt
 import random
 from typing import Any
 
+from kisclient._codes import BAD_FIELD, UNKNOWN_CODE
 from kisclient._config import DAILY_CHART_MAX_ROWS, MULTIPRICE_MAX_CODES
 
 from ._core import Core, Ctx
 from ._http import FakeResponse
-from ._msgs import BAD_FIELD, UNKNOWN_CODE
 from ._universe import FIRST_DAY, Bar, Listing, previous_weekday, round_to_tick, tick_size
 
 __all__ = ["daily_chart", "daily_price", "inquire_price", "multprice", "price_snapshot"]

@@ -11,11 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from kisclient._config import Env, env_settings
-
-from ._core import BRANCH, Core, Ctx
-from ._http import FakeResponse, envelope
-from ._msgs import (
+from kisclient._codes import (
     ACCOUNT_INVALID,
     BAD_FIELD,
     BAD_TICK,
@@ -26,6 +22,10 @@ from ._msgs import (
     ORDER_DAY_MISMATCH,
     ORDER_OK,
 )
+from kisclient._config import Env, env_settings
+
+from ._core import BRANCH, Core, Ctx
+from ._http import FakeResponse, envelope
 from ._quotes import price_snapshot
 from ._state import Account, Holding, Order
 from ._universe import tick_size
