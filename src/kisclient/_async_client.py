@@ -20,7 +20,7 @@ import tenacity
 from . import _operations as ops
 from ._base import ONE_ATTEMPT, ClientBase, ProgressCallback, RetryControls, RetrySignal
 from ._clock import Clock
-from ._config import KST, Env, Side
+from ._config import Side
 from ._core import (
     Call,
     RetryPolicy,
@@ -33,9 +33,9 @@ from ._errors import KISError, OrderOutcomeUnknown
 from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quote
 from ._operations import Operation, Response
 from ._ratelimit import Window
-from ._settings import ClientSettings, settings_from_env
+from ._settings import ClientSettings
 from ._token_store import Token
-from ._validation import Account, StockCode
+from ._validation import StockCode
 
 __all__ = ["AsyncKISClient"]
 
@@ -91,11 +91,6 @@ class AsyncKISClient(ClientBase):
         )
         self._init_common(settings)
         self._http = httpx.AsyncClient(transport=transport, timeout=settings.timeout_s)
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> Self:
-        """Build a client from the ``KIS_*`` variables; see :meth:`KISClient.from_env`."""
-        return cls(**{**settings_from_env(), **overrides})
 
     # --- lifecycle ---
 
@@ -209,7 +204,7 @@ class AsyncKISClient(ClientBase):
         side: Side | None = None,
     ) -> list[DailyOrder]:
         """Orders and fills between *start* and *end* (default: today, KST), all pages."""
-        today = self._settings.clock.now().astimezone(KST).date()
+        today = self._today()
         return await self._run(
             ops.get_daily_orders(
                 self._settings.env,
@@ -226,7 +221,7 @@ class AsyncKISClient(ClientBase):
     ) -> DailyOrder | None:
         """Look up an order whose outcome is unknown; see :meth:`KISClient.reconcile_order`."""
         request = unknown.request if isinstance(unknown, OrderOutcomeUnknown) else unknown
-        today = self._settings.clock.now().astimezone(KST).date()
+        today = self._today()
         return await self._run(
             ops.reconcile(self._settings.env, self._settings.require_account(), request, today)
         )
@@ -282,15 +277,6 @@ class AsyncKISClient(ClientBase):
         """When the stored access token expires (KST), or ``None`` when there is none."""
         token = await asyncio.to_thread(self._tokens.peek)
         return token.expires_at if token else None
-
-    @property
-    def account(self) -> Account | None:
-        """The account (its repr is masked)."""
-        return self._settings.account
-
-    @property
-    def environment(self) -> Env:
-        return self._settings.env
 
     # --- the send loop ---
 

@@ -6,25 +6,26 @@ Everything here is free of send and sleep loops; :mod:`kisclient._client` and
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Self
 
 import tenacity
 
 from ._clock import Clock
-from ._config import ENDPOINTS, Endpoint, endpoint_by_path
+from ._config import ENDPOINTS, KST, Endpoint, Env, endpoint_by_path
 from ._core import Attempt, Call, RetryBudget, RetryPolicy, Verdict, classify
 from ._errors import KISError, RetryBudgetExhausted
 from ._models import PriceBatch, Quote
 from ._operations import Response, prepare_codes
 from ._quote_cache import QuoteCache
 from ._ratelimit import RateLimiter, make_limiter
-from ._settings import ClientSettings
+from ._settings import ClientSettings, settings_from_env
 from ._token import TokenManager
 from ._token_store import TokenStore
-from ._validation import StockCode, normalize_code
+from ._validation import Account, StockCode, normalize_code
 
 __all__ = ["ONE_ATTEMPT", "ClientBase", "ProgressCallback", "RetryControls", "RetrySignal"]
 
@@ -173,7 +174,29 @@ class ClientBase:
     async def _issue_token_async(self) -> Mapping[str, Any]:
         raise NotImplementedError("this client issues tokens synchronously")
 
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """Build a client from ``KIS_APP_KEY``, ``KIS_APP_SECRET``, ``KIS_ENV``, ``KIS_ACCOUNT``,
+        ``KIS_BASE_URL`` and ``KIS_STATE_DIR``; keyword arguments override them.
+
+        Raises :class:`~kisclient.ConfigurationError` naming every missing variable.
+        """
+        return cls(**{**settings_from_env(), **overrides})
+
     # --- read-only facts ---
+
+    @property
+    def account(self) -> Account | None:
+        """The account (its repr is masked)."""
+        return self._settings.account
+
+    @property
+    def environment(self) -> Env:
+        return self._settings.env
+
+    def _today(self) -> dt.date:
+        """Today's date in Korea, on the injected clock."""
+        return self._settings.clock.now().astimezone(KST).date()
 
     @property
     def env(self) -> str:

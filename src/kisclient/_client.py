@@ -14,7 +14,7 @@ import tenacity
 from . import _operations as ops
 from ._base import ONE_ATTEMPT, ClientBase, ProgressCallback, RetryControls, RetrySignal
 from ._clock import Clock
-from ._config import KST, Env, Side
+from ._config import Env, Side
 from ._core import (
     Call,
     RetryPolicy,
@@ -27,7 +27,7 @@ from ._errors import KISError, OrderOutcomeUnknown
 from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quote
 from ._operations import Operation, Response
 from ._ratelimit import Window
-from ._settings import ClientSettings, settings_from_env
+from ._settings import ClientSettings
 from ._token_store import Token
 from ._validation import Account
 
@@ -91,15 +91,6 @@ class KISClient(ClientBase):
         )
         self._init_common(settings)
         self._http = httpx.Client(transport=transport, timeout=settings.timeout_s)
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> Self:
-        """Build a client from ``KIS_APP_KEY``, ``KIS_APP_SECRET``, ``KIS_ENV``, ``KIS_ACCOUNT``,
-        ``KIS_BASE_URL`` and ``KIS_STATE_DIR``; keyword arguments override them.
-
-        Raises :class:`~kisclient.ConfigurationError` naming every missing variable.
-        """
-        return cls(**{**settings_from_env(), **overrides})
 
     # --- lifecycle ---
 
@@ -205,7 +196,7 @@ class KISClient(ClientBase):
         side: Side | None = None,
     ) -> list[DailyOrder]:
         """Orders and fills between *start* and *end* (default: today, KST), all pages."""
-        today = self._settings.clock.now().astimezone(KST).date()
+        today = self._today()
         return self._run(
             ops.get_daily_orders(
                 self._settings.env,
@@ -226,7 +217,7 @@ class KISClient(ClientBase):
         then safe).
         """
         request = unknown.request if isinstance(unknown, OrderOutcomeUnknown) else unknown
-        today = self._settings.clock.now().astimezone(KST).date()
+        today = self._today()
         return self._run(
             ops.reconcile(self._settings.env, self._settings.require_account(), request, today)
         )

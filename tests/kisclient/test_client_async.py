@@ -27,7 +27,10 @@ PRICE_PATH = ENDPOINTS["inquire_price"].path
 
 
 def _public(cls: type) -> dict[str, object]:
-    return {name: member for name, member in vars(cls).items() if not name.startswith("_")}
+    """Every public member, inherited ones included, as defined (not bound)."""
+    return {
+        name: inspect.getattr_static(cls, name) for name in dir(cls) if not name.startswith("_")
+    }
 
 
 def test_public_signatures_match() -> None:
