@@ -91,14 +91,6 @@ class CodeInfo:
         """Whether the fix is a new access token."""
         return self.kind in (Kind.TOKEN_EXPIRED, Kind.TOKEN_INVALID)
 
-    @property
-    def never_reached_engine(self) -> bool:
-        """Whether the gateway stopped the request before any order engine saw it.
-
-        Only these codes allow an order to be sent again (design brief §3.6).
-        """
-        return self.kind in (Kind.RATE_LIMITED, Kind.TOKEN_EXPIRED, Kind.TOKEN_INVALID)
-
 
 def _row(
     code: str, kind: Kind, message: str, retryable: bool = False, wait_s: float = 0.0

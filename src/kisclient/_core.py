@@ -411,11 +411,7 @@ class RetryBudget:
     """
 
     capacity: int = 100
-    available: int = attrs.field(default=-1)
-
-    def __attrs_post_init__(self) -> None:
-        if self.available < 0:
-            self.available = self.capacity
+    available: int = attrs.field(default=attrs.Factory(lambda self: self.capacity, takes_self=True))
 
     def try_spend(self, cost: int) -> bool:
         """Take *cost* tokens if there are enough; return whether the retry may go ahead."""

@@ -18,15 +18,17 @@ from ._validation import Account, parse_account
 
 __all__ = ["ENV_VARS", "ClientSettings", "default_state_dir", "settings_from_env"]
 
-#: The environment variables :meth:`KISClient.from_env` reads.
-ENV_VARS = (
-    "KIS_APP_KEY",
-    "KIS_APP_SECRET",
-    "KIS_ENV",
-    "KIS_ACCOUNT",
-    "KIS_BASE_URL",
-    "KIS_STATE_DIR",
-)
+#: The environment variables :meth:`KISClient.from_env` reads, and the argument each one sets.
+#: The first two are required.
+ENV_VARS = {
+    "KIS_APP_KEY": "app_key",
+    "KIS_APP_SECRET": "app_secret",
+    "KIS_ENV": "env",
+    "KIS_ACCOUNT": "account",
+    "KIS_BASE_URL": "base_url",
+    "KIS_STATE_DIR": "state_dir",
+}
+_REQUIRED_ENV_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET")
 
 
 def default_state_dir() -> pathlib.Path:
@@ -147,16 +149,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str
     Raises :class:`ConfigurationError` naming every missing required variable at once.
     """
     environ = os.environ if environ is None else environ
-    missing = [name for name in ("KIS_APP_KEY", "KIS_APP_SECRET") if not environ.get(name)]
+    missing = [name for name in _REQUIRED_ENV_VARS if not environ.get(name)]
     if missing:
         raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
-    kwargs = {"app_key": environ["KIS_APP_KEY"], "app_secret": environ["KIS_APP_SECRET"]}
-    for name, arg in (
-        ("KIS_ENV", "env"),
-        ("KIS_ACCOUNT", "account"),
-        ("KIS_BASE_URL", "base_url"),
-        ("KIS_STATE_DIR", "state_dir"),
-    ):
-        if environ.get(name):
-            kwargs[arg] = environ[name]
-    return kwargs
+    return {arg: environ[name] for name, arg in ENV_VARS.items() if environ.get(name)}
