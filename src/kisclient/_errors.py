@@ -8,7 +8,8 @@
   :class:`OrderOutcomeUnknown` is the order-specific case: reconcile before resending.
 
 Input validation errors are :class:`ValueError` subclasses and are raised before anything is sent.
-No exception text or repr ever contains an app key, secret, token or account number.
+No exception text or repr ever contains an app key, secret, token or account number; ``raw_body``
+and ``msg1`` pass through :func:`kisclient._redaction.redact` when the error is built.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._codes import CodeInfo, lookup
+from ._redaction import redact
 
 __all__ = [
     "AuthError",
@@ -50,8 +52,9 @@ class KISError(Exception):
 
     Attributes: ``msg_cd`` and ``msg1`` (KIS's code and text, or the token endpoint's
     ``error_code`` / ``error_description``), ``http_status``, ``tr_id``, ``raw_body`` (the response
-    text, if any; never part of ``str()`` or ``repr()``) and ``attempts`` (how many times the
-    request was sent).
+    text, if any, with account numbers, paging keys and credentials masked; never part of
+    ``str()`` or ``repr()``) and ``attempts`` (how many times the request was sent). ``msg1`` is
+    masked the same way.
     """
 
     def __init__(
@@ -68,10 +71,10 @@ class KISError(Exception):
         super().__init__(message)
         self.message = message
         self.msg_cd = msg_cd
-        self.msg1 = msg1
+        self.msg1 = None if msg1 is None else redact(msg1)
         self.http_status = http_status
         self.tr_id = tr_id
-        self.raw_body = raw_body
+        self.raw_body = None if raw_body is None else redact(raw_body)
         self.attempts = attempts
 
     def __str__(self) -> str:

@@ -7,7 +7,8 @@ windows. Backends only load and store the admission history:
 - :class:`InProcessLimiter` — one process, thread-safe.
 - :class:`SharedFileLimiter` — every process of the user, through ``ratelimit.json`` in the
   (environment, app key) scope directory (see :func:`kisclient._statedir.scope_dir`), guarded by a
-  process-global lock and a file lock.
+  process-global lock and a file lock. If that file cannot be locked or written, it falls back
+  (once, with a WARNING naming the file) to state kept in this process.
 - :class:`NullLimiter` — no limits (``rate_limits=()``).
 
 Stamping: an admission is recorded when it is granted and, once its answer has arrived,
@@ -23,7 +24,13 @@ A networked backend would subclass :class:`HistoryLimiter` and implement
 Penalty (the server answered EGW00201): :meth:`RateLimiter.penalize` ``(seconds)`` at time *t*
 blocks every admission until ``t + seconds`` and then, until ``t + seconds + TIGHTEN_S``
 (60 s), applies tightened windows: each window's limit multiplied by ``TIGHTEN_FACTOR`` (0.8),
-rounded down, at least 1. Overlapping penalties extend both periods (never shorten them).
+rounded down, at least 1. Overlapping penalties extend both periods (never shorten them). A
+penalty is at most :data:`MAX_PENALTY_S`.
+
+Shared state never makes anyone wait longer than the rules allow: a stored admission later than
+now, or a penalty deadline further ahead than :data:`MAX_PENALTY_S` (+ :data:`TIGHTEN_S`), was
+written before the wall clock was set back (or is corrupt); the state is then reset with a
+WARNING naming the file (:func:`kisclient._statedir.stamps_from_the_future`).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,10 +50,18 @@ import attrs
 
 from ._clock import Clock
 from ._config import Env, env_settings
-from ._statedir import atomic_write_text, hold_locks, process_lock, scope_dir
+from ._statedir import (
+    atomic_write_text,
+    hold_file_lock,
+    process_lock,
+    read_private_json,
+    scope_dir,
+    stamps_from_the_future,
+)
 
 __all__ = [
     "CONSERVATIVE",
+    "MAX_PENALTY_S",
     "RATE_LOCK_FILE_NAME",
     "RATE_STATE_FILE_NAME",
     "TIGHTEN_FACTOR",
@@ -73,6 +89,8 @@ RATE_LOCK_FILE_NAME = "ratelimit.lock"
 TIGHTEN_FACTOR = 0.8
 #: ... for this many seconds after the block ends.
 TIGHTEN_S = 60.0
+#: The longest penalty :meth:`RateLimiter.penalize` accepts (KIS asks for about one second).
+MAX_PENALTY_S = 60.0
 _SCHEMA = 1
 
 
@@ -239,8 +257,8 @@ class RateLimiter(Protocol):
         ...
 
     def penalize(self, seconds: float) -> None:
-        """The server answered EGW00201: block admissions for *seconds*, then tighten (see the
-        module docstring for the exact rule)."""
+        """The server answered EGW00201: block admissions for *seconds* (0 to
+        :data:`MAX_PENALTY_S`), then tighten (see the module docstring for the exact rule)."""
         ...
 
     def acquire(self) -> float:
@@ -345,8 +363,8 @@ class HistoryLimiter(abc.ABC):
 
     def penalize(self, seconds: float) -> None:
         """See the module docstring: block for *seconds*, then tighten for :data:`TIGHTEN_S`."""
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"penalty must be a finite number >= 0, not {seconds!r}")
+        if not (math.isfinite(seconds) and 0 <= seconds <= MAX_PENALTY_S):
+            raise ValueError(f"penalty must be between 0 and {MAX_PENALTY_S:g}s, not {seconds!r}")
         self._transact(lambda s: _penalize(s, self._now(), seconds))
         log.warning("rate limit hit (EGW00201): admissions blocked for %.2fs", seconds)
 
@@ -401,9 +419,15 @@ class SharedFileLimiter(HistoryLimiter):
     State lives in ``ratelimit.json`` in the scope directory, guarded by a process-global lock
     and then the file lock ``ratelimit.lock``; each transaction is a short read-modify-write,
     written atomically (temporary file + rename, mode 0600; not fsynced, see
-    :meth:`_transact`). An unreadable, empty or corrupt state file is treated as
-    empty (logged at WARNING). Times are Unix seconds (``clock.time()``), the only time base
-    processes share.
+    :meth:`_transact`). A state file that is not a private regular file, is empty or corrupt, or
+    holds time stamps from the future is treated as empty (logged at WARNING). Times are Unix
+    seconds (``clock.time()``), the only time base processes share.
+
+    If the lock or the state file cannot be used (an :class:`OSError`: read-only directory, a
+    directory in the file's place...), every limiter of this scope in this process falls back,
+    for the rest of the process's life, to state kept in memory, starting from the last
+    readable state, after one WARNING naming the file. Limits then hold within this process
+    only.
     """
 
     _blocking_state = True
@@ -421,12 +445,26 @@ class SharedFileLimiter(HistoryLimiter):
         self.path = directory / RATE_STATE_FILE_NAME
         self.lock_path = directory / RATE_LOCK_FILE_NAME
         self._thread_lock = process_lock(self.lock_path)
+        self._scope_key = os.path.realpath(self.lock_path)
 
     def _now(self) -> float:
         return self._clock.time()
 
     def _transact(self, step: Callable[[LimiterState], tuple[LimiterState, _R]]) -> _R:
-        with hold_locks(self._thread_lock, self.lock_path):
+        with self._thread_lock:
+            memory = _IN_MEMORY_FALLBACK.get(self._scope_key)
+            if memory is None:
+                try:
+                    return self._transact_file(step)
+                except OSError as exc:
+                    memory = self._fall_back(exc)
+            new_state, result = step(self._trusted(memory))
+            _IN_MEMORY_FALLBACK[self._scope_key] = new_state
+            return result
+
+    def _transact_file(self, step: Callable[[LimiterState], tuple[LimiterState, _R]]) -> _R:
+        """One transaction on ``ratelimit.json`` under its file lock (process lock held)."""
+        with hold_file_lock(self.lock_path):
             state = self._load()
             new_state, result = step(state)
             if new_state != state:
@@ -435,22 +473,45 @@ class SharedFileLimiter(HistoryLimiter):
                 atomic_write_text(self.path, json.dumps(new_state.to_json()), durable=False)
             return result
 
+    def _fall_back(self, exc: OSError) -> LimiterState:
+        """Switch this scope to in-memory state (process lock held); return its first state."""
+        log.warning(
+            "rate-limit state %s is not usable (%s): limiting within this process only, "
+            "other processes using this app key are not counted, until restart",
+            self.path,
+            exc.strerror or exc,
+        )
+        return self._load()
+
     def _load(self) -> LimiterState:
-        try:
-            raw = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return LimiterState()
-        except (OSError, UnicodeDecodeError) as exc:
-            log.warning("ignoring unreadable rate-limit state %s: %s", self.path, exc)
+        data = read_private_json(self.path, "rate-limit state")
+        if data is None:
             return LimiterState()
         try:
-            return LimiterState.from_json(json.loads(raw))
+            state = LimiterState.from_json(data)
         except ValueError as exc:
             log.warning("ignoring corrupt rate-limit state %s: %s", self.path, exc)
             return LimiterState()
+        return self._trusted(state)
+
+    def _trusted(self, state: LimiterState) -> LimiterState:
+        """*state*, or an empty state if it holds time stamps no rule could have written yet."""
+        stamps = (
+            ("an admission", max(state.history, default=None), 0.0),
+            ("blocked_until", state.blocked_until, MAX_PENALTY_S),
+            ("tightened_until", state.tightened_until, MAX_PENALTY_S + TIGHTEN_S),
+        )
+        if stamps_from_the_future(self.path, "rate-limit state", self._now(), stamps):
+            return LimiterState()
+        return state
 
     def __repr__(self) -> str:
         return f"SharedFileLimiter({list(self.windows)}, dir={self.path.parent})"
+
+
+#: Scopes whose shared state proved unusable in this process: lock path → in-memory state.
+#: Read and written only under that scope's :func:`process_lock`.
+_IN_MEMORY_FALLBACK: dict[str, LimiterState] = {}
 
 
 def make_limiter(

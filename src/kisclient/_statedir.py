@@ -9,8 +9,10 @@ Layout under ``state_dir``::
         ratelimit.json, ratelimit.lock             shared rate-limiter state (kisclient._ratelimit)
 
 The app key never appears in a path, a log line or a repr; only a prefix of its SHA-256 does.
-Files are written atomically with mode 0600 (:func:`atomic_write_text`) and are never trusted
-when they are empty, corrupt, or readable by other users (:func:`read_private_json`).
+Every directory kisclient creates, at every level, gets mode 0700. Files are written atomically
+with mode 0600 (:func:`atomic_write_text`) and are never trusted when they are not regular files,
+empty, corrupt, readable by other users (:func:`read_private_json`), or carry time stamps later
+than the rules that wrote them allow (:func:`stamps_from_the_future`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,14 +34,16 @@ from ._config import Env
 from ._errors import ConfigurationError
 
 __all__ = [
+    "CLOCK_TOLERANCE_S",
     "FileLock",
     "atomic_write_text",
-    "hold_locks",
+    "hold_file_lock",
     "key_fingerprint",
     "make_file_lock",
     "process_lock",
     "read_private_json",
     "scope_dir",
+    "stamps_from_the_future",
 ]
 
 log = logging.getLogger("kisclient.state")
@@ -52,15 +57,51 @@ def key_fingerprint(app_key: str, length: int = 16) -> str:
 def scope_dir(state_dir: Path, env: Env, app_key: str) -> Path:
     """Return (creating it, mode 0700) the directory of one (environment, app key) scope.
 
-    ``state_dir / f"{env.value}-{sha256(app_key)[:16]}"``. A missing *state_dir* is created with
-    mode 0700 too; an existing scope directory with a wider mode is narrowed to 0700.
+    ``state_dir / f"{env.value}-{sha256(app_key)[:16]}"``. Every missing level, *state_dir* and
+    its missing parents included, is created with mode 0700 whatever the umask; an existing
+    scope directory with a wider mode is narrowed to 0700. Raises :class:`ConfigurationError`
+    (naming the path) if *state_dir* or the scope path exists but is not a directory, or if a
+    missing level cannot be created.
     """
     if not app_key:
         raise ConfigurationError("an app key is needed to locate the token store")
-    path = Path(state_dir) / f"{env.value}-{key_fingerprint(app_key)}"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root = Path(state_dir)
+    path = root / f"{env.value}-{key_fingerprint(app_key)}"
+    for level in (root, path):
+        if level.exists() and not level.is_dir():
+            raise ConfigurationError(f"kisclient state path {level} exists but is not a directory")
+    try:
+        _make_private_dirs(path)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create the kisclient state directory {path}: {exc.strerror or exc}"
+        ) from None
     _ensure_private_dir(path)
     return path
+
+
+def _make_private_dirs(path: Path) -> None:
+    """Create *path* and its missing parents, each with mode exactly 0700.
+
+    :func:`os.makedirs` applies *mode* to the leaf only and the umask to every level, so each
+    missing level is created here and then chmod-ed. Existing levels are left alone.
+    """
+    missing = []
+    level = path
+    while not level.is_dir():
+        missing.append(level)
+        if level.parent == level:
+            break
+        level = level.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue  # another process created it meanwhile: not ours to chmod
+        if os.name == "posix":
+            directory.chmod(0o700)
 
 
 def _ensure_private_dir(path: Path) -> None:
@@ -118,37 +159,106 @@ def _fsync_dir(directory: Path) -> None:
         os.close(dfd)
 
 
+#: ``O_NONBLOCK`` where it exists: opening a FIFO then returns at once instead of waiting for a
+#: writer (for a regular file the flag changes nothing).
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
 def read_private_json(path: Path, what: str) -> dict[str, Any] | None:
     """Read a JSON object from *path*, or ``None`` if it must not be trusted.
 
-    ``None`` (after a WARNING naming the file, never its content) for: a file readable or
-    writable by group or others, a file owned by another user, an empty file, invalid JSON or a
-    top-level value that is not an object. A missing file is ``None`` silently.
+    ``None`` (after a WARNING naming *what* and the file, never its content) for: something that
+    is not a regular file (a FIFO is opened non-blocking and never read, a directory is not
+    read), a file readable or writable by group or others, a file owned by another user, an
+    empty file, invalid or too deeply nested JSON, or a top-level value that is not an object.
+    A missing file is ``None`` silently; an unreadable one (an :class:`OSError` other than
+    "missing") is ``None`` with a WARNING. Never blocks, never raises for the file's content.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    raw = _read_regular_private_file(path, what)
+    if raw is None:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(handle.fileno())
-        if os.name == "posix" and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
-            log.warning(
-                "ignoring %s %s: mode %o or owner is not private", what, path, st.st_mode & 0o777
-            )
-            return None
-        raw = handle.read()
     if not raw.strip():
         log.warning("ignoring empty %s %s", what, path)
         return None
     try:
         data = json.loads(raw)
-    except ValueError:
-        log.warning("ignoring corrupt %s %s (not JSON)", what, path)
+    except (ValueError, RecursionError):
+        log.warning("ignoring corrupt %s %s (not JSON, or nested too deeply)", what, path)
         return None
     if not isinstance(data, dict):
         log.warning("ignoring corrupt %s %s (not an object)", what, path)
         return None
     return data
+
+
+def _read_regular_private_file(path: Path, what: str) -> bytes | None:
+    """The bytes of *path* if it is a private regular file; ``None`` (warned, unless missing)
+    otherwise. One ``open``, one ``fstat``, then reads: no extra system call per use."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("ignoring unreadable %s %s: %s", what, path, exc.strerror or exc)
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            log.warning("ignoring %s %s: not a regular file", what, path)
+            return None
+        if os.name == "posix" and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
+            log.warning(
+                "ignoring %s %s: mode %o or owner is not private", what, path, st.st_mode & 0o777
+            )
+            return None
+        return _read_all(fd, st.st_size)
+    except OSError as exc:
+        log.warning("ignoring unreadable %s %s: %s", what, path, exc.strerror or exc)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size_hint: int) -> bytes:
+    """Everything left in *fd* (a regular file whose size was *size_hint* a moment ago)."""
+    chunks = []
+    while chunk := os.read(fd, max(size_hint, 4096) + 1):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+#: How far after ``clock.time()`` a time stamp read from shared state may lie and still be
+#: trusted. Every process of the user reads the same system clock, so a stamp written "now" by
+#: another process is never later than this one's "now" by more than scheduling noise; anything
+#: further ahead was written before the clock was set back, or is corrupt.
+CLOCK_TOLERANCE_S = 1.0
+
+
+def stamps_from_the_future(
+    path: Path, what: str, now: float, stamps: Iterable[tuple[str, float | None, float]]
+) -> bool:
+    """Whether any time stamp read from *path* lies further after *now* than the rules allow.
+
+    *stamps* holds ``(name, value, horizon_s)``: the rules that wrote *value* put it at most
+    *horizon_s* after the writer's clock (0 for "the time of an event", the longest allowed
+    penalty for a deadline). A value later than ``now + horizon_s + CLOCK_TOLERANCE_S`` cannot
+    have come from a correct writer on this clock: the caller must treat the file as corrupt and
+    reset that state, so no wait derived from the file exceeds what the rules allow. ``True``
+    comes with one WARNING naming *what*, the file and the first offending field; ``None``
+    values are ignored.
+    """
+    for name, value, horizon_s in stamps:
+        if value is not None and value > now + horizon_s + CLOCK_TOLERANCE_S:
+            log.warning(
+                "resetting %s %s: %s lies %.0fs in the future (written before the clock was set "
+                "back, or corrupt)",
+                what,
+                path,
+                name,
+                value - now,
+            )
+            return True
+    return False
 
 
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
@@ -188,12 +298,14 @@ def make_file_lock(path: Path) -> FileLock:
 
 
 @contextlib.contextmanager
-def hold_locks(thread_lock: threading.Lock, file_lock_path: Path) -> Iterator[None]:
-    """Hold the process-global *thread_lock*, then the file lock at *file_lock_path*."""
-    with thread_lock:
-        file_lock = make_file_lock(file_lock_path)
-        file_lock.acquire()
-        try:
-            yield
-        finally:
-            file_lock.release()
+def hold_file_lock(file_lock_path: Path) -> Iterator[None]:
+    """Hold the file lock at *file_lock_path* (take its :func:`process_lock` first).
+
+    Raises :class:`OSError` if the lock file cannot be created or opened.
+    """
+    file_lock = make_file_lock(file_lock_path)
+    file_lock.acquire()
+    try:
+        yield
+    finally:
+        file_lock.release()

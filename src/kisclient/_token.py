@@ -384,7 +384,7 @@ class TokenManager:
         elif step is _Op.RELEASE:
             self._release()
         elif step is _Op.READ:
-            return self.store.read()
+            return self.store.read(self._clock.time())
         elif step is _Op.ISSUE:
             if self._issue is None:
                 raise ConfigurationError("TokenManager needs issue= for sync use")
@@ -396,11 +396,17 @@ class TokenManager:
         return None
 
     def _acquire_blocking(self) -> None:
-        """Take the process lock, then the file lock (blocking the calling thread)."""
+        """Take the process lock, then the file lock (blocking the calling thread).
+
+        Raises :class:`ConfigurationError` if the lock file cannot be created or opened.
+        """
         self._thread_lock.acquire()
         try:
             file_lock = self.store.lock()
-            file_lock.acquire()
+            try:
+                file_lock.acquire()
+            except OSError as exc:
+                raise self.store.unusable(exc) from None
         except BaseException:
             self._thread_lock.release()
             raise
@@ -448,7 +454,7 @@ class TokenManager:
 
     async def _perform_async(self, step: _Step) -> object:
         if step is _Op.READ:
-            return await asyncio.to_thread(self.store.read)
+            return await asyncio.to_thread(self.store.read, self._clock.time())
         if step is _Op.ISSUE:
             if self._aissue is not None:
                 return await self._aissue()

@@ -3,7 +3,8 @@
 ``token.json`` in the scope directory (see :mod:`kisclient._statedir`) holds the access token,
 its expiry as the server's ``access_token_token_expired`` (KST), the issue time, the time of the
 last issuance attempt and a generation number. It is written atomically with mode 0600 and is
-never trusted when empty, corrupt, written for another scope, or readable by other users.
+never trusted when it is not a regular file, empty, corrupt, written for another scope, readable
+by other users, or (read with the current time) stamped later than now.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, TypeGuard
 import attrs
 
 from ._config import KST, Env
-from ._errors import TokenError
+from ._errors import ConfigurationError, TokenError
 from ._statedir import (
     FileLock,
     atomic_write_text,
@@ -29,6 +30,7 @@ from ._statedir import (
     process_lock,
     read_private_json,
     scope_dir,
+    stamps_from_the_future,
 )
 
 __all__ = [
@@ -173,10 +175,12 @@ class StoreState:
 class TokenStore:
     """The token file of one (environment, app key) scope under *state_dir*.
 
-    Reads never raise for a missing, empty, corrupt, wrong-schema, foreign-scope or
-    non-private (group/other-accessible) file: such a file is ignored (logged at WARNING) and
-    the state is treated as empty. Writes are atomic (see :func:`atomic_write_text`), mode 0600,
-    in a directory of mode 0700. Writers must hold :meth:`lock` (the manager does).
+    Reads never raise or block for a missing, non-regular (FIFO, directory), empty, corrupt,
+    wrong-schema, foreign-scope or non-private (group/other-accessible) file: such a file is
+    ignored (logged at WARNING) and the state is treated as empty. Writes are atomic (see
+    :func:`atomic_write_text`), mode 0600, in a directory of mode 0700; a write or lock that
+    fails raises :class:`ConfigurationError` naming the file. Writers must hold :meth:`lock`
+    (the manager does).
     """
 
     def __init__(self, state_dir: Path, env: Env, app_key: str) -> None:
@@ -190,16 +194,32 @@ class TokenStore:
     def __repr__(self) -> str:
         return f"TokenStore(env={self.env.value}, key={self.key_label}, dir={self.directory})"
 
-    def read(self) -> StoreState:
-        """The whole stored state (empty if nothing trustworthy is stored)."""
+    def read(self, now: float | None = None) -> StoreState:
+        """The whole stored state (empty if nothing trustworthy is stored).
+
+        With *now* (Unix seconds), a state whose token was issued, or whose last issuance
+        attempt was made, later than *now* is reset (WARNING naming the file): it was written
+        before the clock was set back, or is corrupt, and trusting it would forbid issuance for
+        longer than the one-minute rule. Only the generation counter survives the reset.
+        """
         data = read_private_json(self.path, "token store")
         if data is None:
             return StoreState()
         try:
-            return self._decode(data)
+            state = self._decode(data)
         except (ValueError, TypeError, OverflowError) as exc:
             log.warning("ignoring token store %s with a wrong schema: %s", self.path, exc)
             return StoreState()
+        if now is not None and self._from_the_future(state, now):
+            return StoreState(generation=state.next_generation - 1)
+        return state
+
+    def _from_the_future(self, state: StoreState, now: float) -> bool:
+        stamps = (
+            ("the token's issue time", state.token.issued_at if state.token else None, 0.0),
+            ("the last issuance attempt", state.last_issue_attempt, 0.0),
+        )
+        return stamps_from_the_future(self.path, "token store", now, stamps)
 
     def _decode(self, data: dict[str, Any]) -> StoreState:
         if data.get("schema") != _SCHEMA:
@@ -229,7 +249,10 @@ class TokenStore:
             "last_issue_attempt": state.last_issue_attempt,
             "token": state.token.to_json() if state.token else None,
         }
-        atomic_write_text(self.path, json.dumps(payload, indent=1, sort_keys=True))
+        try:
+            atomic_write_text(self.path, json.dumps(payload, indent=1, sort_keys=True))
+        except OSError as exc:
+            raise self.unusable(exc) from None
 
     def load(self) -> Token | None:
         """The stored token, or ``None`` (missing or untrusted file; never raises for those)."""
@@ -249,9 +272,20 @@ class TokenStore:
     def lock(self) -> FileLock:
         """A new ``fasteners.InterProcessLock`` on ``hantu_token_refresh.lock``.
 
-        It excludes other processes only: take :meth:`thread_lock` first.
+        It excludes other processes only: take :meth:`thread_lock` first. Raises
+        :class:`ConfigurationError` if the lock file cannot be created.
         """
-        return make_file_lock(self.lock_path)
+        try:
+            return make_file_lock(self.lock_path)
+        except OSError as exc:
+            raise self.unusable(exc) from None
+
+    def unusable(self, exc: OSError) -> ConfigurationError:
+        """The error for a token store (or its lock) that the file system refuses."""
+        return ConfigurationError(
+            f"kisclient token store in {self.directory} is not usable "
+            f"({exc.strerror or exc}): make that directory writable by this user, mode 0700"
+        )
 
     def thread_lock(self) -> threading.Lock:
         """The process-global lock of this scope, shared by every manager in the process."""
