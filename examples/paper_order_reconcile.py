@@ -4,7 +4,8 @@
 
 The fake KIS server executes the order and drops the connection before answering: the client
 raises OrderOutcomeUnknown (it never resends an order that may have arrived), and
-reconcile_order() finds the order among today's orders.
+reconcile_order() finds the order among today's orders (FOUND; ABSENT would mean "certainly
+never arrived", UNKNOWN "do not resend").
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ def main() -> None:
             kis.order_cash("buy", "005930", 10)
         except OrderOutcomeUnknown as unknown:
             print(f"outcome unknown: {unknown}")
-            order = kis.reconcile_order(unknown)
-            if order is None:
-                print("not executed: safe to send again")
+            answer = kis.reconcile_order(unknown)
+            order = answer.order
+            if answer.absent:
+                print("certainly not executed: safe to send again")
+            elif order is None:
+                print(f"outcome still unknown ({answer.reason}): do not send again")
             else:
                 print(
                     f"found order {order.order_no}: {order.side} {order.quantity} x {order.code}, "

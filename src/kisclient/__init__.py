@@ -50,6 +50,8 @@ from ._models import (
     OrderResult,
     PriceBatch,
     Quote,
+    ReconcileOutcome,
+    Reconciliation,
 )
 from ._operations import Response
 from ._ratelimit import CONSERVATIVE, Window
@@ -92,6 +94,8 @@ __all__ = [
     "ProgressCallback",
     "Quote",
     "RateLimited",
+    "ReconcileOutcome",
+    "Reconciliation",
     "RequestNotSent",
     "Response",
     "RetryBudgetExhausted",

@@ -30,7 +30,15 @@ from ._core import (
     next_page,
 )
 from ._errors import KISError, OrderOutcomeUnknown
-from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quote
+from ._models import (
+    Balance,
+    DailyBar,
+    DailyOrder,
+    OrderResult,
+    PriceBatch,
+    Quote,
+    Reconciliation,
+)
 from ._operations import Operation, Response
 from ._ratelimit import Window
 from ._settings import ClientSettings
@@ -70,6 +78,7 @@ class AsyncKISClient(ClientBase):
         legacy_order_tr_ids: bool = False,
         quote_cache_ttl: float = 0.0,
         rate_margin: float = 0.0,
+        order_settle: float = 60.0,
     ) -> None:
         settings = ClientSettings.build(
             app_key=app_key,
@@ -88,6 +97,7 @@ class AsyncKISClient(ClientBase):
             legacy_order_tr_ids=legacy_order_tr_ids,
             quote_cache_ttl=quote_cache_ttl,
             rate_margin=rate_margin,
+            order_settle=order_settle,
         )
         self._init_common(settings)
         self._http = httpx.AsyncClient(transport=transport, timeout=settings.timeout_s)
@@ -185,7 +195,6 @@ class AsyncKISClient(ClientBase):
                 qty,
                 price,
                 legacy_tr_id=s.legacy_order_tr_ids,
-                now=s.clock.now(),
             )
         )
 
@@ -217,14 +226,30 @@ class AsyncKISClient(ClientBase):
         )
 
     async def reconcile_order(
-        self, unknown: OrderOutcomeUnknown | Mapping[str, Any]
-    ) -> DailyOrder | None:
-        """Look up an order whose outcome is unknown; see :meth:`KISClient.reconcile_order`."""
-        request = unknown.request if isinstance(unknown, OrderOutcomeUnknown) else unknown
-        today = self._today()
-        return await self._run(
-            ops.reconcile(self._settings.env, self._settings.require_account(), request, today)
-        )
+        self,
+        unknown: OrderOutcomeUnknown | Mapping[str, Any],
+        *,
+        exclude: Iterable[str] = (),
+        wait: bool = True,
+    ) -> Reconciliation:
+        """Establish whether an order whose answer was lost reached KIS; see
+        :meth:`KISClient.reconcile_order` (same contract; waits with ``clock.asleep``)."""
+        s = self._settings
+        reconciler = self._reconciler(unknown, exclude, wait)
+        while True:
+            result: tuple[list[DailyOrder], float | None] | KISError
+            try:
+                result = await self._run(
+                    reconciler.lookup(
+                        s.env, s.require_account(), self._clock_offset, s.clock.time()
+                    )
+                )
+            except KISError as exc:
+                result = exc
+            step = reconciler.feed(result, local_now=s.clock.time(), offset=self._clock_offset)
+            if isinstance(step, Reconciliation):
+                return step
+            await s.clock.asleep(step)
 
     async def request(
         self,
@@ -322,6 +347,7 @@ class AsyncKISClient(ClientBase):
             app_secret=s.app_secret,
             authorization=token.authorization if token else None,
         )
+        call = self._stamp_sent(call)
         try:
             http_response = await self._http.request(
                 call.endpoint.method,

@@ -12,16 +12,18 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
+import attrs
 import tenacity
 
 from ._clock import Clock
 from ._config import ENDPOINTS, KST, Endpoint, Env, endpoint_by_path
-from ._core import Attempt, Call, RetryBudget, RetryPolicy, Verdict, classify
-from ._errors import KISError, RetryBudgetExhausted
+from ._core import Attempt, Call, RetryBudget, RetryPolicy, Verdict, classify, parse_http_date
+from ._errors import KISError, OrderOutcomeUnknown, RetryBudgetExhausted
 from ._models import PriceBatch, Quote
-from ._operations import Response, prepare_codes
+from ._operations import Reconciler, Response, prepare_codes
 from ._quote_cache import QuoteCache
 from ._ratelimit import RateLimiter, make_limiter
+from ._redaction import install_log_redaction
 from ._settings import ClientSettings, settings_from_env
 from ._token import TokenManager
 from ._token_store import TokenStore
@@ -102,6 +104,7 @@ class ClientBase:
 
     def _init_common(self, settings: ClientSettings) -> None:
         self._settings = settings
+        install_log_redaction()
         store = TokenStore(settings.state_dir, settings.env, settings.app_key)
         self._tokens = TokenManager(
             store,
@@ -121,6 +124,8 @@ class ClientBase:
         self._budget = RetryBudget(capacity=settings.retry_budget)
         self._rng = random.Random()
         self._quotes = QuoteCache(settings.quote_cache_ttl_s, settings.clock)
+        self._clock_offset: float | None = None
+        self._last_date: tuple[str, float | None] = ("", None)
 
     @property
     def quote_cache(self) -> QuoteCache:
@@ -215,6 +220,62 @@ class ClientBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(env={self.env!r}, base_url={self.base_url!r})"
 
+    # --- KIS's clock ---
+
+    @property
+    def clock_offset(self) -> float | None:
+        """KIS's clock minus the local (injected) clock, in seconds, from the ``Date`` header of
+        the latest answer; ``None`` until an answer carried one.
+
+        ``Date`` has whole seconds and is stamped before the answer travels, so the estimate runs
+        up to about a second early, never late.
+        """
+        return self._clock_offset
+
+    def _observe(self, attempt: Attempt) -> None:
+        """Measure the clock offset from a response's ``Date`` (one header parse per answer)."""
+        value = attempt.headers.get("date")
+        if not value:
+            return
+        last_value, stamp = self._last_date
+        if value != last_value:
+            stamp = parse_http_date(value)
+            self._last_date = (value, stamp)
+        if stamp is not None:
+            self._clock_offset = stamp - self._settings.clock.time()
+
+    def _stamp_sent(self, call: Call) -> Call:
+        """An order call whose ``request`` says when this attempt left: ``sent_at`` (local clock)
+        and ``sent_at_kis`` (KIS's clock estimate, ``None`` before any ``Date`` was seen).
+
+        Stamped as the attempt is sent, after rate-limit and token waits, so the settle window
+        of a lost answer starts when the request really left."""
+        if call.request is None or not call.is_order:
+            return call
+        offset = self._clock_offset
+        now = self._settings.clock.now().astimezone(KST)
+        kis = None if offset is None else (now + dt.timedelta(seconds=offset)).isoformat()
+        return attrs.evolve(
+            call, request={**call.request, "sent_at": now.isoformat(), "sent_at_kis": kis}
+        )
+
+    def _reconciler(
+        self,
+        unknown: OrderOutcomeUnknown | Mapping[str, Any],
+        exclude: Iterable[str],
+        wait: bool,
+    ) -> Reconciler:
+        request = unknown.request if isinstance(unknown, OrderOutcomeUnknown) else unknown
+        if not request.get("code") or request.get("side") not in ("buy", "sell"):
+            raise ValueError("reconcile_order needs an order request with 'code' and 'side'")
+        return Reconciler(
+            request,
+            self._settings.settle_window_s,
+            self._settings.clock.time(),
+            exclude=frozenset(str(n) for n in exclude),
+            wait=wait,
+        )
+
     # --- calls ---
 
     def _token_call(self) -> Call:
@@ -268,7 +329,9 @@ class ClientBase:
     # --- settling one attempt ---
 
     def _settle(self, call: Call, attempt: Attempt) -> Verdict:
-        """Classify *attempt*; on a retry, spend the budget or raise the final error."""
+        """Note KIS's clock, classify *attempt*; on a retry, spend the budget or raise the final
+        error."""
+        self._observe(attempt)
         verdict = classify(call, attempt)
         if verdict.action == "success":
             self._budget.refund()

@@ -24,7 +24,15 @@ from ._core import (
     next_page,
 )
 from ._errors import KISError, OrderOutcomeUnknown
-from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quote
+from ._models import (
+    Balance,
+    DailyBar,
+    DailyOrder,
+    OrderResult,
+    PriceBatch,
+    Quote,
+    Reconciliation,
+)
 from ._operations import Operation, Response
 from ._ratelimit import Window
 from ._settings import ClientSettings
@@ -70,6 +78,7 @@ class KISClient(ClientBase):
         legacy_order_tr_ids: bool = False,
         quote_cache_ttl: float = 0.0,
         rate_margin: float = 0.0,
+        order_settle: float = 60.0,
     ) -> None:
         settings = ClientSettings.build(
             app_key=app_key,
@@ -88,6 +97,7 @@ class KISClient(ClientBase):
             legacy_order_tr_ids=legacy_order_tr_ids,
             quote_cache_ttl=quote_cache_ttl,
             rate_margin=rate_margin,
+            order_settle=order_settle,
         )
         self._init_common(settings)
         self._http = httpx.Client(transport=transport, timeout=settings.timeout_s)
@@ -177,7 +187,6 @@ class KISClient(ClientBase):
                 qty,
                 price,
                 legacy_tr_id=s.legacy_order_tr_ids,
-                now=s.clock.now(),
             )
         )
 
@@ -209,18 +218,43 @@ class KISClient(ClientBase):
         )
 
     def reconcile_order(
-        self, unknown: OrderOutcomeUnknown | Mapping[str, Any]
-    ) -> DailyOrder | None:
-        """Look up an order whose outcome is unknown among today's orders.
+        self,
+        unknown: OrderOutcomeUnknown | Mapping[str, Any],
+        *,
+        exclude: Iterable[str] = (),
+        wait: bool = True,
+    ) -> Reconciliation:
+        """Establish whether an order whose answer was lost reached KIS.
 
-        Returns the order if it reached the exchange, or ``None`` if it did not (resending is
-        then safe).
+        *unknown* is the :class:`~kisclient.OrderOutcomeUnknown` (or its ``request``). KIS has no
+        client order id, so the order is matched on every field it carries (side, code,
+        quantity, price, order division; never a revision or cancellation row, never an order
+        number in *exclude*, never an order placed before the request left, on KIS's clock).
+
+        The answer is a :class:`~kisclient.Reconciliation`: ``FOUND`` (with the order),
+        ``ABSENT`` only once the settle window (``order_settle`` seconds after the request left,
+        measured on KIS's clock via the ``Date`` header) has passed without the order appearing,
+        and ``UNKNOWN`` otherwise: still inside the window, or a look-up failed. Resend only on
+        ``ABSENT``. With *wait* (default) the day's orders are looked up again every few seconds
+        on the client's clock until the order is found or the window has passed; without it one
+        look-up is made.
         """
-        request = unknown.request if isinstance(unknown, OrderOutcomeUnknown) else unknown
-        today = self._today()
-        return self._run(
-            ops.reconcile(self._settings.env, self._settings.require_account(), request, today)
-        )
+        s = self._settings
+        reconciler = self._reconciler(unknown, exclude, wait)
+        while True:
+            result: tuple[list[DailyOrder], float | None] | KISError
+            try:
+                result = self._run(
+                    reconciler.lookup(
+                        s.env, s.require_account(), self._clock_offset, s.clock.time()
+                    )
+                )
+            except KISError as exc:
+                result = exc
+            step = reconciler.feed(result, local_now=s.clock.time(), offset=self._clock_offset)
+            if isinstance(step, Reconciliation):
+                return step
+            s.clock.sleep(step)
 
     def request(
         self,
@@ -322,6 +356,7 @@ class KISClient(ClientBase):
             app_secret=s.app_secret,
             authorization=token.authorization if token else None,
         )
+        call = self._stamp_sent(call)
         try:
             http_response = self._http.request(
                 call.endpoint.method,

@@ -11,6 +11,7 @@ The flow of one call (see :func:`classify`)::
 
 from __future__ import annotations
 
+import email.utils
 import enum
 import json
 import random
@@ -52,6 +53,7 @@ __all__ = [
     "build_headers",
     "classify",
     "next_page",
+    "parse_http_date",
 ]
 
 #: Headers the client owns. Callers may add ``tr_cont``, ``hashkey``, ``custtype`` and the like,
@@ -143,6 +145,23 @@ def attempt_from_response(number: int, response: httpx.Response) -> Attempt:
         text=response.content.decode("utf-8", errors="replace"),
         headers={k.lower(): v for k, v in response.headers.items()},
     )
+
+
+def parse_http_date(value: str | None) -> float | None:
+    """Unix seconds of an HTTP ``Date`` header (RFC 7231, whole seconds), or ``None``.
+
+    The gateway stamps every answer with its own clock; this is how the client learns KIS's
+    time (see ``ClientBase.clock_offset``).
+    """
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:  # "-0000": RFC 5322 for "UTC, source unknown"
+        return None
+    return parsed.timestamp()
 
 
 def attempt_from_exception(number: int, error: httpx.HTTPError) -> Attempt:

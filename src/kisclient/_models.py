@@ -27,6 +27,7 @@ its KIS name. Models hold market and account data only, never secrets; their rep
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -37,7 +38,7 @@ import attrs
 import cattrs
 from cattrs.errors import ClassValidationError
 
-from ._config import Side
+from ._config import KST, Side
 from ._validation import StockCode
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "OrderResult",
     "PriceBatch",
     "Quote",
+    "ReconcileOutcome",
+    "Reconciliation",
     "converter",
     "kis_names",
     "structure_kis",
@@ -571,12 +574,83 @@ class DailyOrder:
     filled_amount: int = attrs.field(default=0, metadata=_kis("tot_ccld_amt"))
     remaining_quantity: int = attrs.field(default=0, metadata=_kis("rmn_qty"))
     rejected_quantity: int = attrs.field(default=0, metadata=_kis("rjct_qty"))
+    #: ``ord_dvsn_cd``: ``"00"`` limit, ``"01"`` market, ... (``""`` when the row has none).
+    order_division: str = attrs.field(default="", metadata=_kis("ord_dvsn_cd"))
     extra: dict[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DailyOrder:
         """Read one ``output1`` row."""
         return structure_kis(cls, row)
+
+    @property
+    def is_original(self) -> bool:
+        """Whether this row is an order as placed, not a revision or cancellation of another.
+
+        A revision or cancellation row names the order it changes in ``orgn_odno``
+        (:attr:`original_order_no`; blank or all zeros on an original order) and, where the
+        row carries it, says so in ``rvse_cncl_dvsn_name`` / ``rvse_cncl_dvsn_cd``.
+        """
+        if self.original_order_no.strip().strip("0"):
+            return False
+        kind = self.extra.get("rvse_cncl_dvsn_name", "").strip()
+        code = self.extra.get("rvse_cncl_dvsn_cd", "").strip()
+        return kind not in ("정정", "취소") and code not in ("01", "02")
+
+    @property
+    def ordered_at_kst(self) -> dt.datetime | None:
+        """``ord_dt`` + ``ord_tmd`` as an aware KST time on KIS's clock (``None`` if
+        ``ord_tmd`` is not ``HHMMSS``)."""
+        text = self.ordered_at.strip()
+        if len(text) != 6 or not text.isascii() or not text.isdigit():
+            return None
+        try:
+            clock = dt.time(int(text[:2]), int(text[2:4]), int(text[4:]))
+        except ValueError:
+            return None
+        return dt.datetime.combine(self.order_date, clock, tzinfo=KST)
+
+
+class ReconcileOutcome(enum.StrEnum):
+    """What a reconciliation established about an order whose answer was lost.
+
+    ``FOUND``: the order is among the day's orders. ``ABSENT``: it is certainly not, and can no
+    longer arrive (the settle window has passed on KIS's clock): sending it again is safe.
+    ``UNKNOWN``: neither is certain yet (not visible, or the look-up failed): do **not** resend.
+    """
+
+    FOUND = "found"
+    ABSENT = "absent"
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen
+class Reconciliation:
+    """The answer of ``reconcile_order``.
+
+    ``order``: the matching row when ``FOUND``. ``lookups``: inquiries made. ``settle_until``:
+    the moment (KST, on KIS's clock) after which a still-missing order is certainly absent.
+    ``reason``: a human-readable explanation (no account data).
+    """
+
+    outcome: ReconcileOutcome
+    order: DailyOrder | None = None
+    lookups: int = 0
+    settle_until: dt.datetime | None = None
+    reason: str = ""
+
+    @property
+    def found(self) -> bool:
+        return self.outcome is ReconcileOutcome.FOUND
+
+    @property
+    def absent(self) -> bool:
+        """True only when absence is certain: the one case in which resending is safe."""
+        return self.outcome is ReconcileOutcome.ABSENT
+
+    @property
+    def unknown(self) -> bool:
+        return self.outcome is ReconcileOutcome.UNKNOWN
 
 
 # --- batches ----------------------------------------------------------------------------------
@@ -611,5 +685,14 @@ class BatchResult(Generic[T]):
 #: The result of a batch quote fetch: code → :class:`Quote`.
 PriceBatch = BatchResult[Quote]
 
-for _cls in (Quote, DailyBar, Holding, BalanceSummary, Balance, OrderResult, DailyOrder):
+for _cls in (
+    Quote,
+    DailyBar,
+    Holding,
+    BalanceSummary,
+    Balance,
+    OrderResult,
+    DailyOrder,
+    Reconciliation,
+):
     attrs.resolve_types(_cls)

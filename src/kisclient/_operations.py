@@ -4,24 +4,46 @@ An operation yields the :class:`~kisclient._core.Call` it needs next and receive
 :class:`Response` (or has the call's :class:`~kisclient.KISError` thrown into it); its return
 value is the method's result. Paging, chunking, date-window stepping and parsing therefore exist
 once; a client only drives the generator (see :func:`drive` and the async driver).
+
+Reconciling an order whose answer was lost is the same: :func:`reconcile_rows` decides from one
+look-up (pure), :class:`Reconciler` holds the state between look-ups and says how long to wait;
+the clients only run its look-ups and sleep on their clock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
 from ._config import DAILY_CHART_MAX_ROWS, ENDPOINTS, KST, MULTIPRICE_MAX_CODES, Env, Side
-from ._core import Call, next_page
+from ._core import Call, next_page, parse_http_date
 from ._errors import BadRequest, EndpointUnavailable, GatewayError, KISError, ValidationError
-from ._models import Balance, DailyBar, DailyOrder, ModelError, OrderResult, PriceBatch, Quote
+from ._models import (
+    Balance,
+    DailyBar,
+    DailyOrder,
+    ModelError,
+    OrderResult,
+    PriceBatch,
+    Quote,
+    ReconcileOutcome,
+    Reconciliation,
+)
 from ._validation import Account, StockCode, normalize_code
 
-__all__ = ["Operation", "Response"]
+__all__ = [
+    "RECONCILE_POLL_S",
+    "Operation",
+    "Reconciler",
+    "Response",
+    "daily_orders_seen",
+    "matches_request",
+    "reconcile_rows",
+]
 
 
 @attrs.frozen
@@ -292,7 +314,14 @@ def order_call(
         "ORD_QTY": str(qty),
         "ORD_UNPR": str(price) if price is not None else "0",
     }
-    request = {"side": side, "code": code.code, "qty": qty, "price": price, "tr_id": tr_id}
+    request = {
+        "side": side,
+        "code": code.code,
+        "qty": qty,
+        "price": price,
+        "ord_dvsn": body["ORD_DVSN"],
+        "tr_id": tr_id,
+    }
     return Call(ENDPOINTS["order_cash"], tr_id, body=body, request=request)
 
 
@@ -305,12 +334,11 @@ def order_cash(
     price: int | None,
     *,
     legacy_tr_id: bool = False,
-    now: dt.datetime | None = None,
 ) -> Operation[OrderResult]:
+    """Place one cash order. The client stamps the call's ``request`` with the moment each
+    attempt leaves (``sent_at``, ``sent_at_kis``; see ``ClientBase._stamp_sent``)."""
     code = normalize_code(raw_code)
     call = order_call(env, account, side, code, qty, price, legacy_tr_id=legacy_tr_id)
-    if now is not None and call.request is not None:
-        call = attrs.evolve(call, request={**call.request, "sent_at": now.isoformat()})
     response = yield call
     return OrderResult.from_output(_output(response, "output"), response.msg_cd, response.msg1)
 
@@ -334,7 +362,7 @@ def cancel_order(env: Env, account: Account, order: DailyOrder) -> Operation[Ord
     return OrderResult.from_output(_output(response, "output"), response.msg_cd, response.msg1)
 
 
-def get_daily_orders(
+def daily_orders_call(
     env: Env,
     account: Account,
     start: dt.date,
@@ -342,11 +370,11 @@ def get_daily_orders(
     *,
     code: str | None = None,
     side: Side | None = None,
-) -> Operation[list[DailyOrder]]:
-    """Orders and fills in ``[start, end]`` (all pages), for reconciliation."""
+) -> Call:
+    """The first page of the daily order/fill inquiry (inquire-daily-ccld)."""
     pdno = normalize_code(code).code if code else ""
     side_code = {"sell": "01", "buy": "02", None: "00"}[side]
-    call: Call | None = Call(
+    return Call(
         ENDPOINTS["inquire_daily_ccld"],
         _tr("inquire_daily_ccld", env),
         params={
@@ -366,6 +394,19 @@ def get_daily_orders(
             "CTX_AREA_NK100": "",
         },
     )
+
+
+def get_daily_orders(
+    env: Env,
+    account: Account,
+    start: dt.date,
+    end: dt.date,
+    *,
+    code: str | None = None,
+    side: Side | None = None,
+) -> Operation[list[DailyOrder]]:
+    """Orders and fills in ``[start, end]`` (all pages), for reconciliation."""
+    call: Call | None = daily_orders_call(env, account, start, end, code=code, side=side)
     orders: list[DailyOrder] = []
     while call is not None:
         response = yield call
@@ -374,40 +415,210 @@ def get_daily_orders(
     return orders
 
 
-def reconcile(
-    env: Env, account: Account, request: Mapping[str, Any], today: dt.date
-) -> Operation[DailyOrder | None]:
-    """Find the order described by *request* (an :class:`OrderOutcomeUnknown`'s) among today's.
+# --- reconciliation -----------------------------------------------------------------------------
 
-    Returns the matching order (it reached the exchange) or ``None`` (it did not; resending is
-    safe). Matches on code, side, quantity and price, and, when the request has a ``sent_at``
-    time, on an order time no earlier than one minute before it; the newest match wins.
+#: ``Date`` headers and ``ord_tmd`` are whole seconds, and the offset estimate runs up to a second
+#: early: comparisons of KIS times allow this much.
+_TIME_SLACK_S = 2.0
+#: Seconds between look-ups while waiting for the settle window to pass.
+RECONCILE_POLL_S = 5.0
+
+
+def daily_orders_seen(
+    env: Env, account: Account, day: dt.date, *, code: str, side: Side | None
+) -> Operation[tuple[list[DailyOrder], float | None]]:
+    """*day*'s orders for *code* and the KIS time (Unix seconds, from the first page's ``Date``
+    header; ``None`` without one) at which KIS produced the answer.
+
+    The first page's time is the snapshot's: an order that landed later is in no page.
     """
-    side = request.get("side")
-    orders = yield from get_daily_orders(
-        env,
-        account,
-        today,
-        today,
-        code=str(request["code"]),
-        side=side if side in ("buy", "sell") else None,
-    )
-    sent_at = request.get("sent_at")
-    earliest = None
-    if sent_at:
-        earliest = (
-            dt.datetime.fromisoformat(str(sent_at)).astimezone(KST) - dt.timedelta(minutes=1)
-        ).strftime("%H%M%S")
-    matches = [
-        o
-        for o in orders
-        if o.code == request["code"]
-        and o.side == side
-        and o.quantity == request["qty"]
-        and (request.get("price") is None or o.price == request["price"])
-        and (earliest is None or o.ordered_at >= earliest)
-    ]
-    return max(matches, key=lambda o: (o.ordered_at, o.order_no)) if matches else None
+    seen: float | None = None
+    first = True
+    orders: list[DailyOrder] = []
+    call: Call | None = daily_orders_call(env, account, day, day, code=code, side=side)
+    while call is not None:
+        response = yield call
+        if first:
+            seen, first = parse_http_date(response.headers.get("date")), False
+        orders.extend(DailyOrder.from_row(r) for r in (response.data.get("output1") or []) if r)
+        call = next_page(call, response.headers, response.data)
+    return orders, seen
+
+
+def matches_request(request: Mapping[str, Any], order: DailyOrder) -> bool:
+    """Whether *order* (a daily-ccld row) has every field the order *request* carries.
+
+    Side, code, quantity, order division (``ord_dvsn``; rows without ``ord_dvsn_cd`` are not
+    filtered on it) and price (a market order's row has ``ord_unpr`` 0, or division ``01``). A
+    revision or cancellation row never matches (:attr:`DailyOrder.is_original`).
+    """
+    if not order.is_original:
+        return False
+    if (order.side, order.code, order.quantity) != (
+        request.get("side"),
+        str(request.get("code")),
+        request.get("qty"),
+    ):
+        return False
+    division = str(request.get("ord_dvsn") or ("00" if request.get("price") else "01"))
+    if order.order_division and order.order_division != division:
+        return False
+    price = request.get("price")
+    if price is not None:
+        return bool(order.price == price)
+    return order.price == 0 or order.order_division == "01"
+
+
+def reconcile_rows(
+    request: Mapping[str, Any],
+    orders: Iterable[DailyOrder],
+    *,
+    sent_kis: float | None,
+    seen_kis: float,
+    settle_until: float,
+    exclude: Collection[str] = (),
+) -> tuple[ReconcileOutcome, DailyOrder | None]:
+    """The reconciliation decision: a pure function of one look-up.
+
+    *orders*: the rows of the look-up; *seen_kis*: when KIS produced them (KIS clock, Unix
+    seconds); *sent_kis*: when the request left, on KIS's clock (``None`` when unknown: then no
+    row is ruled out by its time); *settle_until*: the KIS time after which the order can no
+    longer arrive; *exclude*: order numbers already matched to other requests.
+
+    A row matches when :func:`matches_request` holds, its order number is not excluded and its
+    ``ord_tmd`` is not before *sent_kis* (less :data:`_TIME_SLACK_S`). The earliest match is the
+    order (the first such order after the request left is the request). Without a match the
+    order is ``ABSENT`` only once *seen_kis* has reached *settle_until*; before that it is
+    ``UNKNOWN`` (not visible yet is not "never arrived").
+    """
+    earliest = None if sent_kis is None else sent_kis - _TIME_SLACK_S
+    candidates = []
+    for order in orders:
+        if order.order_no in exclude or not matches_request(request, order):
+            continue
+        at = order.ordered_at_kst
+        if earliest is not None and at is not None and at.timestamp() < earliest:
+            continue
+        candidates.append(order)
+    if candidates:
+        return ReconcileOutcome.FOUND, min(candidates, key=lambda o: (o.ordered_at, o.order_no))
+    if seen_kis >= settle_until:
+        return ReconcileOutcome.ABSENT, None
+    return ReconcileOutcome.UNKNOWN, None
+
+
+def _epoch(value: Any) -> float | None:
+    if not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
+
+
+@attrs.define
+class Reconciler:
+    """One ``reconcile_order`` in progress: every decision, no I/O.
+
+    A client drives it: run :meth:`lookup` (an operation), pass its result, or the
+    :class:`~kisclient.KISError` it raised, to :meth:`feed` with the current local time and clock
+    offset; :meth:`feed` answers a :class:`~kisclient.Reconciliation` (done) or the seconds to
+    sleep on the client's clock before the next look-up.
+
+    The send time on KIS's clock is the request's ``sent_at_kis``, else its ``sent_at`` plus the
+    measured offset; a request without either is taken as sent when reconciliation started
+    (later than in truth: the window only grows) and no row is ruled out by its time. The
+    settle window ends *settle_s* (plus the one-second resolution of ``Date``) after the send,
+    or after ``sent_by_kis`` when the request has it: the latest moment the request can have
+    left, when only an earlier bound is known for ``sent_at_kis`` (a journalled intent).
+    """
+
+    request: Mapping[str, Any]
+    settle_s: float
+    started_local: float
+    exclude: frozenset[str] = frozenset()
+    wait: bool = True
+    poll_s: float = RECONCILE_POLL_S
+    lookups: int = 0
+
+    def sent_kis(self, offset: float | None) -> float | None:
+        """When the request left, on KIS's clock, or ``None`` if that is not known."""
+        stamped = _epoch(self.request.get("sent_at_kis"))
+        if stamped is not None:
+            return stamped
+        local = _epoch(self.request.get("sent_at"))
+        return local + offset if local is not None and offset is not None else None
+
+    def settle_until(self, offset: float | None) -> float:
+        """The KIS time after which the order, if still missing, certainly never arrives."""
+        sent = _epoch(self.request.get("sent_by_kis")) or self.sent_kis(offset)
+        if sent is None:
+            local = _epoch(self.request.get("sent_at")) or self.started_local
+            sent = local + (offset or 0.0)
+        return sent + self.settle_s + 1.0
+
+    @property
+    def max_lookups(self) -> int:
+        """A bound on look-ups however the clocks behave (the window, polled, plus slack)."""
+        return int((self.settle_s + _TIME_SLACK_S) // self.poll_s) + 4 if self.wait else 1
+
+    def lookup(
+        self, env: Env, account: Account, offset: float | None, local_now: float
+    ) -> Operation[tuple[list[DailyOrder], float | None]]:
+        """The next look-up: the send day's (KST, KIS's clock) orders for the request's code."""
+        anchor = self.sent_kis(offset)
+        if anchor is None:
+            anchor = local_now + (offset or 0.0)
+        day = dt.datetime.fromtimestamp(anchor, KST).date()
+        side = self.request.get("side")
+        return daily_orders_seen(
+            env,
+            account,
+            day,
+            code=str(self.request["code"]),
+            side=side if side in ("buy", "sell") else None,
+        )
+
+    def feed(
+        self,
+        result: tuple[list[DailyOrder], float | None] | KISError,
+        *,
+        local_now: float,
+        offset: float | None,
+    ) -> Reconciliation | float:
+        """Take one look-up's result; answer the reconciliation, or seconds to wait."""
+        self.lookups += 1
+        until = self.settle_until(offset)
+        kis_now = local_now + (offset or 0.0)
+        if isinstance(result, KISError):
+            outcome, order = ReconcileOutcome.UNKNOWN, None
+            reason = f"look-up failed ({type(result).__name__}: {result}); outcome unknown"
+        else:
+            orders, seen = result
+            seen_kis = seen if seen is not None else kis_now
+            outcome, order = reconcile_rows(
+                self.request,
+                orders,
+                sent_kis=self.sent_kis(offset),
+                seen_kis=seen_kis,
+                settle_until=until,
+                exclude=self.exclude,
+            )
+            reason = {
+                ReconcileOutcome.FOUND: "found among the day's orders",
+                ReconcileOutcome.ABSENT: "not among the day's orders after the settle window",
+                ReconcileOutcome.UNKNOWN: "not visible yet; the settle window has not passed",
+            }[outcome]
+        if outcome is not ReconcileOutcome.UNKNOWN or self.lookups >= self.max_lookups:
+            return Reconciliation(
+                outcome,
+                order,
+                lookups=self.lookups,
+                settle_until=dt.datetime.fromtimestamp(until, KST),
+                reason=reason,
+            )
+        return min(self.poll_s, max(until - kis_now, 0.0) + 1.0)
 
 
 def _output(response: Response, key: str) -> Mapping[str, Any]:

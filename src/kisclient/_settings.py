@@ -62,6 +62,9 @@ class ClientSettings:
     legacy_order_tr_ids: bool
     quote_cache_ttl_s: float
     rate_margin_s: float
+    #: Seconds after an order left within which KIS may still accept it (``order_settle``);
+    #: never shorter than ``timeout_s``. See :meth:`settle_window_s`.
+    order_settle_s: float = 60.0
 
     @classmethod
     def build(
@@ -83,6 +86,7 @@ class ClientSettings:
         legacy_order_tr_ids: bool = False,
         quote_cache_ttl: float = 0.0,
         rate_margin: float = 0.0,
+        order_settle: float = 60.0,
     ) -> ClientSettings:
         """Check and normalise constructor arguments; raise :class:`ConfigurationError`."""
         if not app_key or not isinstance(app_key, str):
@@ -104,6 +108,7 @@ class ClientSettings:
             raise ConfigurationError(f"base_url must start with http:// or https://, not {url!r}")
         if (
             timeout <= 0
+            or order_settle <= 0
             or min(quote_cache_ttl, refresh_margin, token_min_interval, rate_margin) < 0
         ):
             raise ConfigurationError("timeouts, margins and TTLs must not be negative")
@@ -124,6 +129,7 @@ class ClientSettings:
             legacy_order_tr_ids=legacy_order_tr_ids,
             quote_cache_ttl_s=float(quote_cache_ttl),
             rate_margin_s=float(rate_margin),
+            order_settle_s=float(order_settle),
         )
 
     def windows(self) -> tuple[Window, ...]:
@@ -133,6 +139,12 @@ class ClientSettings:
         """
         base = documented_limits(self.env) if self.rate_limits is None else self.rate_limits
         return tuple(Window(w.limit, w.seconds + self.rate_margin_s) for w in base)
+
+    @property
+    def settle_window_s(self) -> float:
+        """How long after an order left KIS may still accept it: ``order_settle_s``, but never
+        less than the read timeout (an answer can take that long, the order as long)."""
+        return max(self.order_settle_s, self.timeout_s)
 
     def url(self, path: str) -> str:
         return self.base_url + path

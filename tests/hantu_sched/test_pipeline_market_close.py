@@ -11,6 +11,7 @@ import pytest
 from hantu_sched.pipeline import (
     RECORD_BALANCE_SNAPSHOT,
     RECORD_MARKET_CLOSE,
+    RECORD_ORDER,
     MarketCloseJob,
     PipelineConfig,
 )
@@ -29,15 +30,26 @@ def harness(tmp_path: pathlib.Path) -> Iterator[Harness]:
     h.close()
 
 
+def record_order(harness: Harness, code: str, order_no: str) -> None:
+    """The order record trading leaves for an order it placed."""
+    harness.storage.put_record(
+        RECORD_ORDER,
+        f"{DAY.isoformat()}/{code}",
+        {"code": code, "status": "sent", "order_no": order_no},
+    )
+
+
 def place_resting_and_filled(harness: Harness) -> tuple[list[str], str]:
-    """Two resting limit orders far below the price, and one filled at the price."""
+    """Two resting limit orders far below the price, and one filled at the price, all placed by
+    the strategy (each has its order record)."""
     codes = tradable_stocks(harness.fake, 3)
     resting = []
     for code in codes[:2]:
         low = round_to_tick(harness.fake.price_of(code) * 0.8)
         resting.append(harness.kis.order_cash("buy", code, 2, low).order_no)
+        record_order(harness, code, resting[-1])
     price = harness.fake.price_of(codes[2])
-    harness.kis.order_cash("buy", codes[2], 5, price)
+    record_order(harness, codes[2], harness.kis.order_cash("buy", codes[2], 5, price).order_no)
     return resting, codes[2]
 
 
@@ -93,3 +105,18 @@ def test_empty_account_snapshot(harness: Harness) -> None:
     snapshot = harness.record(RECORD_BALANCE_SNAPSHOT)
     assert snapshot["holdings"] == []
     assert snapshot["cash"] == snapshot["net_assets"] == 100_000_000
+
+
+def test_orders_placed_by_hand_are_left_alone(harness: Harness) -> None:
+    resting, _ = place_resting_and_filled(harness)
+    code = tradable_stocks(harness.fake, 4)[3]
+    low = round_to_tick(harness.fake.price_of(code) * 0.8)
+    by_hand = harness.kis.order_cash("buy", code, 1, low).order_no  # no order record
+    harness.clock.set(at("15:00"))
+    MarketCloseJob(PAPER)(harness.ctx("market_close"))
+    orders = {o.order_no: o for o in harness.fake.orders(harness.app.app_key)}
+    assert orders[by_hand].open_qty == 1 and orders[by_hand].cancelled_qty == 0
+    assert all(orders[n].cancelled_qty == 2 for n in resting)
+    summary = harness.record(RECORD_MARKET_CLOSE)
+    assert sorted(summary["cancelled"]) == sorted(resting)
+    assert summary["left_alone"] == [by_hand]

@@ -38,6 +38,7 @@ from test_pipeline_support import (
 )
 
 ORDER_PATH = ENDPOINTS["order_cash"].path
+CCLD_PATH = ENDPOINTS["inquire_daily_ccld"].path
 PAPER = PipelineConfig(trading_mode="paper", top_n=4)
 CASH = 100_000_000  # the fake's default account cash
 
@@ -302,3 +303,29 @@ def test_own_unfilled_orders_are_cancelled_before_the_close(harness: Harness) ->
     assert at("15:20") in harness.clock.waits
     summary = harness.record(RECORD_TRADING)
     assert summary["cancelled_before_close"] == [result.order_no]
+
+
+def test_an_order_whose_outcome_stays_unknown_is_never_resent(harness: Harness) -> None:
+    codes = select(harness, 2)
+    assert isinstance(harness.storage, HookedStorage)
+    seen: list[str] = []
+
+    def fail_lookups(kind: str, key: str, payload: Any) -> None:
+        if kind == RECORD_ORDER and payload["code"] == codes[0]:
+            seen.append(payload["status"])
+            if payload["status"] == "unknown" and len(seen) == 2:  # the answer was just lost
+                harness.fake.faults.add(Fault("http_5xx_bare", path=CCLD_PATH, times=10_000))
+
+    harness.storage.hook = fail_lookups
+    harness.fake.faults.add(Fault("drop_before", path=ORDER_PATH))  # it never arrives...
+    TradingJob(PipelineConfig(trading_mode="paper", top_n=2))(harness.ctx("trading"))
+    # ...but no look-up can tell: "unknown" is not "absent", and unknown is never resent.
+    assert harness.order_codes() == codes[1:]
+    assert seen == ["intent", "unknown", "unknown"]
+    assert records(harness)[codes[0]]["attempts"] == 1
+    assert harness.record(RECORD_TRADING)["placed"][codes[0]] == "unknown"
+    # Once look-ups work again, long after the settle window, absence is certain.
+    harness.fake.faults.clear()
+    TradingReconcileJob(PAPER)(harness.ctx("trading", resume=True))
+    assert records(harness)[codes[0]]["status"] == "absent"
+    assert harness.order_codes() == codes[1:]

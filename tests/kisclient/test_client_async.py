@@ -16,6 +16,7 @@ from kisclient import (
     KISClient,
     KISError,
     OrderOutcomeUnknown,
+    ReconcileOutcome,
     SystemClock,
     Window,
     WrongEnvironment,
@@ -188,7 +189,8 @@ async def test_async_order_safety_and_reconcile(tmp_path: pathlib.Path) -> None:
             await kis.order_cash("buy", "005930", 4)
         found = await kis.reconcile_order(info.value)
         balance = await kis.get_balance()
-    assert found is not None and found.quantity == 4
+    assert found.outcome is ReconcileOutcome.FOUND
+    assert found.order is not None and found.order.quantity == 4
     assert len(fake.orders(app.app_key)) == 1
     assert {h.code for h in balance.holdings} == {"005930"}
 

@@ -22,6 +22,7 @@ from kisclient import (
     KISClient,
     MarketClosed,
     OrderOutcomeUnknown,
+    ReconcileOutcome,
     RetryBudgetExhausted,
     RetryPolicy,
     Window,
@@ -298,7 +299,8 @@ def test_ambiguous_order_failures_are_not_resent_and_reconcile_finds_the_order(
         assert info.value.request["code"] == "005930"
         found = kis.reconcile_order(info.value)
     assert len(fake.orders(app.app_key)) == 1  # executed once, never resent
-    assert found is not None and found.quantity == 2 and found.side == "buy"
+    assert found.outcome is ReconcileOutcome.FOUND and found.lookups == 1
+    assert found.order is not None and found.order.quantity == 2 and found.order.side == "buy"
 
 
 @pytest.mark.parametrize("kind", ["drop_before", "http_5xx_bare"])
@@ -311,7 +313,11 @@ def test_unprocessed_ambiguous_order_reconciles_to_none(
     with sync_client(fake, app, clock, tmp_path) as kis:
         with pytest.raises(OrderOutcomeUnknown) as info:
             kis.order_cash("sell", "005930", 1, price=70000)
-        assert kis.reconcile_order(info.value) is None
+        sent = clock.time()
+        answer = kis.reconcile_order(info.value)
+        # Absent only once the settle window (60 s) has passed, looked up on the client's clock.
+        assert answer.outcome is ReconcileOutcome.ABSENT and answer.lookups > 1
+        assert clock.time() - sent >= 60
     assert fake.orders(app.app_key) == []
     assert fake.stats.requests(path=ORDER_PATH) == 1
 

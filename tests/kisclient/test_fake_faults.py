@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -15,11 +16,14 @@ import pytest
 
 from kisclient._clock import FakeClock
 from kisclient._config import ENDPOINTS, Env
-from kisclient.testing import FakeKIS, FakeKISServer, Fault, FaultKind
+from kisclient._core import parse_http_date
+from kisclient.testing import FakeKIS, FakeKISServer, Fault, FaultKind, OffsetClock
 from kisclient.testing.__main__ import main
+from kisclient.testing._fake import http_date
 
 sys.path.append(str(Path(__file__).parent))
 from test_fake_support import (
+    FAKE_SESSION,
     FakeHarness,
     _fake_clock,  # noqa: F401 (fixture)
     _fake_harness,  # noqa: F401 (fixture)
@@ -299,3 +303,104 @@ def test_cli_serves_until_sigterm() -> None:
         "rate_limited": 0,
         "max_in_any_second": 25,
     }
+
+
+def test_latency_longer_than_the_timeout_lands_later(
+    fake_inprocess: FakeHarness, fake_clock: FakeClock
+) -> None:
+    """The contract: the client sees a timeout, the order lands ``delay_s`` later (fake clock)."""
+    fake = fake_inprocess.fake
+    app = fake.add_app("real")
+    fake_inprocess.token(app)
+    fake.faults.add(Fault("latency", path=ENDPOINTS["order_cash"].path, delay_s=30.0))
+    arrival = fake_clock.time()
+    with pytest.raises(httpx.ReadTimeout):  # the harness client's read timeout is 5 s
+        fake_inprocess.call(app, "order_cash", json=_order_body(fake_inprocess), tr_id=ORDER_TR)
+    assert fake_clock.time() - arrival == pytest.approx(5.0)
+    assert fake.orders(app.app_key) == [] and fake.in_flight() == 1
+    fake_clock.advance(24.0)
+    assert fake.orders(app.app_key) == []
+    fake_clock.advance(1.0)
+    (order,) = fake.orders(app.app_key)
+    assert order.time.timestamp() == pytest.approx(arrival + 30.0)
+    assert fake.in_flight() == 0
+
+
+def test_a_late_request_is_processed_before_the_next_one(
+    fake_inprocess: FakeHarness, fake_clock: FakeClock
+) -> None:
+    fake = fake_inprocess.fake
+    app = fake.add_app("real")
+    fake_inprocess.token(app)
+    fake.faults.add(Fault("latency", path=ENDPOINTS["order_cash"].path, delay_s=8.0))
+    with pytest.raises(httpx.ReadTimeout):
+        fake_inprocess.call(app, "order_cash", json=_order_body(fake_inprocess), tr_id=ORDER_TR)
+    fake_clock.advance(3.0)
+    seen = fake.stats.requests(tr_id=ORDER_TR)
+    assert fake_inprocess.call(app, "inquire_price", PRICE).status_code == 200
+    assert (seen, fake.stats.requests(tr_id=ORDER_TR)) == (1, 1)
+    assert len(fake.orders(app.app_key)) == 1
+
+
+def test_every_answer_carries_a_date_header_on_the_fake_clock(
+    fake_harness: FakeHarness, fake_clock: FakeClock
+) -> None:
+    app = fake_harness.fake.add_app("real")
+    token = fake_harness.issue(app)
+    headers = fake_harness.headers(app, "FHKST01010100", token.json()["access_token"])
+    answer = fake_harness.client("real").get(PRICE_PATH, params=PRICE, headers=headers)
+    missing = fake_harness.client("real").get("/nowhere")
+    for response in (token, answer, missing):
+        assert response.headers.get_list("date") == [http_date(fake_clock.time())]
+    assert parse_http_date(answer.headers["date"]) == pytest.approx(fake_clock.time(), abs=1.0)
+
+
+async def test_async_latency_longer_than_the_timeout(
+    fake_kis: FakeKIS, fake_clock: FakeClock
+) -> None:
+    app = fake_kis.add_app("real")
+    base = "https://openapi.koreainvestment.com:9443"
+    fake_kis.faults.add(Fault("latency", path=PRICE_PATH, delay_s=12.0))
+    async with httpx.AsyncClient(
+        transport=fake_kis.async_transport(), base_url=base, timeout=2.0
+    ) as client:
+        before = fake_clock.time()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(PRICE_PATH, params=PRICE, headers={"appkey": app.app_key})
+        assert fake_clock.time() - before == pytest.approx(2.0)
+    assert fake_kis.in_flight() == 1
+    fake_clock.advance(10.0)
+    assert fake_kis.in_flight() == 0
+    assert fake_kis.stats.requests(path=PRICE_PATH) == 1
+
+
+def test_offset_clock_shifts_wall_time_only() -> None:
+    base = FakeClock(FAKE_SESSION)
+    ahead = OffsetClock(base, 61.0)
+    assert ahead.time() == base.time() + 61.0
+    assert ahead.now() == base.now() + dt.timedelta(seconds=61)
+    assert ahead.monotonic() == base.monotonic()
+    ahead.sleep(5.0)
+    assert base.time() == FAKE_SESSION.timestamp() + 5.0
+    assert "+61" in repr(ahead)
+
+
+def test_a_late_request_is_rate_counted_when_it_arrives(fake_clock: FakeClock) -> None:
+    fake = FakeKIS(clock=fake_clock, seed=7, rate_limits={"real": 1})
+    harness = FakeHarness(fake, None)
+    app = fake.add_app("real")
+    harness.token(app)
+    order_path = ENDPOINTS["order_cash"].path
+    assert harness.call(app, "inquire_price", PRICE).json()["rt_cd"] == "0"
+    fake.faults.add(Fault("latency", path=order_path, delay_s=30.0, times=2))
+    with pytest.raises(httpx.ReadTimeout):  # same second as the quote: refused on arrival
+        harness.call(app, "order_cash", json=_order_body(harness), tr_id=ORDER_TR)
+    assert fake.in_flight() == 0 and fake.stats.rate_limited(app.app_key) == 1
+    with pytest.raises(httpx.ReadTimeout):  # 5 s later: admitted, on its way
+        harness.call(app, "order_cash", json=_order_body(harness), tr_id=ORDER_TR)
+    fake_clock.advance(30.0)
+    # Landing now is not a second admission: the quote arriving in the same second passes.
+    assert harness.call(app, "inquire_price", PRICE).json()["rt_cd"] == "0"
+    assert len(fake.orders(app.app_key)) == 1
+    assert fake.stats.rate_limited(app.app_key) == 1
+    harness.close()

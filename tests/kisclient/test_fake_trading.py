@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from kisclient import DailyOrder
 from kisclient._clock import FakeClock
 from kisclient._config import ENDPOINTS, KST, Env, env_settings
 from kisclient.testing import FakeApp, FakeKIS
@@ -291,3 +292,53 @@ def test_daily_ccld(fake_inprocess: FakeHarness) -> None:
     ).json()
     assert only_sells["output1"] == []
     assert pages[0][1]["output2"]["tot_ccld_qty"] == "20"
+
+
+def test_daily_ccld_rows_tell_originals_from_revisions_and_cancellations(
+    fake_inprocess: FakeHarness,
+) -> None:
+    fake = fake_inprocess.fake
+    app = fake.add_app("real")
+    low = fake.price_of("000660") - 10 * 100
+    resting = _buy(fake_inprocess, app, "000660", 3, low)["output"]["ODNO"]
+    market = _buy(fake_inprocess, app, "000660", 1)["output"]["ODNO"]
+    body = {
+        "CANO": app.cano,
+        "ACNT_PRDT_CD": "01",
+        "ORGN_ODNO": resting,
+        "ORD_DVSN": "00",
+        "RVSE_CNCL_DVSN_CD": "02",
+        "ORD_QTY": "0",
+        "ORD_UNPR": "0",
+        "QTY_ALL_ORD_YN": "Y",
+    }
+    cancel = fake_inprocess.call(app, "order_rvsecncl", json=body).json()["output"]["ODNO"]
+    params = {
+        "CANO": app.cano,
+        "ACNT_PRDT_CD": "01",
+        "INQR_STRT_DT": "20261126",
+        "INQR_END_DT": "20261126",
+        "SLL_BUY_DVSN_CD": "00",
+        "INQR_DVSN": "01",
+        "PDNO": "",
+        "CCLD_DVSN": "00",
+        "ORD_GNO_BRNO": "",
+        "ODNO": "",
+        "INQR_DVSN_3": "00",
+        "INQR_DVSN_1": "",
+        "CTX_AREA_FK100": "",
+        "CTX_AREA_NK100": "",
+    }
+    rows = {
+        r["odno"]: r
+        for r in fake_inprocess.call(app, "inquire_daily_ccld", params).json()["output1"]
+    }
+    fields = ("orgn_odno", "rvse_cncl_dvsn_name", "ord_dvsn_cd", "ord_dvsn_name", "cnc_cfrm_qty")
+    assert [rows[resting][f] for f in fields] == ["", "", "00", "지정가", "3"]
+    assert [rows[market][f] for f in fields] == ["", "", "01", "시장가", "0"]
+    assert [rows[cancel][f] for f in fields] == [resting, "취소", "00", "지정가", "3"]
+    assert rows[cancel]["cncl_yn"] == "Y"
+    assert "cncl_cfrm_qty" not in rows[cancel]  # the documented name is cnc_cfrm_qty
+    parsed = {n: DailyOrder.from_row(r) for n, r in rows.items()}
+    assert [parsed[n].is_original for n in (resting, market, cancel)] == [True, True, False]
+    assert parsed[market].order_division == "01"

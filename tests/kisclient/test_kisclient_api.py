@@ -44,6 +44,8 @@ KISCLIENT = {
     "ProgressCallback",
     "Quote",
     "RateLimited",
+    "ReconcileOutcome",
+    "Reconciliation",
     "RequestNotSent",
     "Response",
     "RetryBudgetExhausted",
@@ -72,6 +74,7 @@ TESTING = {
     "Fault",
     "FaultKind",
     "Listing",
+    "OffsetClock",
     "Order",
 }
 

@@ -4,37 +4,48 @@ Order records (``RECORD_ORDER``, key ``"<date>/<code>"``) follow one life cycle:
 
     intent ──► sent          (order_cash answered; order_no known)
        │  └──► unknown ──► reconciled   (found among today's orders; order_no known)
-       │                └─► absent      (not found: it never reached KIS; safe to send again)
+       │           │    └─► absent      (certainly never reached KIS: the settle window passed
+       │           │                     on KIS's clock without it; safe to send again)
+       │           └──────► unknown     (neither is certain: counted as ordered, never resent)
        ├─────► rejected / not-sent      (KIS refused it, or it certainly never left)
     dry-run                             (dry-run mode: what would have been sent)
 
-``intent`` is written *before* the request is sent, so a crash between sending and recording
-leaves an ``intent`` (or ``unknown``) record; :func:`reconcile_day` settles those against
-today's orders from KIS, which are the truth.
+``intent`` is written *before* the request is sent, with the send time on the local clock
+(``intent_at``) and on KIS's clock (``intent_at_kis``: local time plus the client's measured
+``clock_offset``), so a crash between sending and recording leaves an ``intent`` (or
+``unknown``) record; :func:`reconcile_day` settles those against today's orders from KIS with
+:meth:`kisclient.KISClient.reconcile_order`: the same rule as the trading job (absence only once
+certain, one KIS order matched to at most one record).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import attrs
 
-from kisclient import DailyOrder, KISClient, KISRejected, MarketClosed
+from kisclient import DailyOrder, KISClient, KISRejected, MarketClosed, Reconciliation
 
 from .._jobs import JobContext
 from ._services import RECORD_ORDER, order_key
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "MAX_SEND_DELAY_S",
     "UNSETTLED_STATUSES",
     "CancelReport",
     "DayOrders",
     "cancel_open",
+    "claimed_order_numbers",
+    "kis_time",
     "open_orders",
     "order_summary",
     "reconcile_day",
+    "reconcile_record",
+    "record_request",
     "todays_records",
 ]
 
@@ -42,6 +53,62 @@ __all__ = [
 ACTIVE_STATUSES: Final = frozenset({"intent", "unknown", "sent", "reconciled"})
 #: Statuses whose outcome is not known yet.
 UNSETTLED_STATUSES: Final = frozenset({"intent", "unknown"})
+#: How long after its ``intent`` was journalled an order can still leave the client: the retry
+#: deadline (30 s), a token issuance wait (KIS allows one a minute) and the timeout, generously.
+#: A restart takes the send time as the earlier of this bound and "now" (a dead process sends
+#: nothing more), so the settle window is never measured from too early a moment.
+MAX_SEND_DELAY_S: Final = 120.0
+
+
+def kis_time(kis: KISClient, now: dt.datetime) -> dt.datetime:
+    """*now* (local clock) on KIS's clock: plus the client's measured ``clock_offset``."""
+    offset = kis.clock_offset
+    return now if offset is None else now + dt.timedelta(seconds=offset)
+
+
+def claimed_order_numbers(records: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """KIS order numbers already matched to a record: never matched to another one."""
+    return {str(r["order_no"]) for r in records.values() if r.get("order_no")}
+
+
+def record_request(record: Mapping[str, Any], now_kis: dt.datetime | None = None) -> dict[str, Any]:
+    """The ``reconcile_order`` request of an order record (what was, or may have been, sent).
+
+    The send time is the record's (``sent_at_kis`` from the client when the answer was lost,
+    else the journalled ``intent_at_kis``/``intent_at``, which are no later than the send). With
+    *now_kis* (a restart) the settle window runs from the latest moment the order can have
+    left: the earlier of *now_kis* and intent + :data:`MAX_SEND_DELAY_S` (``sent_by_kis``).
+    """
+    price = record.get("price")
+    request: dict[str, Any] = {
+        "side": record.get("side", "buy"),
+        "code": record["code"],
+        "qty": record.get("quantity"),
+        "price": price,
+        "ord_dvsn": "00" if price is not None else "01",
+        "sent_at": record.get("sent_at") or record.get("intent_at"),
+        "sent_at_kis": record.get("sent_at_kis") or record.get("intent_at_kis"),
+    }
+    if now_kis is not None and not record.get("sent_at_kis"):
+        started = request["sent_at_kis"] or request["sent_at"]
+        latest = now_kis
+        if started:
+            bound = dt.datetime.fromisoformat(str(started)) + dt.timedelta(seconds=MAX_SEND_DELAY_S)
+            latest = min(latest, bound)
+        request["sent_by_kis"] = latest.isoformat()
+    return request
+
+
+def reconcile_record(
+    kis: KISClient,
+    record: Mapping[str, Any],
+    claimed: Iterable[str],
+    *,
+    now_kis: dt.datetime | None = None,
+    wait: bool = True,
+) -> Reconciliation:
+    """Reconcile one order record against KIS (waiting out the settle window with *wait*)."""
+    return kis.reconcile_order(record_request(record, now_kis), exclude=claimed, wait=wait)
 
 
 def order_summary(order: DailyOrder) -> dict[str, Any]:
@@ -89,32 +156,42 @@ class DayOrders:
 
 
 def reconcile_day(ctx: JobContext, kis: KISClient) -> DayOrders:
-    """Read today's orders from KIS and settle unfinished order records against them."""
+    """Read today's orders from KIS and settle unfinished order records against them.
+
+    Each ``intent``/``unknown`` record is reconciled (:func:`reconcile_record`): ``reconciled``
+    when found (each KIS order matched to at most one record), ``absent`` only once the settle
+    window has passed on KIS's clock without it (this waits, on the client's clock, when the
+    record is recent), and left ``unknown`` otherwise, still counted as ordered.
+    """
     orders = tuple(kis.get_daily_orders(ctx.trading_date, ctx.trading_date))
-    bought: dict[str, DailyOrder] = {}
-    for order in orders:
-        if order.side == "buy" and not order.cancelled:
-            bought.setdefault(order.code, order)
     bought_codes = {o.code for o in orders if o.side == "buy"}
     settled: dict[str, str] = {}
-    now = ctx.clock.now().isoformat()
     records = todays_records(ctx)
+    claimed = claimed_order_numbers(records)
     for code, record in records.items():
         if record.get("status") not in UNSETTLED_STATUSES:
             continue
-        match = bought.get(code)
-        if match is not None:
-            update = {"status": "reconciled", "order_no": match.order_no}
-        else:
+        answer = reconcile_record(kis, record, claimed, now_kis=kis_time(kis, ctx.clock.now()))
+        if answer.order is not None:
+            update: dict[str, Any] = {"status": "reconciled", "order_no": answer.order.order_no}
+            claimed.add(answer.order.order_no)
+        elif answer.absent:
             update = {"status": "absent"}
-        record.update(update, updated_at=now, note="settled against today's orders")
+        else:
+            update = {"status": "unknown"}
+        record.update(
+            update,
+            updated_at=ctx.clock.now().isoformat(),
+            note=f"settled against today's orders: {answer.reason}",
+        )
         ctx.storage.put_record(RECORD_ORDER, order_key(ctx.trading_date, code), record)
         settled[code] = str(update["status"])
         ctx.logger.warning(
-            "order record for %s was %s after an interrupted run: %s",
+            "order record for %s after an interrupted run: %s (%s; %d look-up(s))",
             code,
-            "found" if match else "not found",
             update["status"],
+            answer.reason,
+            answer.lookups,
         )
     active = {c for c, r in records.items() if r.get("status") in ACTIVE_STATUSES}
     return DayOrders(orders, frozenset(bought_codes | active), settled)

@@ -20,10 +20,12 @@ A run, in order:
    count before settlement); each name gets ``floor(available × max_position_fraction)`` KRW,
    floored to whole shares at the current price, and never more than the cash left. Codes
    already held are skipped.
-5. Each order: its record is written with status ``intent`` *before* sending, then updated.
-   :class:`~kisclient.OrderOutcomeUnknown` is reconciled (``kis.reconcile_order``) before
-   anything else happens: found → ``reconciled``; not found → ``absent`` and sent once more
-   (the library guarantees that is safe). A refusal is recorded and the next code is tried; a
+5. Each order: its record is written with status ``intent`` *before* sending (with the time
+   on the local clock and on KIS's clock), then updated. :class:`~kisclient.OrderOutcomeUnknown`
+   is reconciled (``kis.reconcile_order``, which waits out the client's settle window) before
+   anything else happens: found → ``reconciled``; certainly absent → ``absent`` and sent once
+   more; still unknown (e.g. the look-up failed) → ``unknown``: the code counts as ordered and
+   is never resent that day. A refusal is recorded and the next code is tried; a
    :class:`~kisclient.MarketClosed` refusal stops placing orders.
 6. Hold: wake every ``monitor_interval_minutes`` on the clock (``ctx.sleep_until``, so a stop
    request ends the job promptly with :class:`~hantu_sched.JobInterrupted`), log the state of
@@ -58,6 +60,8 @@ from ._orders import (
     ACTIVE_STATUSES,
     DayOrders,
     cancel_open,
+    claimed_order_numbers,
+    kis_time,
     order_summary,
     reconcile_day,
     todays_records,
@@ -217,7 +221,7 @@ class TradingJob:
                 log.warning("market closed: no further orders today")
                 break
             run.placed[code] = status
-            if status in ("sent", "reconciled", "dry-run"):
+            if status in ("sent", "reconciled", "unknown", "dry-run"):
                 remaining -= qty * price
 
     def _order(
@@ -251,20 +255,51 @@ class TradingJob:
             log.info("dry-run: would buy %d %s at %s", qty, code, limit or "market")
             return "dry-run"
         for attempt in (1, 2):
-            put("intent", attempts=attempt, intent_at=ctx.clock.now().isoformat())
+            now = ctx.clock.now()
+            put(
+                "intent",
+                attempts=attempt,
+                intent_at=now.isoformat(),
+                intent_at_kis=kis_time(kis, now).isoformat(),
+                sent_at=None,  # this attempt's, once the client reports it
+                sent_at_kis=None,
+            )
             try:
                 result: OrderResult = kis.order_cash("buy", code, qty, limit)
             except OrderOutcomeUnknown as exc:
-                put("unknown", error=str(exc))
+                sent = exc.request
+                put(
+                    "unknown",
+                    error=str(exc),
+                    sent_at=sent.get("sent_at"),
+                    sent_at_kis=sent.get("sent_at_kis"),
+                )
                 log.warning("order for %s: outcome unknown (%s); reconciling", code, exc)
-                found = kis.reconcile_order(exc)
-                if found is not None:
-                    put("reconciled", order_no=found.order_no)
-                    log.info("order for %s found after reconciling: %s", code, found.order_no)
+                claimed = claimed_order_numbers(todays_records(ctx))
+                answer = kis.reconcile_order(exc, exclude=claimed)
+                if answer.order is not None:
+                    put("reconciled", order_no=answer.order.order_no, note=answer.reason)
+                    log.info(
+                        "order for %s found after reconciling: %s", code, answer.order.order_no
+                    )
                     return "reconciled"
-                put("absent")
-                log.warning("order for %s never reached KIS (attempt %d)", code, attempt)
-                continue
+                if answer.absent:
+                    put("absent", note=answer.reason)
+                    log.warning(
+                        "order for %s did not reach KIS: %s (%d look-up(s); attempt %d)",
+                        code,
+                        answer.reason,
+                        answer.lookups,
+                        attempt,
+                    )
+                    continue
+                put("unknown", note=answer.reason)
+                log.warning(
+                    "order for %s: outcome still unknown (%s); counted as ordered, not resent",
+                    code,
+                    answer.reason,
+                )
+                return "unknown"
             except MarketClosed as exc:
                 put("rejected", error=str(exc))
                 return None

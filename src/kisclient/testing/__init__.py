@@ -14,11 +14,16 @@ server on a loopback port (:class:`FakeKISServer`, or ``python -m kisclient.test
   daily order/fill inquiry, deterministic from the seed.
 - Faults (:class:`Fault`) and statistics (``fake.stats``) for tests.
 
+Every answer carries an HTTP ``Date`` header on the fake's clock, as the real gateway's do (the
+client measures KIS's clock from it); :class:`OffsetClock` runs the fake ahead of or behind the
+client's clock.
+
 Everything runs on the injected clock, so a :class:`kisclient._clock.FakeClock` makes it exact.
 """
 
 from ._fake import FakeKIS
 from ._faults import Fault, FaultKind
+from ._offset_clock import OffsetClock
 from ._server import FakeKISServer
 from ._state import FakeApp, FakeStats, Order
 from ._transport import AsyncFakeTransport, FakeTransport
@@ -34,5 +39,6 @@ __all__ = [
     "Fault",
     "FaultKind",
     "Listing",
+    "OffsetClock",
     "Order",
 ]

@@ -74,6 +74,8 @@ class Core:
         self.windows: dict[str, collections.deque[float]] = {}
         self.price_overrides: dict[tuple[str, dt.date], int] = {}
         self.market_override: bool | None = None
+        #: Set while a late request (admitted when it arrived) is processed: no second count.
+        self.admitted_on_arrival = False
         self.rng = random.Random(f"fake:{seed}")
         self.order_seq = 0
         self.gt_seq = 0
@@ -161,6 +163,8 @@ class Core:
         Admit when fewer than the limit were admitted in ``(now - 1.0, now]``. Refused arrivals
         are *not* counted, so a client that backs off recovers after one second.
         """
+        if self.admitted_on_arrival:
+            return True
         now = self.clock.time()
         window = self.windows.setdefault(app_key, collections.deque())
         while window and window[0] <= now - 1.0:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import heapq
+import itertools
 from collections.abc import Mapping
 
 import attrs
 
 from kisclient._clock import Clock
-from kisclient._config import TOKEN_MIN_ISSUE_INTERVAL_S, EnvName, parse_env
+from kisclient._config import KST, TOKEN_MIN_ISSUE_INTERVAL_S, EnvName, parse_env
 
 from ._core import Core
 from ._faults import Fault, FaultList
@@ -18,7 +22,7 @@ from ._trading import fill_crossing
 from ._transport import AsyncFakeTransport, FakeTransport
 from ._universe import Listing
 
-__all__ = ["FakeKIS"]
+__all__ = ["FakeKIS", "http_date"]
 
 
 class FakeKIS:
@@ -51,6 +55,10 @@ class FakeKIS:
         )
         #: Pending faults: ``fake.faults.add(Fault(...))``, ``fake.faults.clear()``.
         self.faults = FaultList()
+        #: Requests still on their way (a ``latency`` fault longer than the client's timeout):
+        #: (due time on the fake's clock, sequence, request), a heap.
+        self._deferred: list[tuple[float, int, FakeRequest]] = []
+        self._sequence = itertools.count()
 
     def __repr__(self) -> str:
         return f"FakeKIS(seed={self._core.seed}, apps={len(self._core.apps)})"
@@ -63,8 +71,18 @@ class FakeKIS:
 
     @property
     def stats(self) -> FakeStats:
-        """Request, token and rate-limit statistics."""
+        """Request, token and rate-limit statistics (requests due by now counted)."""
+        with self._core.lock:
+            self._deliver_due()
         return self._core.stats
+
+    def in_flight(self) -> int:
+        """Requests on their way that the fake has not processed yet: each was sent with a
+        ``latency`` fault longer than the client's read timeout and is processed once the
+        fake's clock reaches its arrival plus the delay (see :class:`Fault`)."""
+        with self._core.lock:
+            self._deliver_due()
+            return len(self._deferred)
 
     @property
     def apps(self) -> list[FakeApp]:
@@ -133,17 +151,20 @@ class FakeKIS:
         """Orders (order-cash and revisions, not cancellations) the engine accepted for
         *app_key*, oldest first; snapshots."""
         with self._core.lock:
+            self._deliver_due()
             account = self._core.accounts[app_key]
             return [attrs.evolve(o) for o in account.orders if o.kind == "order"]
 
     def cash(self, app_key: str) -> int:
         """The account's cash (KRW)."""
         with self._core.lock:
+            self._deliver_due()
             return self._core.accounts[app_key].cash
 
     def holdings(self, app_key: str) -> dict[str, int]:
         """Quantity held per code."""
         with self._core.lock:
+            self._deliver_due()
             return {c: h.qty for c, h in self._core.accounts[app_key].holdings.items()}
 
     def seed_holdings(self, app_key: str, holdings: Mapping[str, int]) -> None:
@@ -165,5 +186,69 @@ class FakeKIS:
             self._core.stats._note_request(request.path, request.tr_id)
 
     def _process(self, request: FakeRequest, fault: Fault | None) -> FakeResponse:
+        """Answer *request* (after every earlier request now due), with a ``Date`` header."""
         with self._core.lock:
-            return process(self._core, request, fault)
+            self._deliver_due()
+            answer = process(self._core, request, fault)
+            answer.headers.append(("Date", http_date(self._core.clock.time())))
+            return answer
+
+    def _defer(self, request: FakeRequest, delay_s: float) -> None:
+        """Process *request* only when the fake's clock reaches now + *delay_s*.
+
+        The rate window counts it now, at arrival, as the gateway does; refused there, it is
+        never processed (the client, timed out, cannot tell)."""
+        with self._core.lock:
+            self._deliver_due()
+            core = self._core
+            key = request.headers.get("appkey", "").strip()
+            app = core.apps.get(key)
+            known = app is not None and app.env == request.env.value
+            if known and is_data_call(request.path) and not core.admit(key, request.env):
+                core.stats._note_request(request.path, request.tr_id)
+                return
+            due = core.clock.time() + delay_s
+            heapq.heappush(self._deferred, (due, next(self._sequence), request))
+
+    def _deliver_due(self) -> None:
+        """Process every deferred request whose time has come, in order, each at its due time
+        (its order, if any, is stamped then). Call with the lock held."""
+        core = self._core
+        while self._deferred and self._deferred[0][0] <= core.clock.time():
+            due, _, request = heapq.heappop(self._deferred)
+            real = core.clock
+            core.clock = _StoppedClock(real, due)
+            core.admitted_on_arrival = True
+            try:
+                process(core, request, None)  # the answer goes nowhere: the client gave up
+            finally:
+                core.clock = real
+                core.admitted_on_arrival = False
+
+
+def http_date(seconds: float) -> str:
+    """An RFC 7231 ``Date`` value (``Thu, 26 Nov 2026 00:00:00 GMT``) for Unix *seconds*."""
+    return email.utils.formatdate(seconds, usegmt=True)
+
+
+class _StoppedClock:
+    """*base* stopped at *at* (Unix seconds): the moment a deferred request is processed."""
+
+    def __init__(self, base: Clock, at: float) -> None:
+        self._base = base
+        self._at = at
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._at, KST)
+
+    def time(self) -> float:
+        return self._at
+
+    def monotonic(self) -> float:
+        return self._base.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self._base.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        await self._base.asleep(seconds)

@@ -55,8 +55,16 @@ class Fault:
     - ``http_5xx_bare``: HTTP *status* with a plain-text body; nothing processed.
     - ``http_5xx_envelope``: HTTP *status* with a KIS envelope carrying *code* (default
       EGW00202); nothing processed.
-    - ``latency``: wait *delay_s* on the fake's clock before the request reaches the gateway,
-      then answer normally (a :class:`~kisclient.FakeClock` just advances).
+    - ``latency``: the request reaches the gateway *delay_s* after it was sent (on the fake's
+      clock), then is answered normally (a :class:`~kisclient.FakeClock` just advances). When
+      *delay_s* exceeds the client's read timeout the client gives up first, faithfully: in
+      process, the fake's clock advances by the timeout, the client gets
+      :class:`httpx.ReadTimeout`, and the request (an order executes) is processed only when
+      the fake's clock reaches arrival + *delay_s* (before any later request, and before
+      ``FakeKIS.orders()``/``cash()``/``holdings()``/``stats`` read state). On loopback the
+      server thread waits *delay_s* on the fake's clock, then processes and answers (whoever
+      is still listening). Contract: ``Fault("latency", delay_s > timeout)`` → the client sees
+      a timeout, the order lands at the fake *delay_s* later on the fake's clock.
     - ``connect_error``: in-process, :class:`httpx.ConnectError`; on loopback the connection is
       closed before the request is processed (the client cannot tell it from ``drop_before``).
     - ``drop_before``: received, connection closed unprocessed.

@@ -92,7 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.stopping.wait(answer.hold_s)
             self.close_connection = True
             return
-        self.send_response(answer.status)
+        # send_response_only: the Date header is the fake's (on its clock), not http.server's.
+        self.send_response_only(answer.status)
         for name, value in answer.headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(answer.body)))

@@ -380,14 +380,20 @@ def daily_ccld(ctx: Ctx) -> FakeResponse:
 
 
 def _ccld_row(core: Core, order: Order) -> dict[str, str]:
+    """One ``output1`` row. A revision or cancellation row names the order it changes in
+    ``orgn_odno`` (blank on an original order) and says which it is in ``rvse_cncl_dvsn_name``
+    (``정정`` / ``취소``; blank on an original order); ``ord_dvsn_cd`` / ``ord_dvsn_name`` carry
+    the order division (``00`` 지정가, ``01`` 시장가)."""
     listing = core.universe.get(order.code)
     cancel = order.kind == "cancel"
+    change = "취소" if cancel else ("정정" if order.orgn_odno else "")
     return {
         "ord_dt": order.time.strftime("%Y%m%d"),
         "ord_gno_brno": order.branch,
         "odno": order.order_no,
         "orgn_odno": order.orgn_odno,
-        "ord_dvsn_name": "취소" if cancel else ("시장가" if order.ord_dvsn == "01" else "지정가"),
+        "ord_dvsn_name": "시장가" if order.ord_dvsn == "01" else "지정가",
+        "rvse_cncl_dvsn_name": change,
         "sll_buy_dvsn_cd": "02" if order.side == "buy" else "01",
         "sll_buy_dvsn_cd_name": ("현금매수" if order.side == "buy" else "현금매도"),
         "pdno": order.code,
@@ -401,7 +407,7 @@ def _ccld_row(core: Core, order: Order) -> dict[str, str]:
         "tot_ccld_amt": str(order.filled_qty * order.price),
         "loan_dt": "",
         "ord_dvsn_cd": order.ord_dvsn,
-        "cncl_cfrm_qty": str(order.qty if cancel else order.cancelled_qty),
+        "cnc_cfrm_qty": str(order.qty if cancel else order.cancelled_qty),
         "rmn_qty": str(order.open_qty),
         "rjct_qty": "0",
         "ccld_cndt_name": "없음",

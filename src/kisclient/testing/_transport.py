@@ -3,7 +3,11 @@
 Environment routing is by URL (see :func:`kisclient.testing._http.route`). Faults become the
 exceptions a real network would raise: ``connect_error`` → :class:`httpx.ConnectError` (nothing
 arrived), ``drop_before``/``drop_after`` → :class:`httpx.RemoteProtocolError`, ``read_timeout``
-→ :class:`httpx.ReadTimeout`. ``latency`` waits on the fake's clock.
+→ :class:`httpx.ReadTimeout`. ``latency`` waits on the fake's clock; a delay longer than the
+request's read timeout (``request.extensions["timeout"]["read"]``) advances the fake's clock by
+the timeout, raises :class:`httpx.ReadTimeout` and leaves the request on its way: the fake
+processes it when its clock reaches arrival + delay (before any later request, and before its
+public accessors read state).
 """
 
 from __future__ import annotations
@@ -50,6 +54,18 @@ def _before(fake: FakeKIS, request: httpx.Request, fake_request: FakeRequest) ->
     return fault
 
 
+def _read_timeout(request: httpx.Request) -> float | None:
+    timeout = request.extensions.get("timeout")
+    read = timeout.get("read") if isinstance(timeout, dict) else None
+    return float(read) if isinstance(read, int | float) else None
+
+
+def _outlasts(fault: Fault, request: httpx.Request) -> float | None:
+    """The read timeout a ``latency`` fault outlasts (the client gives up first), or ``None``."""
+    read = _read_timeout(request)
+    return read if read is not None and fault.delay_s > read else None
+
+
 def _deliver(request: httpx.Request, answer: FakeResponse) -> httpx.Response:
     if answer.after == "drop":
         raise httpx.RemoteProtocolError(
@@ -72,6 +88,11 @@ class FakeTransport(httpx.BaseTransport):
         fake_request = _fake_request(request, request.read())
         fault = _before(self._fake, request, fake_request)
         if fault is not None and fault.kind == "latency":
+            timeout = _outlasts(fault, request)
+            if timeout is not None:
+                self._fake._defer(fake_request, fault.delay_s)
+                self._fake.clock.sleep(timeout)
+                raise httpx.ReadTimeout("fake KIS: read timed out (slow gateway)", request=request)
             self._fake.clock.sleep(fault.delay_s)
         return _deliver(request, self._fake._process(fake_request, fault))
 
@@ -86,5 +107,10 @@ class AsyncFakeTransport(httpx.AsyncBaseTransport):
         fake_request = _fake_request(request, await request.aread())
         fault = _before(self._fake, request, fake_request)
         if fault is not None and fault.kind == "latency":
+            timeout = _outlasts(fault, request)
+            if timeout is not None:
+                self._fake._defer(fake_request, fault.delay_s)
+                await self._fake.clock.asleep(timeout)
+                raise httpx.ReadTimeout("fake KIS: read timed out (slow gateway)", request=request)
             await self._fake.clock.asleep(fault.delay_s)
         return _deliver(request, self._fake._process(fake_request, fault))
