@@ -31,7 +31,15 @@ from ._journal import JobKey, JobRecord, JobState, Journal
 from ._lock import DataDirLock, SchedulerAlreadyRunningError
 from ._recovery import Action, ActionKind, RecoveryManager, RecoveryState, gather_state
 from ._scheduler import IntegratedScheduler
-from ._storage import MemoryStorage, SQLiteStorage, Storage
+from ._storage import (
+    CorruptJournalError,
+    DeposedError,
+    MemoryStorage,
+    Owner,
+    SQLiteStorage,
+    Storage,
+    StorageError,
+)
 from ._version import __version__
 
 #: The trading-calendar interface the issue calls ``TradingCalendar``.
@@ -54,8 +62,10 @@ __all__ = [
     "CalendarNotCoveredError",
     "CatchUp",
     "Clock",
+    "CorruptJournalError",
     "DataDirLock",
     "DayPlan",
+    "DeposedError",
     "Executor",
     "FakeClock",
     "IncompleteSelection",
@@ -71,6 +81,7 @@ __all__ = [
     "Journal",
     "KRXCalendar",
     "MemoryStorage",
+    "Owner",
     "RecoveryManager",
     "RecoveryState",
     "SQLiteStorage",
@@ -78,6 +89,7 @@ __all__ = [
     "SchedulerConfig",
     "Session",
     "Storage",
+    "StorageError",
     "SystemClock",
     "TradingCalendar",
     "__version__",

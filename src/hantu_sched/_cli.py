@@ -3,7 +3,13 @@
 Exit codes: 0 success; 1 the command ran but the outcome is bad (``simulate``: the day did not
 end complete; ``doctor``: a check failed); 2 it could not run (bad arguments or configuration,
 an unresolvable job, a malformed date, a missing credential, another scheduler on the data
-directory) — always as one line on stderr, never a traceback.
+directory, a journal that cannot be opened, an unwritable data directory, this scheduler deposed
+by another) — always as one line on stderr, never a traceback.
+
+A corrupt journal is never moved silently: ``run`` refuses it (exit 2) and ``doctor`` fails its
+``journal`` check; ``run --set-aside-corrupt-journal`` (holding the data directory's lock)
+renames it to ``hantu_sched.sqlite3.<UTC timestamp>.corrupt`` and starts a fresh journal, from
+which recovery rebuilds the day out of the batch files. ``status`` and ``recover`` only report.
 """
 
 from __future__ import annotations
@@ -24,8 +30,15 @@ from kisclient import AsyncKISClient, ConfigurationError, KISClient
 from ._calendar import CalendarNotCoveredError
 from ._clock import Clock, SystemClock
 from ._constants import KST
-from ._lock import SchedulerAlreadyRunningError
+from ._lock import DataDirLock, SchedulerAlreadyRunningError
 from ._settings import Credentials, Settings, SettingsError, load_credentials, load_settings
+from ._storage import (
+    DEFAULT_DB_NAME,
+    CorruptJournalError,
+    SQLiteStorage,
+    StorageError,
+    set_aside_journal,
+)
 from ._version import __version__
 
 __all__ = ["build_parser", "main"]
@@ -102,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run", parents=[common], help="the daemon: recovery, then the day's schedule, every day"
     )
     run.add_argument("--until", type=_moment, help="stop at this ISO-8601 time (default: never)")
+    run.add_argument(
+        "--set-aside-corrupt-journal",
+        action="store_true",
+        help="if the journal is corrupt, rename it to <name>.<timestamp>.corrupt and start a "
+        "fresh one (recovery rebuilds the day from the batch files)",
+    )
     run.set_defaults(func=_cmd_run)
 
     status = commands.add_parser(
@@ -182,12 +201,63 @@ def run_daemon(
     transport: httpx.BaseTransport | None = None,
     async_transport: httpx.AsyncBaseTransport | None = None,
     signals: bool = True,
+    set_aside_corrupt: bool = False,
 ) -> int:
-    """Build the clients and the scheduler and run until *until* or SIGTERM/SIGINT."""
-    from ._scheduler import IntegratedScheduler  # noqa: PLC0415
-    from ._storage import DEFAULT_DB_NAME, SQLiteStorage  # noqa: PLC0415
+    """Build the clients and the scheduler and run until *until* or SIGTERM/SIGINT.
+
+    The journal is opened first: a corrupt one raises :class:`CorruptJournalError` (nothing is
+    moved) unless *set_aside_corrupt*; an unwritable data directory raises :class:`OSError` or
+    :class:`StorageError`. No client is built before the journal opened."""
 
     clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    storage = _open_journal(settings.data_dir, clock, set_aside_corrupt)
+    try:
+        return _run_with_storage(
+            settings, credentials, storage, clock, until, transport, async_transport, signals
+        )
+    finally:
+        storage.close()
+
+
+def _open_journal(data_dir: pathlib.Path, clock: Clock, set_aside_corrupt: bool) -> SQLiteStorage:
+    """Open the journal for writing; move a corrupt one aside only when asked to (under the
+    data directory's lock, so a running scheduler's journal is never moved)."""
+    path = data_dir / DEFAULT_DB_NAME
+    try:
+        return _open_sound(path)
+    except CorruptJournalError:
+        if not set_aside_corrupt:
+            raise
+    with DataDirLock(data_dir):
+        moved = set_aside_journal(path, clock.now())
+    _LOG.warning("corrupt journal moved aside to %s; starting a fresh journal", moved)
+    return SQLiteStorage(path)
+
+
+def _open_sound(path: pathlib.Path) -> SQLiteStorage:
+    """The journal, opened and passing ``PRAGMA quick_check`` (else :class:`CorruptJournalError`:
+    damage deep in the file is refused at start, not found halfway through the day)."""
+    storage = SQLiteStorage(path)
+    problem = storage.integrity_problem()
+    if problem is not None:
+        storage.close()
+        raise CorruptJournalError(path, problem)
+    return storage
+
+
+def _run_with_storage(
+    settings: Settings,
+    credentials: Credentials,
+    storage: SQLiteStorage,
+    clock: Clock,
+    until: dt.datetime | None,
+    transport: httpx.BaseTransport | None,
+    async_transport: httpx.AsyncBaseTransport | None,
+    signals: bool,
+) -> int:
+    from ._scheduler import IntegratedScheduler  # noqa: PLC0415
+
     registry = settings.job_registry(settings.pipeline_config())
     common: dict[str, Any] = {
         "app_key": credentials.app_key,
@@ -203,8 +273,6 @@ def run_daemon(
     def make_async() -> AsyncKISClient:
         return AsyncKISClient(**common, transport=async_transport)
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    storage = SQLiteStorage(settings.data_dir / DEFAULT_DB_NAME)
     try:
         scheduler = IntegratedScheduler(
             settings.scheduler,
@@ -233,7 +301,6 @@ def run_daemon(
                 restore()
     finally:
         kis.close()
-        storage.close()
     return 0
 
 
@@ -248,7 +315,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     previous = root.level
     root.setLevel(settings.log_level)
     try:
-        return run_daemon(settings, credentials, until=args.until)
+        return run_daemon(
+            settings,
+            credentials,
+            until=args.until,
+            set_aside_corrupt=args.set_aside_corrupt_journal,
+        )
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
@@ -261,12 +333,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ._inspect import dumps, format_status, status_report  # noqa: PLC0415
 
     report = status_report(_settings(args), _now(args))
+    if report["journal_problem"] and args.json:
+        print(f"{PROG}: warning: {report['journal_problem']}", file=sys.stderr)
     print(dumps(report) if args.json else format_status(report))
     return 0
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
-    from ._inspect import dumps, recovery_plan  # noqa: PLC0415
+    from ._inspect import dumps, journal_problem, recovery_plan  # noqa: PLC0415
 
     if not args.dry_run:
         raise SettingsError(
@@ -275,6 +349,9 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         )
     settings = _settings(args)
     now = _now(args)
+    problem = journal_problem(settings)
+    if problem is not None:  # one line; the plan below treats the journal as empty
+        print(f"{PROG}: warning: {problem}; planning from the batch files only", file=sys.stderr)
     actions = recovery_plan(settings, now)
     if args.json:
         print(dumps([a.to_dict() for a in actions]))
@@ -400,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         SchedulerAlreadyRunningError,
         CalendarNotCoveredError,
         ConfigurationError,
+        StorageError,
     ) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -409,4 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `simulate | head`: the reader left, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as exc:  # e.g. a read-only or missing data directory
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"{PROG}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     return status

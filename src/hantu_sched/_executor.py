@@ -7,6 +7,12 @@ and is retried per policy); :class:`~hantu_sched._jobs.JobInterrupted` leaves a 
 job ``needs-reconcile`` and any other job ``pending``. ``BaseException`` (process exit, a crash)
 propagates untouched, leaving ``running`` in the journal: that is the truth, and the next start
 recovers from it.
+
+Adopting a valid batch file also rebuilds that batch's selection row from the file: evidence that
+recovery adopts must be what the next job (trading reads the selection rows) reads, so a lost
+journal database with valid batch files still trades. :class:`~hantu_sched._storage.DeposedError`
+(another instance claimed the data) is never recorded as a job failure: it propagates and the
+scheduler stops.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from ._day import SCREENING, SELECTION, SchedulerConfig
 from ._jobs import JobContext, JobInterrupted, JobRegistry
 from ._journal import JobKey, JobState, Journal
 from ._recovery import Action, ActionKind
-from ._storage import Storage
+from ._storage import DeposedError, Storage
 
 __all__ = ["Executor"]
 
@@ -67,6 +73,7 @@ class Executor:
         now = self.clock.now()
         key = action.key
         if action.kind is ActionKind.ADOPT:
+            self._rebuild_selection_row(key)
             self.journal.adopt(key, now, action.reason)
         elif action.kind is ActionKind.SKIP:
             if action.record:
@@ -75,6 +82,15 @@ class Executor:
             self._reconcile(action)
         elif action.kind in (ActionKind.RUN, ActionKind.RESUME):
             self._run(action)
+
+    def _rebuild_selection_row(self, key: JobKey) -> None:
+        """Store a valid batch file's items as its selection row (the file is the evidence)."""
+        if key.job != SELECTION or key.batch is None:
+            return
+        items = self.batches.read(key.trading_date, key.batch)
+        if items is not None:
+            self.storage.put_selection(key.trading_date, key.batch, items)
+            self.log.info("%s: selection row rebuilt from its batch file", key)
 
     def _context(self, key: JobKey, attempt: int, resume: bool) -> JobContext:
         session = self.calendar.session(key.trading_date)
@@ -109,6 +125,8 @@ class Executor:
         attempts = record.attempts if record else 0
         try:
             reconciler(self._context(key, attempts, resume=True))
+        except DeposedError:
+            raise
         except Exception as exc:
             self.log.exception("reconcile of %s failed", key)
             self.journal.fail(
@@ -139,6 +157,8 @@ class Executor:
                 self.journal.pending(key, now, "stopped on request before finishing")
             self.log.warning("%s stopped on request before finishing", key)
             return
+        except DeposedError:
+            raise
         except Exception as exc:
             self.log.exception("%s failed (attempt %d)", key, record.attempts)
             self.journal.fail(key, self.clock.now(), _error_text(exc))

@@ -1,7 +1,12 @@
 """Read-only views for the runner: ``status``, ``recover --dry-run`` and ``doctor``.
 
 None of these takes the data directory's lock or writes the journal, so they are safe while the
-daemon runs. The token expiry is read from kisclient's token store without credentials when the
+daemon runs: the journal is opened read-only, and a journal that cannot be read (corrupt, or in
+an unreadable directory) is reported in one line while the rest (session, batch files, token) is
+still shown; nothing is ever moved or repaired by these views. Whether the scheduler runs is read
+from the pid file (:func:`~hantu_sched._lock.lock_holder`): a recorded pid whose process is gone
+is shown as "not running (stale record of pid N)", and journal rows it left ``running`` are
+marked stale. The token expiry is read from kisclient's token store without credentials when the
 store is unambiguous (one token file for the environment); with ``KIS_APP_KEY`` set the exact
 store is used.
 """
@@ -9,6 +14,7 @@ store is used.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 import os
 import pathlib
@@ -20,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import httpx
 
 from kisclient._statedir import key_fingerprint, read_private_json
 from kisclient._token_store import STORE_FILE_NAME
@@ -29,10 +36,10 @@ from ._calendar import EMBEDDED_YEARS, CalendarNotCoveredError, KRXCalendar
 from ._constants import KST
 from ._day import build_day_plan
 from ._journal import JobRecord, JobState
-from ._lock import LOCK_NAME
+from ._lock import lock_holder
 from ._recovery import Action, RecoveryManager, gather_state
 from ._settings import Settings, SettingsError, load_credentials
-from ._storage import DEFAULT_DB_NAME, MemoryStorage, SQLiteStorage, Storage
+from ._storage import DEFAULT_DB_NAME, MemoryStorage, SQLiteStorage, Storage, StorageError
 
 __all__ = ["Check", "TokenInfo", "doctor_checks", "recovery_plan", "status_report", "token_info"]
 
@@ -87,11 +94,22 @@ def token_info(settings: Settings, now: dt.datetime, app_key: str | None = None)
     return TokenInfo(state, expires.astimezone(KST), path)
 
 
-def _open_storage(data_dir: pathlib.Path) -> Storage:
+def _open_storage(data_dir: pathlib.Path) -> tuple[Storage, str | None]:
+    """The journal opened read-only, or an empty store and the one-line reason it could not be
+    opened. Never creates, moves or changes a file."""
     db = data_dir / DEFAULT_DB_NAME
     if not db.exists():
-        return MemoryStorage()  # nothing recorded yet; never create a journal from a read
-    return SQLiteStorage(db)
+        return MemoryStorage(), None  # nothing recorded yet; never create a journal from a read
+    try:
+        return SQLiteStorage(db, read_only=True), None
+    except StorageError as exc:
+        return MemoryStorage(), str(exc)
+
+
+def _stale(record: dict[str, Any], running: bool) -> dict[str, Any]:
+    if record.get("state") == JobState.RUNNING.value and not running:
+        record["stale"] = True  # the process that wrote "running" is gone
+    return record
 
 
 def _hm(value: dt.datetime | None) -> str | None:
@@ -103,12 +121,14 @@ def status_report(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     calendar = settings.calendar()
     today = now.astimezone(KST).date()
     data_dir = settings.data_dir
-    storage = _open_storage(data_dir)
+    holder = lock_holder(data_dir)
+    storage, problem = _open_storage(data_dir)
+    session = calendar.session(today)
+    plan = build_day_plan(settings.scheduler, calendar, today)
+    jobs: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
     try:
-        session = calendar.session(today)
-        plan = build_day_plan(settings.scheduler, calendar, today)
         rows = {r.key: r for r in storage.list_jobs(today)}
-        jobs: list[dict[str, Any]] = []
         for item in plan.jobs if plan else ():
             record = rows.pop(item.key, None)
             entry = (
@@ -118,10 +138,8 @@ def status_report(settings: Settings, now: dt.datetime) -> dict[str, Any]:
             )
             entry["planned_start"] = _hm(item.start)
             entry["deadline"] = _hm(item.deadline)
-            jobs.append(entry)
-        jobs += [r.to_dict() for r in rows.values()]  # e.g. rows of a changed configuration
-        batches = BatchStore(data_dir).health_all(today, settings.scheduler.batch_ids)
-        errors = []
+            jobs.append(_stale(entry, holder.running))
+        jobs += [_stale(r.to_dict(), holder.running) for r in rows.values()]  # e.g. old config
         for back in range(_RECENT_DAYS):
             day = today - dt.timedelta(days=back)
             errors += [
@@ -129,8 +147,11 @@ def status_report(settings: Settings, now: dt.datetime) -> dict[str, Any]:
                 for r in storage.list_jobs(day)
                 if r.state is JobState.FAILED or (r.error and r.state is not JobState.DONE)
             ]
+    except StorageError as exc:
+        problem = problem or str(exc)
     finally:
         storage.close()
+    batches = BatchStore(data_dir).health_all(today, settings.scheduler.batch_ids)
     credentials = None
     try:
         credentials = load_credentials(settings, required=False)
@@ -140,9 +161,11 @@ def status_report(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     return {
         "now": now.isoformat(timespec="seconds"),
         "data_dir": str(data_dir),
+        "scheduler": {"pid": holder.pid, "running": holder.running, "text": holder.describe()},
         "journal": str(data_dir / DEFAULT_DB_NAME)
         if (data_dir / DEFAULT_DB_NAME).exists()
         else None,
+        "journal_problem": problem,
         "trading_date": today.isoformat(),
         "session": None
         if session is None
@@ -165,7 +188,10 @@ def format_status(report: Mapping[str, Any]) -> str:
         lines.append(
             f"{report['trading_date']}: session {session['open'][11:16]}–{session['close'][11:16]}"
         )
-    if report["journal"] is None:
+    lines.append(f"scheduler: {report['scheduler']['text']}")
+    if report["journal_problem"]:
+        lines.append(f"journal: UNREADABLE — {report['journal_problem']}")
+    elif report["journal"] is None:
         lines.append("journal: none yet (the scheduler has not run in this data directory)")
     for job in report["jobs"]:
         label = job["job"] + (f"[{job['batch']}]" if job["batch"] else "")
@@ -174,9 +200,11 @@ def format_status(report: Mapping[str, Any]) -> str:
             times += f", started {job['started_at'][11:19]}"
         if job.get("finished_at"):
             times += f", finished {job['finished_at'][11:19]}"
+        stale = "  (stale: the scheduler that ran it is gone)" if job.get("stale") else ""
         lines.append(
             f"  {label:<16} {job['state']:<15} attempts {job['attempts']}  {times}"
             + (f"  error: {job['error']}" if job.get("error") else "")
+            + stale
         )
     if report["batches"]:
         health = ", ".join(f"{b}: {h}" for b, h in report["batches"].items())
@@ -193,14 +221,30 @@ def format_status(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def recovery_plan(settings: Settings, now: dt.datetime) -> list[Action]:
-    """What recovery would do at *now* from the evidence in the data directory."""
-    calendar = settings.calendar()
-    storage = _open_storage(settings.data_dir)
+def journal_problem(settings: Settings) -> str | None:
+    """One line saying why the journal cannot be read, or ``None`` (none yet counts as fine)."""
+    storage, problem = _open_storage(settings.data_dir)
     try:
-        state = gather_state(
-            now, calendar, settings.scheduler, storage, BatchStore(settings.data_dir)
-        )
+        if problem is None:
+            storage.list_jobs(dt.date(2000, 1, 1))
+    except StorageError as exc:
+        problem = str(exc)
+    finally:
+        storage.close()
+    return problem
+
+
+def recovery_plan(settings: Settings, now: dt.datetime) -> list[Action]:
+    """What recovery would do at *now* from the evidence in the data directory. An unreadable
+    journal counts as empty (see :func:`journal_problem` for the reason): the plan then shows
+    what the batch files alone would make recovery do."""
+    calendar = settings.calendar()
+    batches = BatchStore(settings.data_dir)
+    storage, _problem = _open_storage(settings.data_dir)
+    try:
+        state = gather_state(now, calendar, settings.scheduler, storage, batches)
+    except StorageError:
+        state = gather_state(now, calendar, settings.scheduler, MemoryStorage(), batches)
     finally:
         storage.close()
     return RecoveryManager(settings.scheduler, calendar).plan(now, state)
@@ -264,22 +308,52 @@ def _check_token(settings: Settings, now: dt.datetime) -> Check:
     return Check("token", "WARN", f"unknown: {info.detail}")
 
 
-def _check_clock() -> Check:
-    local = dt.datetime.now().astimezone()
-    offset = local.utcoffset() or dt.timedelta(0)
+def gateway_offset(
+    url: str, timeout: float, transport: httpx.BaseTransport | None = None
+) -> tuple[float | None, str]:
+    """The gateway's clock minus ours, in seconds, from one cheap request's HTTP ``Date``
+    header (compared with the midpoint of the request; ``Date`` has 1 s resolution), or
+    ``None`` and why it could not be measured."""
+    try:
+        with httpx.Client(timeout=timeout, transport=transport) as client:
+            before = time.time()
+            response = client.get(url + "/")
+            after = time.time()
+    except httpx.HTTPError as exc:
+        return None, f"no answer from {url}: {type(exc).__name__}: {exc}"
+    header = response.headers.get("date")
+    if not header:
+        return None, f"{url} answered without a Date header: clock offset not measured"
+    try:
+        server = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None, f"{url} sent an unparseable Date header {header[:40]!r}"
+    if server.tzinfo is None:
+        server = server.replace(tzinfo=dt.UTC)
+    return server.timestamp() - (before + after) / 2, f"from {url}'s Date header"
+
+
+def _check_clock(
+    settings: Settings, timeout: float, transport: httpx.BaseTransport | None = None
+) -> Check:
+    """The system clock against the gateway's (order reconciliation compares times)."""
     kst = dt.datetime.now(KST)
-    drift = abs(kst.timestamp() - time.time())
-    if drift > 1:
-        return Check("clock", "FAIL", f"KST clock and system time disagree by {drift:.1f} s")
     if kst.year < 2024:
         return Check("clock", "FAIL", f"system clock says {kst:%Y-%m-%d}: set the time (NTP)")
-    hours = offset.total_seconds() / 3600
-    note = (
-        "system time zone is KST"
-        if offset == dt.timedelta(hours=9)
-        else f"system time zone is UTC{hours:+g}; the scheduler uses KST (UTC+9) explicitly"
-    )
-    return Check("clock", "OK", f"now {kst:%Y-%m-%d %H:%M:%S} KST; {note}")
+    offset, how = gateway_offset(settings.base_url, timeout, transport)
+    if offset is None:
+        return Check("clock", "WARN", f"now {kst:%Y-%m-%d %H:%M:%S} KST; {how}")
+    size = abs(offset)
+    side = "behind" if offset > 0 else "ahead of"
+    text = f"system clock is {size:.1f} s {side} the gateway ({how})"
+    if size > settings.clock_fail_seconds:
+        limit = (
+            f"over {settings.clock_fail_seconds:g} s; fix NTP (order reconciliation compares times)"
+        )
+        return Check("clock", "FAIL", f"{text}: {limit}")
+    if size > settings.clock_warn_seconds:
+        return Check("clock", "WARN", f"{text}: over {settings.clock_warn_seconds:g} s; check NTP")
+    return Check("clock", "OK", f"now {kst:%Y-%m-%d %H:%M:%S} KST; {text}")
 
 
 def _check_calendar(settings: Settings, now: dt.datetime) -> Check:
@@ -319,15 +393,42 @@ def _check_data_dir(settings: Settings) -> Check:
     path = settings.data_dir
     if not path.exists():
         return Check("data_dir", "WARN", f"{path} does not exist yet (created on first run)")
+    if not path.is_dir():
+        return Check("data_dir", "FAIL", f"{path} is not a directory")
     if not os.access(path, os.W_OK | os.X_OK):
         return Check("data_dir", "FAIL", f"{path} is not writable by this user")
-    lock = path / LOCK_NAME
-    holder = lock.read_text(encoding="ascii").strip() if lock.exists() else ""
-    running = f"; lock file names pid {holder}" if holder else ""
-    return Check("data_dir", "OK", f"{path} writable{running}")
+    return Check("data_dir", "OK", f"{path} writable; scheduler {lock_holder(path).describe()}")
 
 
-def doctor_checks(settings: Settings, now: dt.datetime, *, timeout: float = 3.0) -> list[Check]:
+def _check_journal(settings: Settings) -> Check:
+    path = settings.data_dir / DEFAULT_DB_NAME
+    if not path.exists():
+        return Check("journal", "OK", f"none yet ({path} is created on the first run)")
+    try:
+        storage = SQLiteStorage(path, read_only=True)
+    except StorageError as exc:
+        return Check("journal", "FAIL", str(exc))
+    try:
+        problem = storage.integrity_problem()
+    finally:
+        storage.close()
+    if problem is not None:
+        return Check(
+            "journal",
+            "FAIL",
+            f"{path} fails its integrity check ({problem}); `run` refuses it: move it aside "
+            "with `hantu_sched run --set-aside-corrupt-journal`",
+        )
+    return Check("journal", "OK", f"{path} passes its integrity check")
+
+
+def doctor_checks(
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    timeout: float = 3.0,
+    transport: httpx.BaseTransport | None = None,
+) -> list[Check]:
     """Every doctor check after the configuration loaded (see ``docs/runbook.md``)."""
     checks = []
     try:
@@ -349,9 +450,10 @@ def doctor_checks(settings: Settings, now: dt.datetime, *, timeout: float = 3.0)
     checks += [
         _check_credentials(settings),
         _check_data_dir(settings),
+        _check_journal(settings),
         _check_state_dir(settings),
         _check_token(settings, now),
-        _check_clock(),
+        _check_clock(settings, timeout, transport),
         _check_calendar(settings, now),
         _check_base_url(settings, timeout),
     ]

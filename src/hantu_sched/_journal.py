@@ -7,7 +7,9 @@ runs again), and ``skipped`` (a final decision not to run, with the reason in ``
 ``attempts`` counts the times the job was marked running.
 
 :class:`Journal` applies the transitions to a :class:`~hantu_sched._storage.Storage`; every
-transition is one upsert, so a crash leaves either the old or the new record.
+transition is one upsert, so a crash leaves either the old or the new record. A storage that was
+claimed by a scheduler refuses the upsert with :class:`~hantu_sched._storage.DeposedError` once
+another instance claimed the data (the check is in the write's own transaction).
 """
 
 from __future__ import annotations

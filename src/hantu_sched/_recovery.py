@@ -209,9 +209,17 @@ class RecoveryManager:
                 actions.append(self._generic(now, item, state.jobs.get(item.key)))
         return actions
 
-    @staticmethod
-    def _screening_evidence(state: RecoveryState) -> str:
+    def _screening_evidence(self, state: RecoveryState) -> str:
+        """Why screening counts as done, or ``""``. Evidence must be what the next job reads:
+        the stored watchlist (every batch reads it), or a complete selection (every configured
+        batch file valid: no batch needs the watchlist any more). Batch files alone, with a
+        batch still to run and no watchlist, are not enough: screening runs again."""
         valid_batches = sorted(b for b, h in state.batches.items() if h is BatchHealth.VALID)
+        complete = bool(self.config.batch_ids) and all(
+            state.batches.get(b) is BatchHealth.VALID for b in self.config.batch_ids
+        )
+        if not state.has_watchlist and not complete:
+            return ""
         evidence = []
         if state.has_watchlist:
             evidence.append("today's watchlist is stored")
@@ -228,7 +236,7 @@ class RecoveryManager:
         if evidence:
             return self._evidence_present(item, record, evidence)
         if record is not None and record.state is JobState.DONE:
-            why = "journal says done but there is no watchlist or selection data for the day"
+            why = "journal says done but no watchlist is stored and the selection is incomplete"
             return self._rerun(now, item, why)
         return self._generic(now, item, record)
 
@@ -343,6 +351,10 @@ class RecoveryManager:
             return decided
         key = item.key
         what = _describe(record)
+        if now >= item.deadline and item.policy.side_effects and record is not None:
+            finishing = self._finish_after_deadline(item, record)
+            if finishing is not None:
+                return finishing
         if now >= item.deadline:
             reason = f"missed: deadline {_hm(item.deadline)} passed ({what})"
             return Action(
@@ -359,12 +371,61 @@ class RecoveryManager:
         return self._attempt(now, key, record, item, f"due since {_hm(item.start)}")
 
     @staticmethod
+    def _finish_after_deadline(item: PlannedJob, record: JobRecord) -> Action | None:
+        """A side-effecting job (trading) still unfinished at its deadline (the close) may have
+        placed orders: reconcile them (the reconciler sends no order), then record the run as
+        done at the close. It is never "missed" and never resumed."""
+        key = item.key
+        day = key.trading_date
+        deadline = _hm(item.deadline)
+        if record.state in (JobState.RUNNING, JobState.NEEDS_RECONCILE):
+            reason = (
+                f"deadline {deadline} passed while the run was unfinished ({_describe(record)}): "
+                "reconcile orders and positions (no new orders), then finish it as done at the "
+                "close"
+            )
+            return Action(ActionKind.RECONCILE, key.job, key.batch, day, reason)
+        if record.state is JobState.PENDING and record.attempts > 0:
+            reason = (
+                f"reconciled after the deadline {deadline} ({record.note or 'no note'}): the "
+                "run ended at the close; done at close"
+            )
+            return Action(ActionKind.ADOPT, key.job, key.batch, day, reason, record=True)
+        return None
+
+    @staticmethod
+    def _crashed_out(
+        key: JobKey, record: JobRecord | None, item: PlannedJob, why: str
+    ) -> Action | None:
+        """Give up on a job whose last allowed attempt crashed.
+
+        A row found ``running`` when the scheduler plans (it holds the data directory's lock,
+        and its own jobs run synchronously) means that attempt's process died (OOM, a
+        segfault, a kill): it counts like a failure. At ``max_attempts`` the job is not started
+        (nor reconciled and resumed) again; the decision is recorded (``skipped``) so the
+        journal says why. Graceful stops (``needs-reconcile``/``pending``) are not crashes and
+        never give up here; past the deadline rule 17a comes first."""
+        policy = item.policy
+        if record is None or record.state is not JobState.RUNNING:
+            return None
+        if record.attempts < policy.max_attempts:
+            return None
+        reason = (
+            f"{why}; gave up: {record.attempts}/{policy.max_attempts} attempts used, the last "
+            "one never finished (the process died: crash, OOM or kill)"
+        )
+        return Action(ActionKind.SKIP, key.job, key.batch, key.trading_date, reason, record=True)
+
+    @staticmethod
     def _attempt(
         now: dt.datetime, key: JobKey, record: JobRecord | None, item: PlannedJob, why: str
     ) -> Action:
         """Run, retry, reconcile or resume *key*, which is due and not finished."""
         policy = item.policy
         day = key.trading_date
+        crashed_out = RecoveryManager._crashed_out(key, record, item, why)
+        if crashed_out is not None:
+            return crashed_out
         if record is not None and record.state is JobState.FAILED:
             if record.attempts >= policy.max_attempts:
                 reason = f"{why}; failed {record.attempts}/{policy.max_attempts}, giving up"

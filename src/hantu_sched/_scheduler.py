@@ -6,6 +6,14 @@ runnable action, and otherwise sleeps on the injected clock until the earliest t
 the next midnight). A restart is therefore just the first iteration: recovery and the normal
 day are the same rules. With a :class:`~hantu_sched._clock.FakeClock` a whole day runs
 instantly.
+
+Single instance, twice over: ``run`` first takes the data directory's OS lock
+(:class:`~hantu_sched._lock.DataDirLock`), then claims the storage's owner epoch
+(``storage.claim``). Every journal and record write of this instance checks that epoch in its
+own transaction, and the stop event handed to jobs reads as set once the epoch moved on, so an
+instance that was deposed by a later claim stops at its next write, stop check or loop
+iteration: it logs one line and ``run`` raises :class:`~hantu_sched._storage.DeposedError`
+without running, recording or sending anything more.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import logging
 import os
 import pathlib
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import FrameType, MappingProxyType
@@ -29,11 +38,33 @@ from ._executor import Executor
 from ._jobs import Job, JobRegistry
 from ._lock import DataDirLock
 from ._recovery import RUNNABLE, Action, ActionKind, RecoveryManager, gather_state
-from ._storage import Storage
+from ._storage import DeposedError, Storage, StorageError
 
 __all__ = ["IntegratedScheduler"]
 
 _LOG = logging.getLogger("hantu_sched")
+
+
+class _StopOrDeposed(threading.Event):
+    """The stop event: set by :meth:`IntegratedScheduler.stop`, and also reads as set once the
+    storage says this instance was deposed (checked on every ``is_set``), so a running job
+    stops at its next ``ctx.check_stop()`` / ``ctx.sleep_until``."""
+
+    def __init__(self, storage: Storage) -> None:
+        super().__init__()
+        self._storage = storage
+
+    def is_set(self) -> bool:
+        if super().is_set():
+            return True
+        try:
+            self._storage.check_owner()
+        except DeposedError:
+            self.set()
+            return True
+        except StorageError:
+            return False  # an unreadable store is reported by the next write, not here
+        return False
 
 
 class IntegratedScheduler:
@@ -50,7 +81,9 @@ class IntegratedScheduler:
         services: shared objects handed to jobs as ``ctx.services`` (e.g. a kisclient client).
 
     ``run`` takes the per-directory lock for its duration; a second instance on the same
-    directory raises :class:`~hantu_sched._lock.SchedulerAlreadyRunningError`. ``stop()`` (or
+    directory raises :class:`~hantu_sched._lock.SchedulerAlreadyRunningError`. It then claims
+    the storage's owner epoch (:attr:`epoch`); if a later claim deposes it, ``run`` logs one
+    line and raises :class:`~hantu_sched._storage.DeposedError`. ``stop()`` (or
     SIGTERM once :meth:`install_signal_handlers` was called) makes ``run`` return after the
     current job notices ``ctx.stop``, with the journal describing exactly what finished.
     """
@@ -78,7 +111,8 @@ class IntegratedScheduler:
         self.data_dir = pathlib.Path(data_dir)
         self.log = logger or _LOG
         self.manager = RecoveryManager(config, self.calendar)
-        self._stop = threading.Event()
+        self._stop = _StopOrDeposed(storage)
+        self.epoch: int | None = None
         self._lock = DataDirLock(self.data_dir)
         self._batches = BatchStore(self.data_dir)
         self._logged: set[tuple[str, str | None, str, str, str]] = set()
@@ -140,16 +174,32 @@ class IntegratedScheduler:
             raise ValueError("until must be timezone-aware")
         self._lock.acquire()
         try:
-            self.log.info("scheduler started at %s on %s", self.clock.now(), self.data_dir)
-            while not self._stop.is_set():
-                now = self.clock.now()
-                if until is not None and now >= until:
-                    break
-                if not self._step(now, until):
-                    continue
+            owner = f"hantu_sched pid {os.getpid()} on {socket.gethostname()}"
+            self.epoch = self.storage.claim(owner, self.clock.now())
+            self.log.info(
+                "scheduler started at %s on %s (owner epoch %d)",
+                self.clock.now(),
+                self.data_dir,
+                self.epoch,
+            )
+            self._loop(until)
             self.log.info("scheduler stopped at %s", self.clock.now())
+        except DeposedError as exc:
+            self.log.critical("%s", exc)
+            raise
         finally:
             self._lock.release()
+
+    def _loop(self, until: dt.datetime | None) -> None:
+        while True:
+            self.storage.check_owner()
+            if self._stop.is_set():
+                return
+            self._lock.refresh()
+            now = self.clock.now()
+            if until is not None and now >= until:
+                return
+            self._step(now, until)
 
     def _step(self, now: dt.datetime, until: dt.datetime | None) -> bool:
         """One iteration; returns True if it slept (nothing was executed)."""

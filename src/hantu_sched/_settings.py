@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import math
 import os
 import pathlib
 import re
@@ -25,11 +26,21 @@ from typing import Any
 
 import attrs
 
+from kisclient import InvalidAccount, parse_account
 from kisclient._config import Env, env_settings, parse_env
 
 from ._batch import validate_batch_id
-from ._calendar import KRXCalendar
-from ._day import DEFAULT_POLICIES, JOB_ORDER, At, IncompleteSelection, SchedulerConfig
+from ._calendar import KRXCalendar, Session
+from ._constants import KST
+from ._day import (
+    DEFAULT_POLICIES,
+    JOB_ORDER,
+    SELECTION,
+    TRADING,
+    At,
+    IncompleteSelection,
+    SchedulerConfig,
+)
 from ._jobs import Job, JobRegistry
 
 __all__ = [
@@ -99,6 +110,25 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "kis.credentials_file", "HANTU_CREDENTIALS_FILE", "(unset)", "KEY=VALUE credentials file"
     ),
+    SettingSpec(
+        "doctor.clock_warn_seconds",
+        "HANTU_CLOCK_WARN_SECONDS",
+        "5",
+        "doctor warns past this clock offset from the gateway",
+    ),
+    SettingSpec(
+        "doctor.clock_fail_seconds",
+        "HANTU_CLOCK_FAIL_SECONDS",
+        "60",
+        "doctor fails past this clock offset from the gateway",
+    ),
+)
+
+#: At most this many selection batches (each is a journal row and a file every day).
+MAX_BATCHES = 100
+#: The session the batch schedule is checked against at load time (a normal 09:00 open).
+_REFERENCE_SESSION = Session(
+    dt.datetime(2026, 6, 4, 9, 0, tzinfo=KST), dt.datetime(2026, 6, 4, 15, 30, tzinfo=KST)
 )
 
 _PIPELINE_ENV_PREFIX = "HANTU_PIPELINE_"
@@ -137,6 +167,8 @@ class Settings:
     kis_state_dir: pathlib.Path | None
     credentials_file: pathlib.Path | None
     config_path: pathlib.Path | None
+    clock_warn_seconds: float = 5.0
+    clock_fail_seconds: float = 60.0
 
     @property
     def base_url(self) -> str:
@@ -231,14 +263,19 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
         raise SettingsError(f"cannot read configuration file {str(path)!r}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"configuration file {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(
+            f"configuration file {str(path)!r} is not UTF-8 text (a binary file?)"
+        ) from None
 
 
 _KNOWN_TABLES = {
-    "": {"data_dir", "log_level", "scheduler", "calendar", "pipeline", "jobs", "kis"},
+    "": {"data_dir", "log_level", "scheduler", "calendar", "pipeline", "jobs", "kis", "doctor"},
     "scheduler": {"batch_ids", "batch_count", "batch_interval_minutes", "incomplete_selection",
                   "times"},
     "calendar": {"extra_closures"},
     "kis": {"env", "base_url", "state_dir", "credentials_file"},
+    "doctor": {"clock_warn_seconds", "clock_fail_seconds"},
 }  # fmt: skip
 _SECRET_KEYS = {"app_key", "app_secret", "account", "appkey", "appsecret"}
 
@@ -272,13 +309,17 @@ def _int(name: str, value: object, minimum: int) -> int:
     return number
 
 
-def _float(name: str, value: object) -> float:
+def _float(name: str, value: object, maximum: float = 1e6) -> float:
+    """A positive, finite number no larger than *maximum* (``inf``, ``nan`` and ``1e308``
+    are refused here, before any arithmetic can overflow)."""
     try:
         number = float(str(value)) if not isinstance(value, bool) else -1.0
     except ValueError:
         number = -1.0
-    if not number > 0:
-        raise SettingsError(f"{name} must be a positive number, got {value!r}")
+    if not (math.isfinite(number) and 0 < number <= maximum):
+        raise SettingsError(
+            f"{name} must be a positive number no larger than {maximum:g}, got {value!r}"
+        )
     return number
 
 
@@ -338,7 +379,12 @@ def _batch_ids(scheduler: Mapping[str, Any], environ: Mapping[str, str]) -> tupl
     if count is not None and ids is not None:
         raise SettingsError("set either scheduler.batch_ids or scheduler.batch_count, not both")
     if count is not None:
-        return tuple(str(i) for i in range(1, _int("scheduler.batch_count", count, 1) + 1))
+        number = _int("scheduler.batch_count", count, 1)
+        if number > MAX_BATCHES:
+            raise SettingsError(
+                f"scheduler.batch_count must be at most {MAX_BATCHES}, got {number}"
+            )
+        return tuple(str(i) for i in range(1, number + 1))
     if ids is None:
         return SchedulerConfig().batch_ids
     if not isinstance(ids, list) or not ids:
@@ -349,7 +395,30 @@ def _batch_ids(scheduler: Mapping[str, Any], environ: Mapping[str, str]) -> tupl
         raise SettingsError(f"scheduler.batch_ids: {exc}") from None
     if len(set(result)) != len(result):
         raise SettingsError(f"scheduler.batch_ids has duplicates: {list(result)}")
+    if len(result) > MAX_BATCHES:
+        raise SettingsError(
+            f"scheduler.batch_ids lists {len(result)} batches; at most {MAX_BATCHES}"
+        )
     return result
+
+
+def _check_batches_fit(config: SchedulerConfig) -> None:
+    """Refuse a batch schedule that cannot finish before trading starts on a normal 09:00
+    session: the last batch starts at the selection start + (N-1) x interval and is given one
+    interval to finish (60 batches x 10 min used to leave trading never running)."""
+    selection = config.policy(SELECTION).start.resolve(_REFERENCE_SESSION)
+    trading = config.policy(TRADING).start.resolve(_REFERENCE_SESSION)
+    count = len(config.batch_ids)
+    end = selection + count * config.batch_interval
+    if end > trading:
+        minutes = config.batch_interval.total_seconds() / 60
+        raise SettingsError(
+            f"{count} selection batch(es) every {minutes:g} min from {selection:%H:%M} run "
+            f"until {end:%H:%M} (last start + one interval), after trading starts at "
+            f"{trading:%H:%M} on a normal 09:00 session: the selection could never complete "
+            "before the open; use fewer batches, a shorter scheduler.batch_interval_minutes or "
+            "an earlier scheduler.times.selection"
+        )
 
 
 def _scheduler(scheduler: Mapping[str, Any], environ: Mapping[str, str]) -> SchedulerConfig:
@@ -377,12 +446,34 @@ def _scheduler(scheduler: Mapping[str, Any], environ: Mapping[str, str]) -> Sche
                 f"unknown job {job!r} in [scheduler.times]; known jobs: {', '.join(JOB_ORDER)}"
             )
         policies[job] = attrs.evolve(DEFAULT_POLICIES[job], start=parse_at(job, value))
-    return SchedulerConfig(
+    config = SchedulerConfig(
         batch_ids=_batch_ids(scheduler, environ),
-        batch_interval=dt.timedelta(minutes=_float("scheduler.batch_interval_minutes", interval)),
+        batch_interval=dt.timedelta(
+            minutes=_float("scheduler.batch_interval_minutes", interval, maximum=24 * 60)
+        ),
         incomplete_selection=incomplete,
         policies=policies,
     )
+    _check_batches_fit(config)
+    return config
+
+
+def _clock_thresholds(table: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[float, float]:
+    _check_keys(table, "doctor")
+    warn = _float(
+        "doctor.clock_warn_seconds",
+        environ.get("HANTU_CLOCK_WARN_SECONDS") or table.get("clock_warn_seconds", 5),
+    )
+    fail = _float(
+        "doctor.clock_fail_seconds",
+        environ.get("HANTU_CLOCK_FAIL_SECONDS") or table.get("clock_fail_seconds", 60),
+    )
+    if fail < warn:
+        raise SettingsError(
+            f"doctor.clock_fail_seconds ({fail:g}) must not be below "
+            f"doctor.clock_warn_seconds ({warn:g})"
+        )
+    return warn, fail
 
 
 def _jobs(table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -456,6 +547,10 @@ def load_settings(
     if base_url is not None and not str(base_url).startswith(("http://", "https://")):
         raise SettingsError(f"kis.base_url must start with http:// or https://, got {base_url!r}")
     chosen_dir = data_dir or environ.get("HANTU_DATA_DIR") or data.get("data_dir", "./data")
+    state_dir = _path(environ.get("KIS_STATE_DIR") or kis.get("state_dir"))
+    if state_dir is not None and state_dir.exists() and not state_dir.is_dir():
+        raise SettingsError(f"kis.state_dir (KIS_STATE_DIR) {state_dir} is not a directory")
+    warn, fail = _clock_thresholds(_table(data, "doctor"), environ)
     settings = Settings(
         data_dir=pathlib.Path(str(chosen_dir)).expanduser(),
         log_level=level,
@@ -465,11 +560,13 @@ def load_settings(
         jobs=_jobs(_table(data, "jobs")),
         kis_env=env,
         kis_base_url=None if base_url is None else str(base_url),
-        kis_state_dir=_path(environ.get("KIS_STATE_DIR") or kis.get("state_dir")),
+        kis_state_dir=state_dir,
         credentials_file=_path(
             environ.get("HANTU_CREDENTIALS_FILE") or kis.get("credentials_file")
         ),
         config_path=config_path,
+        clock_warn_seconds=warn,
+        clock_fail_seconds=fail,
     )
     _check_mode_env(settings)
     settings.job_registry(settings.pipeline_config())  # every problem surfaces at load time
@@ -502,7 +599,15 @@ def _read_credentials_file(path: pathlib.Path) -> dict[str, str]:
             f"group or others read it; run: chmod 600 {path}"
         )
     values: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text_lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise SettingsError(
+            f"credentials file {str(path)!r} is not UTF-8 KEY=VALUE text (a binary file?)"
+        ) from None
+    except OSError as exc:
+        raise SettingsError(f"cannot read credentials file {str(path)!r}: {exc}") from None
+    for number, line in enumerate(text_lines, 1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -542,6 +647,10 @@ def load_credentials(
             f"missing credential(s) {', '.join(missing)}: set them in the environment or in a "
             "credentials file readable only by its owner (HANTU_CREDENTIALS_FILE, mode 0600)"
         )
-    return Credentials(
-        found["KIS_APP_KEY"], found["KIS_APP_SECRET"], found.get("KIS_ACCOUNT"), source
-    )
+    account = found.get("KIS_ACCOUNT")
+    if account is not None:
+        try:
+            parse_account(account)
+        except InvalidAccount as exc:  # the message shows the shape only, never the digits
+            raise SettingsError(f"KIS_ACCOUNT from {source}: {exc}") from None
+    return Credentials(found["KIS_APP_KEY"], found["KIS_APP_SECRET"], account, source)

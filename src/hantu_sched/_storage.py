@@ -8,22 +8,77 @@ Contract (tested against every implementation by one suite):
 - ``put_*`` is an upsert; once it returns, the write survives a crash of the process
   (:class:`SQLiteStorage` commits each call in its own transaction, WAL, ``synchronous=FULL``).
 - Reads of absent keys return ``None`` (or an empty collection), never raise.
+- A store that cannot be opened or read (a corrupt or unreadable SQLite file, a read-only
+  directory) raises :class:`StorageError` with one printable line, never a raw ``sqlite3`` error;
+  :class:`CorruptJournalError` when the file is not a usable database.
+
+Fencing (owner epochs). ``claim(owner)`` makes this storage object the data's only writer: it
+increments a persisted *owner epoch* and remembers the new value. From then on every ``put_*``
+checks, in the same transaction as the write, that the persisted epoch is still the remembered
+one; if another instance claimed since, the write is refused with :class:`DeposedError` and
+nothing is written. A storage object that never claimed writes unfenced (tests, tools).
+``check_owner()`` is the same check without a write. The idea carries over to a shared database
+(e.g. PostgreSQL with leases): the claim is an ``UPDATE owner SET epoch = epoch + 1`` under a
+lease, and every write is conditional on ``epoch = :mine`` in its transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import pathlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
+
+import attrs
 
 from ._journal import JobKey, JobRecord
 
-__all__ = ["MemoryStorage", "SQLiteStorage", "Storage"]
+__all__ = [
+    "CorruptJournalError",
+    "DeposedError",
+    "MemoryStorage",
+    "Owner",
+    "SQLiteStorage",
+    "Storage",
+    "StorageError",
+    "set_aside_journal",
+]
 
 DEFAULT_DB_NAME = "hantu_sched.sqlite3"
+
+
+class StorageError(RuntimeError):
+    """The store cannot be opened, read or written: one printable line, no traceback needed."""
+
+
+class CorruptJournalError(StorageError):
+    """The SQLite file is not a usable database (corrupt, truncated, not SQLite at all)."""
+
+    def __init__(self, path: pathlib.Path, detail: str) -> None:
+        super().__init__(
+            f"journal {path} is corrupt ({detail}); it is kept as is: move it aside with "
+            "`hantu_sched run --set-aside-corrupt-journal` (recovery then rebuilds the day from "
+            "the batch files) or restore it from a backup"
+        )
+        self.path = path
+
+
+class DeposedError(StorageError):
+    """Another scheduler instance claimed the data after this one: this instance must stop
+    without running or sending anything more. Nothing was written."""
+
+
+@attrs.frozen
+class Owner:
+    """The persisted owner claim: ``epoch`` increments with every claim."""
+
+    epoch: int
+    owner: str
+    claimed_at: str
 
 
 def _dump(payload: Any) -> str:
@@ -35,6 +90,15 @@ def _dump(payload: Any) -> str:
 
 def _order(record: JobRecord) -> tuple[str, str]:
     return (record.key.job, record.key.batch or "")
+
+
+def _deposed(mine: int, current: Owner | None) -> DeposedError:
+    who = "nobody" if current is None else f"{current.owner} at {current.claimed_at}"
+    now = "no claim" if current is None else f"epoch {current.epoch}"
+    return DeposedError(
+        f"this scheduler (owner epoch {mine}) was deposed: the data directory was claimed by "
+        f"{who} ({now}); stopping without running or sending anything more"
+    )
 
 
 @runtime_checkable
@@ -61,11 +125,21 @@ class Storage(Protocol):
 
     def list_records(self, kind: str) -> dict[str, Any]: ...
 
+    def claim(self, owner: str, now: dt.datetime) -> int: ...
+
+    def check_owner(self) -> None: ...
+
+    def owner(self) -> Owner | None: ...
+
     def close(self) -> None: ...
 
 
 class MemoryStorage:
-    """In-process storage for tests; payloads are stored as JSON text, like SQLite's."""
+    """In-process storage for tests; payloads are stored as JSON text, like SQLite's.
+
+    The owner epoch lives in the object, so a claim on it fences nothing but itself: one
+    process's objects share nothing. :class:`SQLiteStorage` objects on one file fence each other.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -73,6 +147,29 @@ class MemoryStorage:
         self._selection: dict[tuple[dt.date, str], str] = {}
         self._watchlist: dict[dt.date, str] = {}
         self._records: dict[tuple[str, str], str] = {}
+        self._owner: Owner | None = None
+        self._mine: int | None = None
+
+    def claim(self, owner: str, now: dt.datetime) -> int:
+        """Increment the owner epoch and remember it (see the module docstring)."""
+        with self._lock:
+            epoch = (self._owner.epoch if self._owner else 0) + 1
+            self._owner = Owner(epoch, owner, now.isoformat())
+            self._mine = epoch
+        return epoch
+
+    def owner(self) -> Owner | None:
+        with self._lock:
+            return self._owner
+
+    def check_owner(self) -> None:
+        with self._lock:
+            self._fence()
+
+    def _fence(self) -> None:
+        """Raise :class:`DeposedError` if this object claimed and was deposed (lock held)."""
+        if self._mine is not None and (self._owner is None or self._owner.epoch != self._mine):
+            raise _deposed(self._mine, self._owner)
 
     def get_job(self, key: JobKey) -> JobRecord | None:
         with self._lock:
@@ -82,6 +179,7 @@ class MemoryStorage:
     def put_job(self, record: JobRecord) -> None:
         text = _dump(record.to_dict())
         with self._lock:
+            self._fence()
             self._jobs[record.key] = text
 
     def list_jobs(self, trading_date: dt.date) -> list[JobRecord]:
@@ -92,6 +190,7 @@ class MemoryStorage:
     def put_selection(self, trading_date: dt.date, batch_id: str, payload: Any) -> None:
         text = _dump(payload)
         with self._lock:
+            self._fence()
             self._selection[(trading_date, batch_id)] = text
 
     def get_selection(self, trading_date: dt.date) -> dict[str, Any]:
@@ -102,6 +201,7 @@ class MemoryStorage:
     def put_watchlist(self, trading_date: dt.date, payload: Any) -> None:
         text = _dump(payload)
         with self._lock:
+            self._fence()
             self._watchlist[trading_date] = text
 
     def get_watchlist(self, trading_date: dt.date) -> Any | None:
@@ -112,6 +212,7 @@ class MemoryStorage:
     def put_record(self, kind: str, key: str, payload: Any) -> None:
         text = _dump(payload)
         with self._lock:
+            self._fence()
             self._records[(kind, key)] = text
 
     def get_record(self, kind: str, key: str) -> Any | None:
@@ -142,7 +243,23 @@ CREATE TABLE IF NOT EXISTS watchlist (
     trading_date TEXT PRIMARY KEY, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS owner (
+    id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL, owner TEXT NOT NULL,
+    claimed_at TEXT NOT NULL);
 """
+
+#: sqlite3 messages that mean "this file is not a usable database".
+_CORRUPT_MARKERS = ("not a database", "malformed", "disk image", "file is encrypted")
+
+
+def _storage_error(path: pathlib.Path, exc: sqlite3.Error) -> StorageError:
+    detail = str(exc) or type(exc).__name__
+    if any(marker in detail.lower() for marker in _CORRUPT_MARKERS):
+        return CorruptJournalError(path, detail)
+    hint = ""
+    if "readonly" in detail.lower() or "unable to open" in detail.lower():
+        hint = " (is the data directory writable by this user?)"
+    return StorageError(f"journal {path}: {detail}{hint}")
 
 
 class SQLiteStorage:
@@ -150,27 +267,82 @@ class SQLiteStorage:
 
     *path* is the database file, or a directory in which ``hantu_sched.sqlite3`` is used. Each
     write is its own committed transaction. Safe to share between threads of one process; for
-    several processes SQLite's own locking applies (the scheduler holds a per-directory lock).
+    several processes SQLite's own locking applies (the scheduler holds a per-directory lock and
+    fences writes with :meth:`claim`). ``read_only=True`` opens an existing file without
+    creating or changing anything (for ``status``, ``recover --dry-run`` and ``doctor``); its
+    writes raise :class:`StorageError`. Open failures raise :class:`StorageError` /
+    :class:`CorruptJournalError`.
     """
 
-    def __init__(self, path: str | pathlib.Path) -> None:
+    def __init__(self, path: str | pathlib.Path, *, read_only: bool = False) -> None:
         target = pathlib.Path(path)
         if target.is_dir():
             target = target / DEFAULT_DB_NAME
-        target.parent.mkdir(parents=True, exist_ok=True)
         self.path = target
+        self.read_only = read_only
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
+        self._mine: int | None = None
+        try:
+            self._conn = self._connect(target, read_only)
+        except sqlite3.Error as exc:
+            raise _storage_error(target, exc) from None
+        except OSError as exc:
+            raise StorageError(f"journal {target}: {exc.strerror or exc}") from None
+
+    @staticmethod
+    def _connect(target: pathlib.Path, read_only: bool) -> sqlite3.Connection:
+        if read_only:
+            if not target.exists():
+                raise sqlite3.OperationalError("unable to open database file (it does not exist)")
+            uri = f"{target.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            except sqlite3.OperationalError:
+                conn.close()  # a WAL file in a read-only directory: read the file as immutable
+                uri = f"{target.resolve().as_uri()}?immutable=1"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            return conn
+        target.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
             str(target), isolation_level=None, check_same_thread=False, timeout=30.0
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _storage_error(self.path, exc) from None
+
+    def _owner_row(self) -> Owner | None:
+        try:
+            rows = self._conn.execute("SELECT epoch, owner, claimed_at FROM owner").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None  # a journal written before owner epochs existed
+            raise
+        return Owner(int(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        with self._lock:
+        if self.read_only:
+            raise StorageError(f"journal {self.path} is open read-only")
+        with self._lock, self._errors():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                if self._mine is not None:
+                    current = self._owner_row()
+                    if current is None or current.epoch != self._mine:
+                        raise _deposed(self._mine, current)
                 self._conn.execute(sql, params)
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -178,8 +350,53 @@ class SQLiteStorage:
             self._conn.execute("COMMIT")
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with self._lock, self._errors():
             return list(self._conn.execute(sql, params).fetchall())
+
+    def claim(self, owner: str, now: dt.datetime) -> int:
+        """Increment the persisted owner epoch and remember it: from now on a write fails with
+        :class:`DeposedError` once another object claims (see the module docstring)."""
+        if self.read_only:
+            raise StorageError(f"journal {self.path} is open read-only")
+        with self._lock, self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                current = self._owner_row()
+                epoch = (current.epoch if current else 0) + 1
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO owner (id, epoch, owner, claimed_at) "
+                    "VALUES (1, ?, ?, ?)",
+                    (epoch, owner, now.isoformat()),
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            self._mine = epoch
+        return epoch
+
+    def owner(self) -> Owner | None:
+        """The persisted claim, if any."""
+        with self._lock, self._errors():
+            return self._owner_row()
+
+    def check_owner(self) -> None:
+        """Raise :class:`DeposedError` if this object claimed and another claimed since."""
+        if self._mine is None:
+            return
+        current = self.owner()
+        if current is None or current.epoch != self._mine:
+            raise _deposed(self._mine, current)
+
+    def integrity_problem(self) -> str | None:
+        """``PRAGMA quick_check``'s complaint, or ``None`` if the file is sound."""
+        with self._lock:
+            try:
+                rows = self._conn.execute("PRAGMA quick_check").fetchall()
+            except sqlite3.Error as exc:
+                return str(exc) or type(exc).__name__
+        text = "; ".join(str(r[0]) for r in rows[:3])
+        return None if text == "ok" else text
 
     def get_job(self, key: JobKey) -> JobRecord | None:
         rows = self._read(
@@ -245,3 +462,19 @@ class SQLiteStorage:
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({str(self.path)!r})"
+
+
+def set_aside_journal(path: pathlib.Path, now: dt.datetime) -> pathlib.Path:
+    """Rename the journal *path* (and its ``-wal``/``-shm`` companions) to
+    ``<name>.<UTC timestamp>.corrupt`` so a fresh journal can be created; never deletes or
+    overwrites anything. Returns the new name of the main file."""
+    stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.{stamp}.corrupt")
+    if target.exists():
+        raise StorageError(f"{target} already exists; not overwriting it")
+    path.rename(target)
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.rename(target.with_name(target.name + suffix))
+    return target

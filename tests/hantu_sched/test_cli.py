@@ -281,7 +281,9 @@ def test_status_json_shape(
     assert set(report) == {
         "now",
         "data_dir",
+        "scheduler",
         "journal",
+        "journal_problem",
         "trading_date",
         "session",
         "closed_reason",
@@ -451,6 +453,7 @@ def test_doctor_all_ok_against_loopback(
         "jobs",
         "credentials",
         "data_dir",
+        "journal",
         "state_dir",
         "token",
         "clock",
@@ -460,7 +463,8 @@ def test_doctor_all_ok_against_loopback(
     assert all(line.startswith(("OK", "WARN")) for line in lines[:-1])
     assert f"127.0.0.1:{server.port}" in out and "reachable" in out
     assert "universe 2 codes" in out
-    assert lines[-1] == "9 checks: 0 failed, 0 warnings"
+    assert "the gateway (from" in out  # measured against the fake's HTTP Date header
+    assert lines[-1] == "10 checks: 0 failed, 0 warnings"
 
 
 def test_doctor_fails_on_open_state_dir_unreachable_url_and_missing_credentials(

@@ -15,7 +15,7 @@ EXPECTED = {
     "KRXCalendar", "MemoryStorage", "RecoveryManager", "RecoveryState", "SQLiteStorage",
     "SchedulerAlreadyRunningError", "SchedulerConfig", "Session", "Storage", "SystemClock",
     "TradingCalendar", "__version__", "batch_health", "build_day_plan", "gather_state",
-    "is_batch_complete",
+    "is_batch_complete", "CorruptJournalError", "DeposedError", "Owner", "StorageError",
 }  # fmt: skip
 
 

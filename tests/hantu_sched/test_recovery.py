@@ -80,13 +80,23 @@ def test_screening_boundary_0559_0600() -> None:
     assert kind(after, "selection", NORMAL, "1") is ActionKind.WAIT
 
 
-def test_screening_skipped_when_selection_data_exists() -> None:
-    state = RecoveryState(batches={"1": BatchHealth.VALID})
-    actions = plan(at(NORMAL, "06:30"), state)
+def test_screening_adopted_when_its_output_or_the_whole_selection_exists() -> None:
+    complete = RecoveryState(batches=dict.fromkeys(("1", "2", "3", "4"), BatchHealth.VALID))
+    actions = plan(at(NORMAL, "06:30"), complete)
     assert kind(actions, "screening", NORMAL) is ActionKind.ADOPT
     assert "valid batch files" in actions[("screening", None, NORMAL)].reason
+    stored = RecoveryState(has_watchlist=True)
+    assert kind(plan(at(NORMAL, "06:30"), stored), "screening", NORMAL) is ActionKind.ADOPT
+
+
+def test_screening_reruns_when_batches_remain_and_no_watchlist_is_stored() -> None:
+    """Evidence must be what the next job reads: the remaining batches read the watchlist."""
+    partial = RecoveryState(batches={"1": BatchHealth.VALID})
+    actions = plan(at(NORMAL, "06:30"), partial)
+    assert kind(actions, "screening", NORMAL) is ActionKind.RUN
+    assert kind(actions, "selection", NORMAL, "1") is ActionKind.ADOPT
     rows = RecoveryState(selection_rows=frozenset({"2"}))
-    assert kind(plan(at(NORMAL, "06:30"), rows), "screening", NORMAL) is ActionKind.ADOPT
+    assert kind(plan(at(NORMAL, "06:30"), rows), "screening", NORMAL) is ActionKind.RUN
 
 
 def test_screening_done_without_evidence_reruns() -> None:
@@ -146,8 +156,8 @@ def test_unfinished_trading_reconciles_then_resumes_until_1530(state: JobState) 
     assert action.kind is ActionKind.RECONCILE
     assert "reconcile" in action.reason
     closed = plan(at(NORMAL, "15:30"), evidence)[("trading", None, NORMAL)]
-    assert closed.kind is ActionKind.SKIP
-    assert closed.record
+    assert closed.kind is ActionKind.RECONCILE  # reconciled, then done at close (issue 9, 14)
+    assert "done at the close" in closed.reason
     reconciled = [*done_morning(NORMAL), row("trading", NORMAL, JobState.PENDING, attempts=1)]
     resumed = plan(at(NORMAL, "15:29"), RecoveryState.of(reconciled, batches=VALID))
     assert kind(resumed, "trading", NORMAL) is ActionKind.RESUME
@@ -257,3 +267,50 @@ def test_failed_job_retries_after_delay_then_gives_up() -> None:
 def test_plan_requires_aware_now() -> None:
     with pytest.raises(ValueError, match="aware"):
         RecoveryManager(SchedulerConfig(), CAL).plan(dt.datetime(2026, 9, 28, 9), RecoveryState())
+
+
+@pytest.mark.parametrize("attempts", [1, 2])
+def test_a_crashed_idempotent_job_runs_again_while_attempts_remain(attempts: int) -> None:
+    state = RecoveryState.of([row("screening", NORMAL, JobState.RUNNING, attempts)])
+    assert kind(plan(at(NORMAL, "06:30"), state), "screening", NORMAL) is ActionKind.RUN
+
+
+def test_rule_21a_a_crashed_job_at_max_attempts_gives_up_and_records_it() -> None:
+    state = RecoveryState.of([row("screening", NORMAL, JobState.RUNNING, 3)])
+    action = plan(at(NORMAL, "06:30"), state)[("screening", None, NORMAL)]
+    assert action.kind is ActionKind.SKIP and action.record
+    assert "gave up: 3/3 attempts used" in action.reason
+    assert "the process died" in action.reason
+
+
+def test_rule_21a_side_effecting_job_that_crashed_at_max_attempts_gives_up() -> None:
+    crashed = RecoveryState.of(
+        [*done_morning(NORMAL), row("trading", NORMAL, JobState.RUNNING, 3)], batches=VALID
+    )
+    action = plan(at(NORMAL, "11:00"), crashed)[("trading", None, NORMAL)]
+    assert action.kind is ActionKind.SKIP and action.record
+    assert "gave up: 3/3" in action.reason
+
+
+def test_graceful_stops_never_use_up_attempts_of_a_side_effecting_job() -> None:
+    stopped = RecoveryState.of(
+        [*done_morning(NORMAL), row("trading", NORMAL, JobState.PENDING, 3)], batches=VALID
+    )
+    assert kind(plan(at(NORMAL, "11:00"), stopped), "trading", NORMAL) is ActionKind.RESUME
+
+
+def test_rules_17a_17b_trading_unfinished_at_the_close_is_reconciled_then_done_at_close() -> None:
+    running = RecoveryState.of(
+        [*done_morning(NORMAL), row("trading", NORMAL, JobState.RUNNING)], batches=VALID
+    )
+    first = plan(at(NORMAL, "15:30:01"), running)[("trading", None, NORMAL)]
+    assert first.kind is ActionKind.RECONCILE
+    reconciled = RecoveryState.of(
+        [*done_morning(NORMAL), row("trading", NORMAL, JobState.PENDING)], batches=VALID
+    )
+    second = plan(at(NORMAL, "15:30:02"), reconciled)[("trading", None, NORMAL)]
+    assert second.kind is ActionKind.ADOPT and second.record
+    assert "done at close" in second.reason
+    never_started = RecoveryState.of(done_morning(NORMAL), batches=VALID)
+    missed = plan(at(NORMAL, "15:30"), never_started)[("trading", None, NORMAL)]
+    assert missed.kind is ActionKind.SKIP and "missed" in missed.reason

@@ -18,6 +18,7 @@ from hantu_sched import (
     At,
     FakeClock,
     IntegratedScheduler,
+    Job,
     JobContext,
     JobKey,
     JobPolicy,
@@ -353,3 +354,34 @@ def test_all_default_jobs_must_be_registered(tmp_path: pathlib.Path) -> None:
         IntegratedScheduler(
             SchedulerConfig(), MemoryStorage(), FakeClock(), {k: v.run for k, v in jobs.items()}
         )
+
+
+def test_a_job_of_a_deposed_scheduler_stops_at_its_next_stop_check(tmp_path: pathlib.Path) -> None:
+    from hantu_sched._storage import DeposedError
+
+    storage = SQLiteStorage(tmp_path)
+    intruder = SQLiteStorage(tmp_path)
+    log = JobLog()
+
+    def wrap(name: str, job: Job) -> Job:
+        if name != "trading":
+            return job
+
+        def trading(ctx: JobContext) -> None:
+            intruder.claim("intruder", ctx.clock.now())
+            ctx.check_stop()  # reads as stopped: this instance was deposed
+            job(ctx)
+
+        return trading
+
+    sched = make(FakeClock(at(NORMAL, "05:00")), storage, tmp_path, log, wrap=wrap)
+    try:
+        with pytest.raises(DeposedError):
+            sched.run(until=end_of(NORMAL))
+        record = intruder.get_job(JobKey("trading", NORMAL))
+    finally:
+        storage.close()
+        intruder.close()
+    assert record is not None and record.state is JobState.RUNNING  # nothing more was written
+    assert not [e for e in log.events if e.job in ("trading", "market_close", "performance")]
+    assert not DataDirLock(tmp_path).held

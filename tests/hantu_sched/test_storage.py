@@ -7,7 +7,7 @@ import os
 import pathlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -104,3 +104,53 @@ def test_sqlite_uses_wal(tmp_path: pathlib.Path) -> None:
     mode = store._conn.execute("PRAGMA journal_mode").fetchone()[0]
     store.close()
     assert mode == "wal"
+
+
+def test_claim_fences_writes_of_a_deposed_sqlite_storage(tmp_path: pathlib.Path) -> None:
+    from hantu_sched._storage import DeposedError
+
+    first, second = SQLiteStorage(tmp_path), SQLiteStorage(tmp_path)
+    try:
+        assert first.claim("first", T) == 1
+        first.put_record("k", "a", 1)
+        assert second.claim("second", T) == 2
+        record = JobRecord(JobKey("trading", DAY), JobState.DONE, 1)
+        writes: list[Callable[[], None]] = [
+            lambda: first.put_job(record),
+            lambda: first.put_record("k", "b", 2),
+            lambda: first.put_selection(DAY, "1", []),
+            lambda: first.put_watchlist(DAY, []),
+            first.check_owner,
+        ]
+        for write in writes:
+            with pytest.raises(DeposedError, match=r"deposed.*second"):
+                write()
+        assert first.get_job(record.key) is None and first.get_record("k", "b") is None
+        second.put_job(record)
+        owner = first.owner()
+        assert owner is not None and (owner.epoch, owner.owner) == (2, "second")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_unclaimed_storage_writes_unfenced(storage: Storage) -> None:
+    storage.put_record("k", "a", 1)
+    storage.check_owner()
+    assert storage.owner() is None
+    assert storage.claim("me", T) == 1
+    storage.put_record("k", "b", 2)
+    assert storage.claim("me again", T) == 2  # the same object re-claims (a restart in-process)
+    storage.put_record("k", "c", 3)
+
+
+def test_corrupt_file_is_a_one_line_storage_error(tmp_path: pathlib.Path) -> None:
+    from hantu_sched._storage import CorruptJournalError
+
+    path = tmp_path / "hantu_sched.sqlite3"
+    path.write_bytes(b"not sqlite" * 100)
+    for read_only in (False, True):
+        with pytest.raises(CorruptJournalError) as info:
+            SQLiteStorage(path, read_only=read_only)
+        assert "\n" not in str(info.value) and "corrupt" in str(info.value)
+    assert path.read_bytes() == b"not sqlite" * 100
