@@ -3,18 +3,14 @@ and fresh creation. Every test drives the real client against the fake KIS."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import pathlib
 import re
-import shutil
 import stat
-import subprocess
 import threading
-from collections.abc import Iterator
 
 import pytest
 

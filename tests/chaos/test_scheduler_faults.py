@@ -520,6 +520,8 @@ def test_item_3_doctor_measures_the_clock_offset_against_the_gateway(
     if skew:
         # The gateway's clock is frozen while ours runs on, so the measured figure can only grow
         # with the time the test takes; it is read from the line, not matched as text.
-        measured = float(re.search(r"(\d+(?:\.\d+)?) ?s", line.split("clock", 1)[1]).group(1))
+        figure = re.search(r"(\d+(?:\.\d+)?) ?s", line.split("clock", 1)[1])
+        assert figure is not None, line
+        measured = float(figure.group(1))
         assert abs(skew) - 1 <= measured <= abs(skew) + 30, line
         assert ("behind" if skew > 0 else "ahead of") in line
