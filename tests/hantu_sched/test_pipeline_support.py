@@ -30,7 +30,7 @@ from hantu_sched import (
 )
 from hantu_sched.pipeline import KIS_ASYNC_SERVICE, KIS_SERVICE, UNIVERSE_SERVICE
 from kisclient import AsyncKISClient, KISClient, RetryPolicy
-from kisclient.testing import FakeApp, FakeKIS
+from kisclient.testing import FakeApp, FakeKIS, OffsetClock
 
 #: A Thursday, a regular 09:00-15:30 KRX session.
 DAY = dt.date(2026, 11, 26)
@@ -136,10 +136,13 @@ def make_harness(
     storage: Storage | None = None,
     universe: bool = True,
     universe_size: int = 120,
+    kis_offset_s: float = 0.0,
 ) -> Harness:
+    """A paper (or real) account on the fake; *kis_offset_s* sets KIS's clock that many seconds
+    ahead of this host's (negative: behind)."""
     clock = clock or FakeClock(start or at("10:00"))
     fake = FakeKIS(
-        clock=clock,
+        clock=OffsetClock(clock, kis_offset_s) if kis_offset_s else clock,
         seed=11,
         universe_size=universe_size,
         rate_limits={"real": None, "paper": None},

@@ -242,6 +242,24 @@ def test_trading_waits_for_the_open(tmp_path: pathlib.Path) -> None:
         harness.close()
 
 
+@pytest.mark.parametrize("behind_s", [3, 300])
+def test_a_host_clock_ahead_of_kis_waits_for_the_open_on_kis_clock(
+    tmp_path: pathlib.Path, behind_s: int
+) -> None:
+    """KIS's clock runs *behind_s* s behind the host's: orders go out after KIS's open, not at
+    the host's 09:00 into a "market closed" refusal that would end the day's trading."""
+    harness = make_harness(tmp_path, start=at("08:30"), kis_offset_s=-behind_s)
+    try:
+        select(harness, 2)
+        TradingJob(PipelineConfig(trading_mode="paper", top_n=2))(harness.ctx("trading"))
+        orders = harness.fake.orders(harness.app.app_key)
+        assert len(orders) == 2, harness.record(RECORD_TRADING)
+        assert all(o.time >= at("09:00") for o in orders)  # the fake stamps on KIS's clock
+        assert harness.record(RECORD_TRADING)["skipped"] == {}
+    finally:
+        harness.close()
+
+
 def test_after_the_close_trading_does_nothing(tmp_path: pathlib.Path) -> None:
     harness = make_harness(tmp_path, start=at("15:45"))
     try:

@@ -148,6 +148,7 @@ class TradingJob:
             log.info("waiting for the open at %s", ctx.session.open.strftime("%H:%M"))
             ctx.sleep_until(ctx.session.open)
         day = reconcile_day(ctx, kis)
+        self._wait_for_the_open_on_kis_clock(ctx, kis)
         if ctx.resume:
             log.warning(
                 "resuming after an unfinished run: %d code(s) already ordered today, %d record(s) "
@@ -164,6 +165,28 @@ class TradingJob:
         run.finished_at = ctx.clock.now().isoformat()
         self._save(ctx, run)
         log.info("trading done at the close: %d order(s) placed", len(run.placed))
+
+    @staticmethod
+    def _wait_for_the_open_on_kis_clock(ctx: JobContext, kis: KISClient) -> None:
+        """Wait until the session is open on KIS's clock, not only on this host's.
+
+        A host clock ahead of KIS by even a second sends the first orders before KIS's open,
+        and KIS refuses them as "market closed", which ends the day's placing. The offset is
+        the client's (measured from the answers' ``Date`` header, which reads KIS's time
+        rounded down, so the wait errs late, never early); ``None`` means nothing was measured.
+        """
+        offset = kis.clock_offset
+        if offset is None or offset >= 0:
+            return
+        open_here = ctx.session.open - dt.timedelta(seconds=offset)
+        if ctx.clock.now() < open_here:
+            ctx.logger.info(
+                "this host's clock is %.1f s ahead of KIS's: waiting for the open on KIS's clock "
+                "(%s here)",
+                -offset,
+                open_here.strftime("%H:%M:%S"),
+            )
+            ctx.sleep_until(open_here)
 
     # --- placing ---
 
