@@ -2,6 +2,7 @@
 
 nox -s tests       the whole suite (what CI runs)
 nox -s property    hypothesis with the long profile
+nox -s chaos       the randomized soak of issue 9, long (200 in-process + 10 real-process seeds)
 nox -s lint        ruff
 nox -s typecheck   mypy --strict over both packages and the tests
 nox -s build       both wheels, their contents, and kisclient installed alone
@@ -53,6 +54,26 @@ def property(session: nox.Session) -> None:
         "property",
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "long"},
+    )
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """The chaos tests with the soak's long profile: CHAOS_SEEDS in-process simulated days
+    (default 200) and CHAOS_PROCESS_SEEDS real-process days (default 10); CHAOS_SEED=N reruns
+    one seed. The default test run has a short version (5 + 1 seeds)."""
+    _install_project(session)
+    session.install(*TEST_DEPS)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/chaos",
+        *session.posargs,
+        env={
+            "CHAOS_SEEDS": os.environ.get("CHAOS_SEEDS", "200"),
+            "CHAOS_PROCESS_SEEDS": os.environ.get("CHAOS_PROCESS_SEEDS", "10"),
+        },
     )
 
 

@@ -10,6 +10,10 @@ a ``kill -9`` would land) and a new scheduler is built on the same SQLite journa
 directory; its recovery plan is printed with the reason for every decision.
 
 The result is complete iff every unit of the day plan ends ``done`` in the journal.
+
+:class:`SimHooks` lets a harness (the chaos soak in ``tests/chaos``) change the clock, the fake
+server and the transports, and act before each scheduler instance starts; the defaults are the
+behaviour described above.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 import attrs
+import httpx
 
 from kisclient import AsyncKISClient, KISClient
 from kisclient.testing import FakeApp, FakeKIS
@@ -43,6 +48,7 @@ __all__ = [
     "SIM_START",
     "SimClock",
     "SimEvent",
+    "SimHooks",
     "SimulationError",
     "SimulationResult",
     "is_crash",
@@ -128,6 +134,33 @@ class SimulationResult:
     def of(self, kind: str) -> list[SimEvent]:
         """Events of *kind*."""
         return [e for e in self.events if e.kind == kind]
+
+
+class SimHooks:
+    """Extension points of :func:`simulate_day`; every default keeps its normal behaviour.
+
+    A harness subclasses this to skew the fake server's clock, inject faults or crashes from
+    inside a transport, or tamper with the data directory between scheduler instances.
+    """
+
+    def make_clock(self, start: dt.datetime) -> SimClock:
+        """The simulation's clock (the scheduler's and the clients'), starting at *start*."""
+        return SimClock(start)
+
+    def make_fake(self, clock: SimClock, seed: int, universe_size: int) -> FakeKIS:
+        """The in-process fake KIS server (by default on the simulation's *clock*)."""
+        return FakeKIS(clock=clock, seed=seed, universe_size=universe_size)
+
+    def transport(self, fake: FakeKIS) -> httpx.BaseTransport:
+        """The sync transport of each instance's :class:`~kisclient.KISClient`."""
+        return fake.transport()
+
+    def async_transport(self, fake: FakeKIS) -> httpx.AsyncBaseTransport:
+        """The async transport of each :class:`~kisclient.AsyncKISClient` the jobs build."""
+        return fake.async_transport()
+
+    def before_instance(self, instance: int, data_dir: pathlib.Path) -> None:
+        """Called before scheduler instance number *instance* (1, 2, ...) is built."""
 
 
 def is_crash(exc: BaseException) -> bool:
@@ -320,13 +353,16 @@ def simulate_day(
     pipeline: dict[str, Any] | None = None,
     out: TextIO | None = None,
     fresh: bool = True,
+    hooks: SimHooks | None = None,
 ) -> SimulationResult:
     """Simulate *trading_date* (see the module docstring) and return what happened.
 
     *make_jobs* builds the job registry (default: the default pipeline in paper mode with
     *pipeline* settings, universe from the fake server). The data directory is prepared with
-    :func:`prepare_data_dir` when *fresh*.
+    :func:`prepare_data_dir` when *fresh*. *hooks* customise the clock, the fake server, the
+    transports and what happens before each instance (see :class:`SimHooks`).
     """
+    hooks = hooks or SimHooks()
     calendar = calendar or KRXCalendar()
     config = config or SchedulerConfig()
     wall = time.perf_counter()
@@ -339,7 +375,7 @@ def simulate_day(
             raise SimulationError(
                 f"--restart-at {crash:%H:%M} is outside the simulated day ({SIM_START:%H:%M}–24:00)"
             )
-    clock = SimClock(start)
+    clock = hooks.make_clock(start)
     timeline = _Timeline(clock, out, result)
     session = calendar.session(trading_date)
     if session is None:
@@ -354,7 +390,7 @@ def simulate_day(
     result.session = session
     if fresh:
         prepare_data_dir(data_dir)
-    fake = FakeKIS(clock=clock, seed=seed, universe_size=universe_size)
+    fake = hooks.make_fake(clock, seed, universe_size)
     app = fake.add_app(env="paper")
     state_dir = data_dir / "kis-state"
     state_dir.mkdir(mode=0o700, exist_ok=True)
@@ -363,7 +399,7 @@ def simulate_day(
     with _captured_logs(timeline) as handler:
         try:
             _run_instances(clock, crashes, end, fake, app, state_dir, config, calendar, wrapped,
-                           data_dir, timeline, result)  # fmt: skip
+                           data_dir, timeline, result, hooks)  # fmt: skip
         finally:
             result.warnings = dict(handler.repeats)
     storage = SQLiteStorage(data_dir / DEFAULT_DB_NAME)
@@ -415,9 +451,9 @@ def _default_jobs(pipeline: dict[str, Any]) -> Callable[[], JobRegistry]:
     return make
 
 
-def _services(fake: FakeKIS, app: FakeApp, state_dir: pathlib.Path, clock: SimClock) -> tuple[
-    dict[str, Any], KISClient
-]:  # fmt: skip
+def _services(
+    fake: FakeKIS, app: FakeApp, state_dir: pathlib.Path, clock: SimClock, hooks: SimHooks
+) -> tuple[dict[str, Any], KISClient]:
     common: dict[str, Any] = {
         "app_key": app.app_key,
         "app_secret": app.app_secret,
@@ -426,10 +462,10 @@ def _services(fake: FakeKIS, app: FakeApp, state_dir: pathlib.Path, clock: SimCl
         "state_dir": state_dir,
         "clock": clock,
     }
-    kis = KISClient(**common, transport=fake.transport())
+    kis = KISClient(**common, transport=hooks.transport(fake))
 
     def make_async() -> AsyncKISClient:
-        return AsyncKISClient(**common, transport=fake.async_transport())
+        return AsyncKISClient(**common, transport=hooks.async_transport(fake))
 
     return {"kis": kis, "kis_async": make_async, "universe": fake.universe}, kis
 
@@ -447,14 +483,16 @@ def _run_instances(
     data_dir: pathlib.Path,
     timeline: _Timeline,
     result: SimulationResult,
+    hooks: SimHooks,
 ) -> None:
     pending = list(crashes)
     instance = 0
     while True:
         instance += 1
         clock.crash_at = pending.pop(0) if pending else None
+        hooks.before_instance(instance, data_dir)
         storage = SQLiteStorage(data_dir / DEFAULT_DB_NAME)
-        services, kis = _services(fake, app, state_dir, clock)
+        services, kis = _services(fake, app, state_dir, clock, hooks)
         try:
             scheduler = IntegratedScheduler(
                 config, storage, clock, jobs, calendar, data_dir, services=services

@@ -10,17 +10,21 @@ import pathlib
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from hantu_sched import JOB_ORDER, JobContext, JobRegistry, JobState, SQLiteStorage
 from hantu_sched._simulate import (
     MARKER,
+    SimClock,
+    SimHooks,
     SimulationError,
     SimulationResult,
     prepare_data_dir,
     simulate_day,
 )
 from hantu_sched.pipeline import PipelineConfig, default_jobs
+from kisclient.testing import FakeKIS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 6, 4)  # a Thursday, regular 09:00-15:30 session
@@ -193,6 +197,47 @@ def test_failing_job_makes_the_day_incomplete(tmp_path: pathlib.Path) -> None:
     assert perf.state is JobState.FAILED and perf.attempts == 3
     assert "report disk full" in (perf.error or "")
     assert len([e for e in result.of("failed") if e.label == "performance"]) == 3
+
+
+class _RecordingHooks(SimHooks):
+    """Default behaviour, recording what simulate_day asked for."""
+
+    def __init__(self) -> None:
+        self.clocks: list[SimClock] = []
+        self.fakes: list[FakeKIS] = []
+        self.transports = 0
+        self.instances: list[int] = []
+
+    def make_clock(self, start: dt.datetime) -> SimClock:
+        self.clocks.append(super().make_clock(start))
+        return self.clocks[-1]
+
+    def make_fake(self, clock: SimClock, seed: int, universe_size: int) -> FakeKIS:
+        assert clock is self.clocks[0] and universe_size == 60
+        self.fakes.append(super().make_fake(clock, seed, universe_size))
+        return self.fakes[-1]
+
+    def transport(self, fake: FakeKIS) -> httpx.BaseTransport:
+        self.transports += 1
+        return super().transport(fake)
+
+    def before_instance(self, instance: int, data_dir: pathlib.Path) -> None:
+        assert (data_dir / MARKER).exists()
+        self.instances.append(instance)
+
+
+def test_hooks_build_the_clock_fake_and_transports_and_see_every_instance(
+    tmp_path: pathlib.Path,
+) -> None:
+    hooks = _RecordingHooks()
+    result = simulate_day(
+        DAY, tmp_path / "sim", restart_at=[dt.time(11, 0)], universe_size=60, hooks=hooks
+    )
+    assert result.complete and result.restarts == 1
+    assert len(hooks.clocks) == 1 and len(hooks.fakes) == 1
+    assert hooks.instances == [1, 2] and hooks.transports == 2
+    fake = hooks.fakes[0]
+    assert result.orders == len(fake.orders(fake.apps[0].app_key)) > 0
 
 
 def test_subprocess_smoke(tmp_path: pathlib.Path) -> None:
