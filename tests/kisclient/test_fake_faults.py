@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -404,3 +405,21 @@ def test_a_late_request_is_rate_counted_when_it_arrives(fake_clock: FakeClock) -
     assert len(fake.orders(app.app_key)) == 1
     assert fake.stats.rate_limited(app.app_key) == 1
     harness.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "reported"), [(BrokenPipeError(), False), (ConnectionResetError(), False)]
+)
+def test_a_client_gone_mid_answer_is_not_a_traceback(
+    fake_kis: FakeKIS, capsys: pytest.CaptureFixture[str], error: Exception, reported: bool
+) -> None:
+    """The server thread's error hook stays silent when the client went away (a timeout or a
+    killed process) and still reports every other failure."""
+    with FakeKISServer(fake_kis) as server, socket.socket() as connection:
+        for failure, expected in ((error, reported), (ValueError("a real bug"), True)):
+            try:
+                raise failure
+            except Exception:
+                server._httpd.handle_error(connection, ("127.0.0.1", 1))
+            err = capsys.readouterr().err
+            assert ("Traceback" in err) is expected, err

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from kisclient._config import Env, parse_env
@@ -45,6 +46,15 @@ class _HTTPServer(ThreadingHTTPServer):
         self.fake = fake
         self.stopping = threading.Event()
         super().__init__(address, _Handler)
+
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """A client that went away mid-answer (it timed out, or was killed) is normal for a
+        gateway; anything else is still reported with its traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
