@@ -14,7 +14,7 @@ from ._client import KISClient
 from ._clock import Clock, FakeClock, SystemClock
 from ._codes import CodeInfo, Kind
 from ._codes import lookup as lookup_code
-from ._config import KST, Env
+from ._config import KST, Env, Side
 from ._core import RetryPolicy
 from ._errors import (
     AuthError,
@@ -55,6 +55,8 @@ from ._models import (
 )
 from ._operations import Response
 from ._ratelimit import CONSERVATIVE, Window
+from ._settings import default_base_url, default_state_dir, parse_env
+from ._token_status import TokenStatus, token_status
 from ._validation import Account, StockCode, normalize_code, parse_account, validate_isin
 from ._version import __version__
 
@@ -101,16 +103,22 @@ __all__ = [
     "RetryBudgetExhausted",
     "RetryPolicy",
     "ServiceUnavailable",
+    "Side",
     "StockCode",
     "SystemClock",
     "TokenError",
     "TokenIssueThrottled",
+    "TokenStatus",
     "ValidationError",
     "Window",
     "WrongEnvironment",
     "__version__",
+    "default_base_url",
+    "default_state_dir",
     "lookup_code",
     "normalize_code",
     "parse_account",
+    "parse_env",
+    "token_status",
     "validate_isin",
 ]

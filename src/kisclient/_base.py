@@ -1,106 +1,121 @@
-"""What the sync and async clients share: settings, token manager, limiter, retry control.
+"""What the sync and async clients share: the one constructor, settings, token manager,
+limiter, retry budget, the attempt flow's parameters and the operation behind each method.
 
-Everything here is free of send and sleep loops; :mod:`kisclient._client` and
-:mod:`kisclient._async_client` add only those.
+Nothing here sends or sleeps: :mod:`kisclient._client` and :mod:`kisclient._async_client` only
+perform the effects of :func:`kisclient._attempt.attempt_flow` (blocking or awaiting) and drive
+the operations of :mod:`kisclient._operations`.
 """
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import logging
+import os
 import random
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Self
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, Self, TypeAlias, TypeVar
 
-import attrs
-import tenacity
-
+from . import _operations as ops
+from ._attempt import ONE_ATTEMPT, AttemptFlow, GatewayClock, attempt_flow
 from ._clock import Clock
-from ._config import ENDPOINTS, KST, Endpoint, Env, endpoint_by_path
-from ._core import Attempt, Call, RetryBudget, RetryPolicy, Verdict, classify, parse_http_date
-from ._errors import KISError, OrderOutcomeUnknown, RetryBudgetExhausted
-from ._models import PriceBatch, Quote
-from ._operations import Reconciler, Response, prepare_codes
+from ._config import ENDPOINTS, KST, Endpoint, Env, EnvName, Side, endpoint_by_path
+from ._core import Call, RetryBudget, RetryPolicy
+from ._errors import KISError, OrderOutcomeUnknown
+from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quote, Reconciliation
+from ._operations import Operation, Reconciler, prepare_codes
 from ._quote_cache import QuoteCache
-from ._ratelimit import RateLimiter, make_limiter
+from ._ratelimit import RateLimiter, Window, make_limiter
 from ._redaction import install_log_redaction
-from ._settings import ClientSettings, settings_from_env
+from ._settings import DEFAULTS, ClientOptions, ClientSettings, settings_from_env
 from ._token import TokenManager
 from ._token_store import TokenStore
 from ._validation import Account, StockCode, normalize_code
 
-__all__ = ["ONE_ATTEMPT", "ClientBase", "ProgressCallback", "RetryControls", "RetrySignal"]
+__all__ = ["ClientBase", "Lookup", "ProgressCallback"]
+
+#: The transport type a client takes (``httpx.BaseTransport`` or ``httpx.AsyncBaseTransport``).
+TransportT = TypeVar("TransportT")
 
 #: Called as ``progress(done, total)`` as the codes of a batch settle.
 ProgressCallback = Callable[[int, int], None]
+#: One reconciliation look-up's result: the day's orders and KIS's time, or the error.
+Lookup: TypeAlias = "tuple[list[DailyOrder], float | None] | KISError"
 
 log = logging.getLogger("kisclient")
 
 
-class RetrySignal(Exception):
-    """Raised inside an attempt to ask tenacity for another one."""
+class ClientBase(abc.ABC, Generic[TransportT]):
+    """State and decisions common to :class:`KISClient` and :class:`AsyncKISClient`, and their
+    one constructor.
 
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(verdict.error)
-        self.verdict = verdict
-
-
-#: Token and revoke calls run while the token locks are held, and nobody sleeps holding them:
-#: they are sent once, and the token manager does its own (lock-free) waiting.
-ONE_ATTEMPT = RetryPolicy(max_attempts=1)
-
-
-class RetryControls:
-    """tenacity arguments shared by the sync and async attempt loops (they add their own sleep).
-
-    Stops after ``policy.max_attempts`` or once ``policy.deadline_s`` has passed on the injected
-    clock; waits per :meth:`RetryPolicy.delay`, never less than the server-specific wait. Time
-    spent waiting for a token issuance (which KIS allows once a minute, and which the token
-    manager bounds by its own ``max_wait_s``) is :meth:`excluded <exclude>` from the deadline.
+    ``base_url`` overrides every endpoint's host (tokens included). ``state_dir`` holds the token
+    store, its lock and the shared rate state (default: the user's cache directory).
+    ``rate_limits`` is a list of :class:`~kisclient.Window` (``None``: the documented limits;
+    ``[]``: no client-side limit). ``transport`` is an httpx transport of the client's kind, e.g.
+    ``kisclient.testing.FakeKIS().transport()``; with one, the host in httpx's log lines is
+    nominal (the client logs the effective target once, see below). Every default comes from
+    :data:`kisclient._settings.DEFAULTS`. Raises :class:`~kisclient.ConfigurationError` for a bad
+    argument.
     """
 
-    def __init__(self, policy: RetryPolicy, clock: Clock, rng: random.Random) -> None:
-        self._policy = policy
-        self._clock = clock
-        self._rng = rng
-        self._started = clock.monotonic()
-        self._excluded = 0.0
-
-    def exclude(self, seconds: float) -> None:
-        """Do not count *seconds* (spent waiting for a token) against the deadline."""
-        self._excluded += seconds
-
-    def _elapsed(self) -> float:
-        return self._clock.monotonic() - self._started - self._excluded
-
-    def _stop(self, state: tenacity.RetryCallState) -> bool:
-        if state.attempt_number >= self._policy.max_attempts:
-            return True
-        # A refused token is not the call's fault: the token manager bounds that wait itself.
-        signal = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(signal, RetrySignal) and signal.verdict.refresh_token:
-            return False
-        return self._elapsed() >= self._policy.deadline_s
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        signal = state.outcome.exception() if state.outcome is not None else None
-        server_wait = signal.verdict.wait_s if isinstance(signal, RetrySignal) else 0.0
-        delay = self._policy.delay(state.attempt_number, server_wait, self._rng)
-        return max(0.0, min(delay, self._policy.deadline_s - self._elapsed()))
-
-    def tenacity_kwargs(self) -> dict[str, Any]:
-        return {
-            "stop": self._stop,
-            "wait": self._wait,
-            "retry": tenacity.retry_if_exception_type(RetrySignal),
-            "reraise": True,
-        }
-
-
-class ClientBase:
-    """State and decisions common to :class:`KISClient` and :class:`AsyncKISClient`."""
-
     _settings: ClientSettings
+
+    def __init__(
+        self,
+        app_key: str,
+        app_secret: str,
+        env: EnvName | Env = DEFAULTS.env,
+        account: str | Account | None = DEFAULTS.account,
+        base_url: str | None = DEFAULTS.base_url,
+        state_dir: str | os.PathLike[str] | None = DEFAULTS.state_dir,
+        rate_limits: Sequence[Window] | None = DEFAULTS.rate_limits,
+        transport: TransportT | None = None,
+        *,
+        clock: Clock | None = DEFAULTS.clock,
+        timeout: float = DEFAULTS.timeout,
+        retry: RetryPolicy | None = DEFAULTS.retry,
+        retry_budget: int = DEFAULTS.retry_budget,
+        refresh_margin: float = DEFAULTS.refresh_margin,
+        token_min_interval: float = DEFAULTS.token_min_interval,
+        legacy_order_tr_ids: bool = DEFAULTS.legacy_order_tr_ids,
+        quote_cache_ttl: float = DEFAULTS.quote_cache_ttl,
+        rate_margin: float = DEFAULTS.rate_margin,
+        order_settle: float = DEFAULTS.order_settle,
+    ) -> None:
+        options = ClientOptions(
+            env=env,
+            account=account,
+            base_url=base_url,
+            state_dir=state_dir,
+            rate_limits=rate_limits,
+            clock=clock,
+            timeout=timeout,
+            retry=retry,
+            retry_budget=retry_budget,
+            refresh_margin=refresh_margin,
+            token_min_interval=token_min_interval,
+            legacy_order_tr_ids=legacy_order_tr_ids,
+            quote_cache_ttl=quote_cache_ttl,
+            rate_margin=rate_margin,
+            order_settle=order_settle,
+        )
+        settings = ClientSettings.build(app_key, app_secret, options)
+        self._init_common(settings)
+        self._open(transport, settings.timeout_s)
+        level = logging.DEBUG if transport is None else logging.INFO
+        log.log(
+            level,
+            "kisclient: env %s, base URL %s, transport %s%s",
+            settings.env.value,
+            settings.base_url,
+            "httpx default" if transport is None else type(transport).__name__,
+            "" if transport is None else " (the host in httpx's log lines is nominal)",
+        )
+
+    @abc.abstractmethod
+    def _open(self, transport: TransportT | None, timeout_s: float) -> None:
+        """Create the httpx client (sync or async) over *transport*."""
 
     def _init_common(self, settings: ClientSettings) -> None:
         self._settings = settings
@@ -124,8 +139,23 @@ class ClientBase:
         self._budget = RetryBudget(capacity=settings.retry_budget)
         self._rng = random.Random()
         self._quotes = QuoteCache(settings.quote_cache_ttl_s, settings.clock)
-        self._clock_offset: float | None = None
-        self._last_date: tuple[str, float | None] = ("", None)
+        self._gateway = GatewayClock(settings.clock)
+
+    def _attempts(self, call: Call, *, limited: bool = True, once: bool = False) -> AttemptFlow:
+        """The attempt flow of *call* with this client's settings, budget and clocks."""
+        s = self._settings
+        return attempt_flow(
+            call,
+            base_url=s.base_url,
+            app_key=s.app_key,
+            app_secret=s.app_secret,
+            policy=ONE_ATTEMPT if once else s.retry,
+            budget=self._budget,
+            rng=self._rng,
+            gateway=self._gateway,
+            clock=s.clock,
+            limited=limited,
+        )
 
     @property
     def quote_cache(self) -> QuoteCache:
@@ -230,34 +260,7 @@ class ClientBase:
         ``Date`` has whole seconds and is stamped before the answer travels, so the estimate runs
         up to about a second early, never late.
         """
-        return self._clock_offset
-
-    def _observe(self, attempt: Attempt) -> None:
-        """Measure the clock offset from a response's ``Date`` (one header parse per answer)."""
-        value = attempt.headers.get("date")
-        if not value:
-            return
-        last_value, stamp = self._last_date
-        if value != last_value:
-            stamp = parse_http_date(value)
-            self._last_date = (value, stamp)
-        if stamp is not None:
-            self._clock_offset = stamp - self._settings.clock.time()
-
-    def _stamp_sent(self, call: Call) -> Call:
-        """An order call whose ``request`` says when this attempt left: ``sent_at`` (local clock)
-        and ``sent_at_kis`` (KIS's clock estimate, ``None`` before any ``Date`` was seen).
-
-        Stamped as the attempt is sent, after rate-limit and token waits, so the settle window
-        of a lost answer starts when the request really left."""
-        if call.request is None or not call.is_order:
-            return call
-        offset = self._clock_offset
-        now = self._settings.clock.now().astimezone(KST)
-        kis = None if offset is None else (now + dt.timedelta(seconds=offset)).isoformat()
-        return attrs.evolve(
-            call, request={**call.request, "sent_at": now.isoformat(), "sent_at_kis": kis}
-        )
+        return self._gateway.offset
 
     def _reconciler(
         self,
@@ -275,6 +278,63 @@ class ClientBase:
             exclude=frozenset(str(n) for n in exclude),
             wait=wait,
         )
+
+    def _lookup(self, reconciler: Reconciler) -> Operation[tuple[list[DailyOrder], float | None]]:
+        """The next look-up operation of *reconciler*."""
+        s = self._settings
+        return reconciler.lookup(s.env, s.require_account(), self._gateway.offset, s.clock.time())
+
+    def _feed(self, reconciler: Reconciler, result: Lookup) -> Reconciliation | float:
+        """Give *reconciler* one look-up's result: the answer, or seconds to sleep."""
+        now = self._settings.clock.time()
+        return reconciler.feed(result, local_now=now, offset=self._gateway.offset)
+
+    # --- the operations behind the public methods (the shells run them) ---
+
+    def _price_op(self, code: str) -> Operation[Quote]:
+        return ops.get_price(self._settings.env, code)
+
+    def _daily_prices_op(
+        self, code: str, start: dt.date, end: dt.date
+    ) -> Operation[list[DailyBar]]:
+        return ops.get_daily_prices(self._settings.env, code, start, end)
+
+    def _balance_op(self) -> Operation[Balance]:
+        return ops.get_balance(self._settings.env, self._settings.require_account())
+
+    def _order_op(
+        self, side: Side, code: str, qty: int, price: int | None
+    ) -> Operation[OrderResult]:
+        s = self._settings
+        return ops.order_cash(
+            s.env, s.require_account(), side, code, qty, price, legacy_tr_id=s.legacy_order_tr_ids
+        )
+
+    def _cancel_op(self, order: DailyOrder) -> Operation[OrderResult]:
+        return ops.cancel_order(self._settings.env, self._settings.require_account(), order)
+
+    def _daily_orders_op(
+        self, start: dt.date | None, end: dt.date | None, code: str | None, side: Side | None
+    ) -> Operation[list[DailyOrder]]:
+        """Orders of ``[start, end]``, both defaulting to today (KST) on the client's clock."""
+        today = self._today()
+        s = self._settings
+        first, last = start or today, end or start or today
+        return ops.get_daily_orders(s.env, s.require_account(), first, last, code=code, side=side)
+
+    def _batch_plan(
+        self, codes: Iterable[str], multi: bool | None, concurrency: int
+    ) -> tuple[PriceBatch, list[StockCode], list[list[StockCode]], int]:
+        """A batch's start: the batch so far (invalid codes, cache hits), the codes to fetch,
+        their groups (one operation each, see :func:`ops.batch_groups`) and the input count.
+        Raises before anything is sent."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        batch, todo, total = self._start_batch(codes)
+        return batch, todo, ops.batch_groups(self._settings.env, todo, multi), total
+
+    def _group_op(self, group: list[StockCode], batch: PriceBatch) -> Operation[None]:
+        return ops.get_prices_for(self._settings.env, group, batch)
 
     # --- calls ---
 
@@ -324,40 +384,4 @@ class ClientBase:
         )
         return Call(
             endpoint, tr_id, params=params, body=body, headers=dict(headers or {}), request=request
-        )
-
-    # --- settling one attempt ---
-
-    def _settle(self, call: Call, attempt: Attempt) -> Verdict:
-        """Note KIS's clock, classify *attempt*; on a retry, spend the budget or raise the final
-        error."""
-        self._observe(attempt)
-        verdict = classify(call, attempt)
-        if verdict.action == "success":
-            self._budget.refund()
-        elif verdict.action == "retry" and not self._budget.try_spend(verdict.budget_cost):
-            error = verdict.error
-            assert error is not None
-            raise RetryBudgetExhausted(
-                "retry budget exhausted; not retrying",
-                msg_cd=error.msg_cd,
-                msg1=error.msg1,
-                http_status=error.http_status,
-                tr_id=error.tr_id,
-                attempts=attempt.number,
-            ) from error
-        if verdict.penalize_s:
-            log.warning("KIS rate limit hit (EGW00201) on %s; backing off", call.tr_id)
-        return verdict
-
-    @staticmethod
-    def _final_error(signal: RetrySignal) -> KISError:
-        error = signal.verdict.error
-        assert error is not None
-        return error
-
-    @staticmethod
-    def _response(verdict: Verdict, attempt: Attempt) -> Response:
-        return Response(
-            data=verdict.data or {}, headers=attempt.headers, status=attempt.status or 200
         )

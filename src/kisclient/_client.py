@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
-import tenacity
 
-from . import _operations as ops
-from ._base import ONE_ATTEMPT, ClientBase, ProgressCallback, RetryControls, RetrySignal
-from ._clock import Clock
-from ._config import Env, Side
-from ._core import (
-    Call,
-    RetryPolicy,
-    attempt_from_exception,
-    attempt_from_response,
-    build_headers,
-    next_page,
-)
+from ._attempt import Effect, Finished, Invalidate, Penalize, Send, Settle, Sleep, Step, advance
+from ._base import ClientBase, Lookup, ProgressCallback
+from ._config import Side
+from ._core import Call, next_page
 from ._errors import KISError, OrderOutcomeUnknown
 from ._models import (
     Balance,
@@ -34,73 +24,22 @@ from ._models import (
     Reconciliation,
 )
 from ._operations import Operation, Response
-from ._ratelimit import Window
-from ._settings import ClientSettings
 from ._token_store import Token
-from ._validation import Account
 
 __all__ = ["KISClient"]
 
 T = TypeVar("T")
 
 
-class KISClient(ClientBase):
+class KISClient(ClientBase[httpx.BaseTransport]):
     """A blocking KIS client. Use it as a context manager, or call :meth:`close`.
 
     Every call goes: shared rate limit → a valid token from the shared store → attempts bounded
     by :class:`~kisclient.RetryPolicy` and the client's retry budget → a typed result or a
     :class:`~kisclient.KISError`. Orders are resent only when they certainly did not arrive.
-
-    ``base_url`` overrides every endpoint's host (tokens included). ``state_dir`` holds the token
-    store, its lock and the shared rate state (default: the user's cache directory).
-    ``rate_limits`` is a list of :class:`~kisclient.Window` (``None``: the documented limits;
-    ``[]``: no client-side limit). ``transport`` is any :class:`httpx.BaseTransport`, e.g.
-    ``kisclient.testing.FakeKIS().transport()``.
+    The constructor's arguments are described on :class:`~kisclient._base.ClientBase`;
+    ``transport`` is any :class:`httpx.BaseTransport`.
     """
-
-    def __init__(
-        self,
-        app_key: str,
-        app_secret: str,
-        env: str = "real",
-        account: str | None = None,
-        base_url: str | None = None,
-        state_dir: str | os.PathLike[str] | None = None,
-        rate_limits: Sequence[Window] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        *,
-        clock: Clock | None = None,
-        timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
-        retry_budget: int = 100,
-        refresh_margin: float = 300.0,
-        token_min_interval: float = 60.0,
-        legacy_order_tr_ids: bool = False,
-        quote_cache_ttl: float = 0.0,
-        rate_margin: float = 0.0,
-        order_settle: float = 60.0,
-    ) -> None:
-        settings = ClientSettings.build(
-            app_key=app_key,
-            app_secret=app_secret,
-            env=env,
-            account=account,
-            base_url=base_url,
-            state_dir=state_dir,
-            rate_limits=rate_limits,
-            clock=clock,
-            timeout=timeout,
-            retry=retry,
-            retry_budget=retry_budget,
-            refresh_margin=refresh_margin,
-            token_min_interval=token_min_interval,
-            legacy_order_tr_ids=legacy_order_tr_ids,
-            quote_cache_ttl=quote_cache_ttl,
-            rate_margin=rate_margin,
-            order_settle=order_settle,
-        )
-        self._init_common(settings)
-        self._http = httpx.Client(transport=transport, timeout=settings.timeout_s)
 
     # --- lifecycle ---
 
@@ -126,7 +65,7 @@ class KISClient(ClientBase):
         cached = self._cached_quote(code)
         if cached is not None:
             return cached
-        return self._remember_quote(self._run(ops.get_price(self._settings.env, code)))
+        return self._remember_quote(self._run(self._price_op(code)))
 
     def get_prices(
         self,
@@ -144,13 +83,11 @@ class KISClient(ClientBase):
         are used first. *concurrency* exists for parity with the async client; a sync client
         sends one request at a time. *progress(done, total)* is called as codes settle.
         """
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         started = self._settings.clock.monotonic()
-        batch, todo, total = self._start_batch(codes)
+        batch, todo, groups, total = self._batch_plan(codes, multi, concurrency)
         done = total - len(todo)
-        for group in ops.batch_groups(self._settings.env, todo, multi):
-            self._run(ops.get_prices_for(self._settings.env, group, batch))
+        for group in groups:
+            self._run(self._group_op(group, batch))
             done += len(group)
             if progress is not None:
                 progress(done, total)
@@ -158,43 +95,24 @@ class KISClient(ClientBase):
 
     def get_daily_prices(self, code: str, start: dt.date, end: dt.date) -> list[DailyBar]:
         """Daily bars in ``[start, end]``, oldest first (paging past the 100-row limit)."""
-        return self._run(ops.get_daily_prices(self._settings.env, code, start, end))
+        return self._run(self._daily_prices_op(code, start, end))
 
     def get_balance(self) -> Balance:
         """Holdings (every page) and the account summary. An empty account is an empty
         :class:`~kisclient.Balance`; a failed call raises."""
-        return self._run(ops.get_balance(self._settings.env, self._settings.require_account()))
+        return self._run(self._balance_op())
 
-    def order_cash(
-        self,
-        side: Side,
-        code: str,
-        qty: int,
-        price: int | None = None,
-    ) -> OrderResult:
+    def order_cash(self, side: Side, code: str, qty: int, price: int | None = None) -> OrderResult:
         """Place a cash order: a limit order at *price*, or a market order when it is ``None``.
 
         Raises :class:`~kisclient.OrderOutcomeUnknown` when the order may have been executed
         without an answer saying so; pass it to :meth:`reconcile_order` before resending.
         """
-        s = self._settings
-        return self._run(
-            ops.order_cash(
-                s.env,
-                s.require_account(),
-                side,
-                code,
-                qty,
-                price,
-                legacy_tr_id=s.legacy_order_tr_ids,
-            )
-        )
+        return self._run(self._order_op(side, code, qty, price))
 
     def cancel_order(self, order: DailyOrder) -> OrderResult:
         """Cancel what remains of *order* (from :meth:`get_daily_orders`)."""
-        return self._run(
-            ops.cancel_order(self._settings.env, self._settings.require_account(), order)
-        )
+        return self._run(self._cancel_op(order))
 
     def get_daily_orders(
         self,
@@ -205,17 +123,7 @@ class KISClient(ClientBase):
         side: Side | None = None,
     ) -> list[DailyOrder]:
         """Orders and fills between *start* and *end* (default: today, KST), all pages."""
-        today = self._today()
-        return self._run(
-            ops.get_daily_orders(
-                self._settings.env,
-                self._settings.require_account(),
-                start or today,
-                end or start or today,
-                code=code,
-                side=side,
-            )
-        )
+        return self._run(self._daily_orders_op(start, end, code, side))
 
     def reconcile_order(
         self,
@@ -239,22 +147,16 @@ class KISClient(ClientBase):
         on the client's clock until the order is found or the window has passed; without it one
         look-up is made.
         """
-        s = self._settings
         reconciler = self._reconciler(unknown, exclude, wait)
         while True:
-            result: tuple[list[DailyOrder], float | None] | KISError
             try:
-                result = self._run(
-                    reconciler.lookup(
-                        s.env, s.require_account(), self._clock_offset, s.clock.time()
-                    )
-                )
+                result: Lookup = self._run(self._lookup(reconciler))
             except KISError as exc:
                 result = exc
-            step = reconciler.feed(result, local_now=s.clock.time(), offset=self._clock_offset)
+            step = self._feed(reconciler, result)
             if isinstance(step, Reconciliation):
                 return step
-            s.clock.sleep(step)
+            self._settings.clock.sleep(step)
 
     def request(
         self,
@@ -310,88 +212,74 @@ class KISClient(ClientBase):
         token = self._tokens.peek()
         return token.expires_at if token else None
 
-    # --- the send loop ---
+    # --- performing the flows ---
+
+    def _open(self, transport: httpx.BaseTransport | None, timeout_s: float) -> None:
+        self._http = httpx.Client(transport=transport, timeout=timeout_s)
 
     def _run(self, operation: Operation[T]) -> T:
-        """Drive an operation: send each call it yields, feed back responses or errors."""
+        """Drive an operation: send each call it yields, feed back responses or errors; raise
+        what ends it here, where the user's call is."""
+        call = next(operation)
+        while True:
+            step = advance(operation, self._send(call))
+            if isinstance(step, Call):
+                call = step
+            elif isinstance(step, Finished):
+                return step.value  # type: ignore[no-any-return]
+            else:
+                raise step
+
+    def _execute(self, call: Call, *, limited: bool = True, once: bool = False) -> Response:
+        """Send one call outside an operation (escape hatch, token, revoke); raise its error."""
+        outcome = self._send(call, limited=limited, once=once)
+        if isinstance(outcome, KISError):
+            raise outcome
+        return outcome
+
+    def _send(self, call: Call, *, limited: bool = True, once: bool = False) -> Response | KISError:
+        """Perform *call*'s attempt flow (see :mod:`kisclient._attempt`), blocking."""
+        flow = self._attempts(call, limited=limited, once=once)
         try:
-            call = next(operation)
+            effect = next(flow)
             while True:
-                try:
-                    response = self._execute(call)
-                except KISError as exc:
-                    call = operation.throw(exc)
-                else:
-                    call = operation.send(response)
+                effect = flow.send(self._perform(effect))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    def _execute(self, call: Call, *, limited: bool = True, once: bool = False) -> Response:
-        """Send *call* until it succeeds, fails for good, or the retry policy stops it."""
-        s = self._settings
-        controls = RetryControls(ONE_ATTEMPT if once else s.retry, s.clock, self._rng)
-        retrying = tenacity.Retrying(sleep=s.clock.sleep, **controls.tenacity_kwargs())
-        number = 0
-        try:
-            for attempt_ctx in retrying:
-                with attempt_ctx:
-                    number += 1
-                    limited = limited and call.endpoint.authenticated
-                    return self._attempt(call, number, controls, limited=limited)
-        except RetrySignal as signal:
-            raise self._final_error(signal) from None
-        raise AssertionError("unreachable: tenacity re-raises the last attempt")  # pragma: no cover
-
-    def _attempt(
-        self, call: Call, number: int, controls: RetryControls, *, limited: bool
-    ) -> Response:
-        s = self._settings
-        admitted = self._limiter.acquire() if limited else None
-        waited_from = s.clock.monotonic()
-        token = self._tokens.get() if call.endpoint.authenticated else None
-        controls.exclude(s.clock.monotonic() - waited_from)
-        headers = build_headers(
-            call,
-            app_key=s.app_key,
-            app_secret=s.app_secret,
-            authorization=token.authorization if token else None,
-        )
-        call = self._stamp_sent(call)
-        try:
-            http_response = self._http.request(
-                call.endpoint.method,
-                s.url(call.endpoint.path),
-                params=call.params,
-                json=call.body,
-                headers=headers,
-            )
-        except httpx.HTTPError as exc:
-            attempt = attempt_from_exception(number, exc)
-        else:
-            attempt = attempt_from_response(number, http_response)
-        if admitted is not None:
-            self._limiter.settle(admitted)
-        verdict = self._settle(call, attempt)
-        if verdict.penalize_s:
-            self._limiter.penalize(verdict.penalize_s)
-        if verdict.refresh_token and token is not None:
-            waited_from = s.clock.monotonic()
-            self._tokens.invalidate(token)
-            controls.exclude(s.clock.monotonic() - waited_from)
-        if verdict.action == "success":
-            return self._response(verdict, attempt)
-        if verdict.action == "retry":
-            raise RetrySignal(verdict)
-        raise self._final_error(RetrySignal(verdict))
+    def _perform(self, effect: Effect) -> object:
+        """Perform one effect of the attempt flow and return what the flow expects back."""
+        if type(effect) is Send:
+            try:
+                response = self._http.request(
+                    effect.method,
+                    effect.url,
+                    params=effect.params,
+                    json=effect.body,
+                    headers=effect.headers,
+                )
+            except httpx.HTTPError as exc:
+                return exc
+            return response
+        if effect is Step.ADMIT:
+            return self._limiter.acquire()
+        if effect is Step.TOKEN:
+            try:
+                return self._tokens.get()
+            except KISError as exc:
+                return exc
+        if type(effect) is Settle:
+            self._limiter.settle(effect.admitted)
+        elif type(effect) is Sleep:
+            self._settings.clock.sleep(effect.seconds)
+        elif type(effect) is Penalize:
+            self._limiter.penalize(effect.seconds)
+        elif type(effect) is Invalidate:
+            try:
+                return self._tokens.invalidate(effect.token)
+            except KISError as exc:
+                return exc
+        return None
 
     def _issue_token_sync(self) -> Mapping[str, Any]:
         return self._execute(self._token_call(), limited=False, once=True).data
-
-    @property
-    def account(self) -> Account | None:
-        """The account (its repr is masked)."""
-        return self._settings.account
-
-    @property
-    def environment(self) -> Env:
-        return self._settings.env

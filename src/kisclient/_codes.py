@@ -77,7 +77,9 @@ class CodeInfo:
     """One row of the table.
 
     ``retryable``: repeating the same request may succeed. ``wait_s``: how long to wait before
-    doing so. ``message``: the server's text, as the fake server sends it.
+    doing so (for EGW00201, how long the limiter holds every caller). The client's classifier
+    (:func:`kisclient._core.classify`) applies exactly these two fields, so this row is what the
+    client does. ``message``: the server's text, as the fake server sends it.
     """
 
     code: str

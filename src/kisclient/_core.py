@@ -15,6 +15,7 @@ import email.utils
 import enum
 import json
 import random
+import threading
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -263,42 +264,59 @@ def classify(call: Call, attempt: Attempt) -> Verdict:
 def _known_code(
     call: Call, attempt: Attempt, status: int, info: CodeInfo, msg_cd: str, msg1: str
 ) -> Verdict:
+    """A code of the table: its ``kind`` picks the error class, its ``retryable`` and ``wait_s``
+    whether and when to retry (the table users see through :func:`kisclient.lookup_code` is the
+    one applied). An order is retried only on a refusal that certainly did nothing (rate limit,
+    refused token); a transient failure of an order is final, or unknown on a 5xx."""
+
     def err(cls: type[KISError], what: str) -> KISError:
         return _error(cls, what, call, attempt, msg_cd, msg1)
 
     kind = info.kind
+    retry: Literal["retry", "fail"] = "retry" if info.retryable else "fail"
     if kind is Kind.RATE_LIMITED:
-        return Verdict(
-            "retry",
-            error=err(RateLimited, "rate limit exceeded"),
-            wait_s=0.0,
-            penalize_s=info.wait_s,
-        )
+        # The limiter does the waiting, for every caller sharing it.
+        return Verdict(retry, error=err(RateLimited, "rate limit exceeded"), penalize_s=info.wait_s)
     if info.token_related:
-        return Verdict("retry", error=err(TokenError, "access token refused"), refresh_token=True)
+        return Verdict(
+            retry, error=err(TokenError, "access token refused"), refresh_token=info.retryable
+        )
     if kind is Kind.TOKEN_THROTTLED:
-        return Verdict("fail", error=err(TokenIssueThrottled, "token issuance throttled"))
+        return Verdict(
+            "fail" if call.is_order else retry,
+            error=err(TokenIssueThrottled, "token issuance throttled"),
+            wait_s=info.wait_s,
+        )
     if kind is Kind.TRANSIENT:
         if call.is_order and status >= 500:
             return _unknown(call, attempt, f"gateway error {msg_cd} on an order", msg_cd, msg1)
-        action: Literal["retry", "fail"] = "fail" if call.is_order else "retry"
         return Verdict(
-            action,
+            "fail" if call.is_order else retry,
             error=err(ServiceUnavailable, "temporary KIS failure"),
             wait_s=info.wait_s,
             budget_cost=5,
         )
-    if kind is Kind.WRONG_ENVIRONMENT:
-        return Verdict("fail", error=err(WrongEnvironment, "wrong environment for this call"))
-    if kind is Kind.AUTH:
-        return Verdict("fail", error=err(AuthError, "credentials refused"))
-    if kind is Kind.BAD_REQUEST:
-        return Verdict("fail", error=err(BadRequest, "request refused as malformed"))
-    if kind is Kind.SUCCESS:  # a success code in a failure envelope: trust the envelope
-        return Verdict("fail", error=err(BusinessRejection, "request refused"))
+    cls = _FINAL_ERRORS.get(kind, BusinessRejection)
     if msg_cd == MARKET_CLOSED.code:
-        return Verdict("fail", error=err(MarketClosed, "market closed for paper orders"))
-    return Verdict("fail", error=err(BusinessRejection, "request refused"))
+        cls = MarketClosed
+    what = _FINAL_TEXT.get(kind, "request refused")
+    return Verdict(
+        "fail" if call.is_order else retry, error=err(cls, what), wait_s=info.wait_s, budget_cost=5
+    )
+
+
+#: The error class of a code that is not retried, by kind (a success code in a failure envelope
+#: is trusted as a failure: business rejection).
+_FINAL_ERRORS: dict[Kind, type[KISError]] = {
+    Kind.WRONG_ENVIRONMENT: WrongEnvironment,
+    Kind.AUTH: AuthError,
+    Kind.BAD_REQUEST: BadRequest,
+}
+_FINAL_TEXT = {
+    Kind.WRONG_ENVIRONMENT: "wrong environment for this call",
+    Kind.AUTH: "credentials refused",
+    Kind.BAD_REQUEST: "request refused as malformed",
+}
 
 
 def _unknown_code(call: Call, attempt: Attempt, status: int, msg_cd: str, msg1: str) -> Verdict:
@@ -312,27 +330,31 @@ def _unknown_code(call: Call, attempt: Attempt, status: int, msg_cd: str, msg1: 
 
 
 def _token_endpoint_error(call: Call, attempt: Attempt, body: Mapping[str, Any]) -> Verdict:
+    """The token endpoints' ``error_code`` shape, read through the same code table."""
     code = _text(body.get("error_code"))
     description = _text(body.get("error_description"))
     info = lookup(code)
-    cls: type[KISError]
+    if info is not None and info.kind is Kind.TRANSIENT and call.is_order:
+        return _unknown(call, attempt, f"gateway error {code} on an order", code, description)
+    cls: type[KISError] = AuthError
+    what = "token endpoint refused"
     if info is not None and info.kind is Kind.TOKEN_THROTTLED:
         cls = TokenIssueThrottled
     elif info is not None and info.kind is Kind.TRANSIENT:
-        if call.is_order:
-            return _unknown(call, attempt, f"gateway error {code} on an order", code, description)
-        return Verdict(
-            "retry",
-            error=_error(
-                ServiceUnavailable, "token endpoint failed", call, attempt, code, description
-            ),
-            wait_s=info.wait_s,
-            budget_cost=5,
-        )
-    else:
-        cls = AuthError
+        cls, what = ServiceUnavailable, "token endpoint failed"
+    # Only a failure of the endpoint itself, or throttling, is worth repeating; a code about the
+    # token in this shape is a refusal of the credentials (there is no token to refresh yet).
+    retryable = (
+        info is not None
+        and info.retryable
+        and info.kind in (Kind.TRANSIENT, Kind.TOKEN_THROTTLED)
+        and not call.is_order
+    )
     return Verdict(
-        "fail", error=_error(cls, "token endpoint refused", call, attempt, code, description)
+        "retry" if retryable else "fail",
+        error=_error(cls, what, call, attempt, code, description),
+        wait_s=info.wait_s if info is not None else 0.0,
+        budget_cost=5 if cls is ServiceUnavailable else 0,
     )
 
 
@@ -420,28 +442,42 @@ class RetryPolicy:
         return max(backoff, server_wait_s)
 
 
-@attrs.define
 class RetryBudget:
     """A per-client retry quota, so an outage does not become a retry storm (after botocore).
 
-    Each retry of a failure costs tokens (``Verdict.budget_cost``); each success refunds one,
-    up to the capacity. Retries that cost nothing (rate-limit and token refreshes, which the
-    limiter and token store already pace) are always allowed.
+    Each retry of a failure costs tokens (``Verdict.budget_cost``); a call that succeeds refunds
+    what its retries cost, or 1 when it needed none, up to the capacity. Retries that cost
+    nothing (rate-limit and token refreshes, which the limiter and token store already pace) are
+    always allowed. Thread-safe: every thread (and task) using a client shares its budget.
     """
 
-    capacity: int = 100
-    available: int = attrs.field(default=attrs.Factory(lambda self: self.capacity, takes_self=True))
+    def __init__(self, capacity: int = 100) -> None:
+        if capacity < 0:
+            raise ValueError(f"retry budget must not be negative, not {capacity}")
+        self.capacity = capacity
+        self._available = capacity
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> int:
+        """Tokens left."""
+        return self._available
 
     def try_spend(self, cost: int) -> bool:
         """Take *cost* tokens if there are enough; return whether the retry may go ahead."""
-        if cost > self.available:
-            return False
-        self.available -= cost
-        return True
+        with self._lock:
+            if cost > self._available:
+                return False
+            self._available -= cost
+            return True
 
-    def refund(self) -> None:
-        """Record a success."""
-        self.available = min(self.capacity, self.available + 1)
+    def refund(self, amount: int = 1) -> None:
+        """Record a success: give back *amount* tokens (what its retries cost, or 1)."""
+        with self._lock:
+            self._available = min(self.capacity, self._available + amount)
+
+    def __repr__(self) -> str:
+        return f"RetryBudget({self._available}/{self.capacity})"
 
 
 # --- pagination --------------------------------------------------------------------------------

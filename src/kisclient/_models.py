@@ -39,6 +39,7 @@ import cattrs
 from cattrs.errors import ClassValidationError
 
 from ._config import KST, Side
+from ._errors import KISError, ValidationError
 from ._validation import StockCode
 
 __all__ = [
@@ -661,7 +662,9 @@ class BatchResult(Generic[T]):
     """The outcome of a call over many codes: partial success is normal, not an exception.
 
     ``succeeded`` maps each code to its result, ``failed`` maps each code to the exception that
-    stopped it; a code is in exactly one of them. ``requests`` counts HTTP requests sent and
+    stopped it (a :class:`~kisclient.KISError`, or the :class:`~kisclient.ValidationError` of a
+    code that is not one); a code is in exactly one of them. ``requests`` counts the HTTP
+    requests the batch made, every attempt included (retries, failures), and
     ``elapsed_s`` is the wall time of the whole batch. ``len()`` is the number of codes covered
     (both maps), so an empty batch is falsy; :attr:`ok` is true when nothing failed.
 
@@ -669,7 +672,7 @@ class BatchResult(Generic[T]):
     """
 
     succeeded: dict[str, T] = attrs.field(factory=dict)
-    failed: dict[str, Exception] = attrs.field(factory=dict)
+    failed: dict[str, KISError | ValidationError] = attrs.field(factory=dict)
     elapsed_s: float = 0.0
     requests: int = 0
 

@@ -48,11 +48,18 @@ __all__ = [
 
 @attrs.frozen
 class Response:
-    """A successful answer: the parsed body and the (lower-cased) response headers."""
+    """A successful answer: the parsed body and the (lower-cased) response headers.
+
+    ``attempts`` is how many attempts the answer took (every one was sent, or tried to be);
+    ``request`` is, for a call with market side effects, what was sent as an
+    :class:`~kisclient.OrderOutcomeUnknown` would report it (with ``sent_at``), else ``None``.
+    """
 
     data: Mapping[str, Any] = attrs.field(repr=False)
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     status: int = 200
+    attempts: int = 1
+    request: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
 
     @property
     def msg_cd(self) -> str:
@@ -116,10 +123,12 @@ def multprice_call(codes: list[StockCode]) -> Call:
     return Call(ENDPOINTS["intstock_multprice"], _tr("intstock_multprice", Env.REAL), params=params)
 
 
-def prepare_codes(raw_codes: Iterable[str]) -> tuple[list[StockCode], dict[str, Exception]]:
+def prepare_codes(
+    raw_codes: Iterable[str],
+) -> tuple[list[StockCode], dict[str, KISError | ValidationError]]:
     """Validate and de-duplicate *raw_codes* in order; bad codes are returned as failures."""
     valid: dict[str, StockCode] = {}
-    failed: dict[str, Exception] = {}
+    failed: dict[str, KISError | ValidationError] = {}
     for raw in raw_codes:
         try:
             code = normalize_code(raw)
@@ -138,10 +147,11 @@ def get_prices_multi(codes: list[StockCode], batch: PriceBatch) -> Operation[Non
         try:
             response = yield call
         except KISError as exc:
+            batch.requests += exc.attempts
             for code in chunk:
                 batch.failed[code.code] = exc
             continue
-        batch.requests += 1
+        batch.requests += response.attempts
         rows = response.data.get("output") or []
         by_code = {str(row.get("inter_shrn_iscd", "")).strip(): row for row in rows}
         for code in chunk:
@@ -160,9 +170,10 @@ def get_prices_single(env: Env, codes: list[StockCode], batch: PriceBatch) -> Op
         try:
             response = yield price_call(env, code)
         except KISError as exc:
+            batch.requests += exc.attempts
             batch.failed[code.code] = exc
             continue
-        batch.requests += 1
+        batch.requests += response.attempts
         parse = functools.partial(Quote.from_inquire_price, code.code, _output(response, "output"))
         _settle_quote(batch, code, parse)
 
@@ -336,7 +347,7 @@ def order_cash(
     legacy_tr_id: bool = False,
 ) -> Operation[OrderResult]:
     """Place one cash order. The client stamps the call's ``request`` with the moment each
-    attempt leaves (``sent_at``, ``sent_at_kis``; see ``ClientBase._stamp_sent``)."""
+    attempt leaves (``sent_at``, ``sent_at_kis``; see ``kisclient._attempt.GatewayClock.stamp``)."""
     code = normalize_code(raw_code)
     call = order_call(env, account, side, code, qty, price, legacy_tr_id=legacy_tr_id)
     response = yield call

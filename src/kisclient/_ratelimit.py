@@ -261,6 +261,10 @@ class RateLimiter(Protocol):
         :data:`MAX_PENALTY_S`), then tighten (see the module docstring for the exact rule)."""
         ...
 
+    async def apenalize(self, seconds: float) -> None:
+        """Async :meth:`penalize`; never blocks the event loop."""
+        ...
+
     def acquire(self) -> float:
         """Block (via the clock's ``sleep``, holding no lock) until admitted; return the
         admission's time stamp, for :meth:`settle`."""
@@ -287,6 +291,9 @@ class NullLimiter:
         return 0.0
 
     def penalize(self, seconds: float) -> None:
+        """Ignored: an unlimited limiter has nothing to tighten."""
+
+    async def apenalize(self, seconds: float) -> None:
         """Ignored: an unlimited limiter has nothing to tighten."""
 
     def acquire(self) -> float:
@@ -367,6 +374,13 @@ class HistoryLimiter(abc.ABC):
             raise ValueError(f"penalty must be between 0 and {MAX_PENALTY_S:g}s, not {seconds!r}")
         self._transact(lambda s: _penalize(s, self._now(), seconds))
         log.warning("rate limit hit (EGW00201): admissions blocked for %.2fs", seconds)
+
+    async def apenalize(self, seconds: float) -> None:
+        """See :meth:`RateLimiter.apenalize`."""
+        if self._blocking_state:
+            await asyncio.to_thread(self.penalize, seconds)
+        else:
+            self.penalize(seconds)
 
     def acquire(self) -> float:
         """See :meth:`RateLimiter.acquire`."""

@@ -10,13 +10,23 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from ._clock import Clock, SystemClock
-from ._config import Env, env_settings, parse_env
+from ._config import Env, EnvName, env_settings
+from ._config import parse_env as _parse_env
 from ._core import RetryPolicy
 from ._errors import ConfigurationError
 from ._ratelimit import Window, documented_limits
 from ._validation import Account, parse_account
 
-__all__ = ["ENV_VARS", "ClientSettings", "default_state_dir", "settings_from_env"]
+__all__ = [
+    "DEFAULTS",
+    "ENV_VARS",
+    "ClientOptions",
+    "ClientSettings",
+    "default_base_url",
+    "default_state_dir",
+    "parse_env",
+    "settings_from_env",
+]
 
 #: The environment variables :meth:`KISClient.from_env` reads, and the argument each one sets.
 #: The first two are required.
@@ -31,6 +41,23 @@ ENV_VARS = {
 _REQUIRED_ENV_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET")
 
 
+def parse_env(value: EnvName | Env | str) -> Env:
+    """The :class:`Env` named by *value*: ``"real"`` or ``"paper"`` (also KIS's own names
+    ``"prod"`` and ``"vps"``), any case, surrounding blanks ignored; an :class:`Env` is returned
+    as is. Raises :class:`ConfigurationError` (a :class:`ValueError`) naming the accepted
+    spellings for anything else."""
+    try:
+        return _parse_env(value)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def default_base_url(env: EnvName | Env | str) -> str:
+    """The documented REST base URL of *env* (no trailing slash), as the clients use it when
+    ``base_url`` is not given. Raises :class:`ConfigurationError` for an unknown *env*."""
+    return env_settings(parse_env(env)).base_url
+
+
 def default_state_dir() -> pathlib.Path:
     """The user's cache directory for kisclient (tokens, locks, shared rate state)."""
     if sys.platform == "win32":
@@ -40,6 +67,37 @@ def default_state_dir() -> pathlib.Path:
         return pathlib.Path.home() / "Library" / "Caches" / "kisclient"
     root = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
     return pathlib.Path(root) / "kisclient"
+
+
+@attrs.frozen(kw_only=True)
+class ClientOptions:
+    """The optional constructor arguments of both clients and their defaults: the one table.
+
+    :class:`~kisclient.KISClient` and :class:`~kisclient.AsyncKISClient` spell these out as
+    keyword arguments (for IDEs) whose defaults are read from :data:`DEFAULTS`, and pass them
+    here; :meth:`ClientSettings.build` checks them. A test pins that the constructors' parameters
+    are exactly these fields with exactly these defaults.
+    """
+
+    env: EnvName | Env = "real"
+    account: str | Account | None = None
+    base_url: str | None = None
+    state_dir: str | os.PathLike[str] | None = None
+    rate_limits: Sequence[Window] | None = None
+    clock: Clock | None = None
+    timeout: float = 10.0
+    retry: RetryPolicy | None = None
+    retry_budget: int = 100
+    refresh_margin: float = 300.0
+    token_min_interval: float = 60.0
+    legacy_order_tr_ids: bool = False
+    quote_cache_ttl: float = 0.0
+    rate_margin: float = 0.0
+    order_settle: float = 60.0
+
+
+#: The defaults of every optional constructor argument (see :class:`ClientOptions`).
+DEFAULTS = ClientOptions()
 
 
 @attrs.frozen
@@ -64,29 +122,11 @@ class ClientSettings:
     rate_margin_s: float
     #: Seconds after an order left within which KIS may still accept it (``order_settle``);
     #: never shorter than ``timeout_s``. See :meth:`settle_window_s`.
-    order_settle_s: float = 60.0
+    order_settle_s: float
 
     @classmethod
     def build(
-        cls,
-        *,
-        app_key: str,
-        app_secret: str,
-        env: str | Env = "real",
-        account: str | Account | None = None,
-        base_url: str | None = None,
-        state_dir: str | os.PathLike[str] | None = None,
-        rate_limits: Sequence[Window] | None = None,
-        clock: Clock | None = None,
-        timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
-        retry_budget: int = 100,
-        refresh_margin: float = 300.0,
-        token_min_interval: float = 60.0,
-        legacy_order_tr_ids: bool = False,
-        quote_cache_ttl: float = 0.0,
-        rate_margin: float = 0.0,
-        order_settle: float = 60.0,
+        cls, app_key: str, app_secret: str, options: ClientOptions = DEFAULTS
     ) -> ClientSettings:
         """Check and normalise constructor arguments; raise :class:`ConfigurationError`."""
         if not app_key or not isinstance(app_key, str):
@@ -96,20 +136,19 @@ class ClientSettings:
         if app_secret != app_secret.strip() or app_key != app_key.strip():
             # A trailing newline in the secret is the classic cause of EGW00105 (facts §2.1).
             raise ConfigurationError("app_key/app_secret have leading or trailing whitespace")
-        try:
-            parsed_env = parse_env(env)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
+        o = options
+        parsed_env = parse_env(o.env)
+        account = o.account
         parsed_account = (
             account if isinstance(account, Account) or account is None else parse_account(account)
         )
-        url = (base_url or env_settings(parsed_env).base_url).rstrip("/")
+        url = (o.base_url or env_settings(parsed_env).base_url).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"base_url must start with http:// or https://, not {url!r}")
         if (
-            timeout <= 0
-            or order_settle <= 0
-            or min(quote_cache_ttl, refresh_margin, token_min_interval, rate_margin) < 0
+            o.timeout <= 0
+            or o.order_settle <= 0
+            or min(o.quote_cache_ttl, o.refresh_margin, o.token_min_interval, o.rate_margin) < 0
         ):
             raise ConfigurationError("timeouts, margins and TTLs must not be negative")
         return cls(
@@ -118,18 +157,18 @@ class ClientSettings:
             env=parsed_env,
             account=parsed_account,
             base_url=url,
-            state_dir=pathlib.Path(state_dir) if state_dir is not None else default_state_dir(),
-            rate_limits=tuple(rate_limits) if rate_limits is not None else None,
-            clock=clock or SystemClock(),
-            timeout_s=float(timeout),
-            retry=retry or RetryPolicy(),
-            retry_budget=retry_budget,
-            refresh_margin_s=float(refresh_margin),
-            token_min_interval_s=float(token_min_interval),
-            legacy_order_tr_ids=legacy_order_tr_ids,
-            quote_cache_ttl_s=float(quote_cache_ttl),
-            rate_margin_s=float(rate_margin),
-            order_settle_s=float(order_settle),
+            state_dir=pathlib.Path(o.state_dir) if o.state_dir is not None else default_state_dir(),
+            rate_limits=tuple(o.rate_limits) if o.rate_limits is not None else None,
+            clock=o.clock or SystemClock(),
+            timeout_s=float(o.timeout),
+            retry=o.retry or RetryPolicy(),
+            retry_budget=o.retry_budget,
+            refresh_margin_s=float(o.refresh_margin),
+            token_min_interval_s=float(o.token_min_interval),
+            legacy_order_tr_ids=o.legacy_order_tr_ids,
+            quote_cache_ttl_s=float(o.quote_cache_ttl),
+            rate_margin_s=float(o.rate_margin),
+            order_settle_s=float(o.order_settle),
         )
 
     def windows(self) -> tuple[Window, ...]:

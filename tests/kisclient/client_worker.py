@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from kisclient import KISClient, Window
+from kisclient import KISClient, Window, parse_env
 
 
 def main() -> None:
@@ -18,7 +18,7 @@ def main() -> None:
     kis = KISClient(
         os.environ["KIS_APP_KEY"],
         os.environ["KIS_APP_SECRET"],
-        env=os.environ.get("KIS_ENV", "real"),
+        env=parse_env(os.environ.get("KIS_ENV", "real")),
         base_url=os.environ["KIS_BASE_URL"],
         rate_limits=[Window(int(os.environ["KIS_TEST_RATE"]), 1.0)]
         if "KIS_TEST_RATE" in os.environ

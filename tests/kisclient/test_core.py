@@ -302,7 +302,7 @@ ROWS: list[tuple[str, Call, Attempt, str, type[KISError] | None, bool, bool]] = 
         "token throttled shape",
         READ,
         responded(403, json.dumps({"error_code": "EGW00133", "error_description": "x"})),
-        "fail",
+        "retry",
         TokenIssueThrottled,
         False,
         False,

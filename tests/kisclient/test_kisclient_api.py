@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pathlib
+import re
+
+import attrs
+import pytest
 
 import kisclient
 import kisclient.testing
+from kisclient._settings import DEFAULTS, ClientOptions, ClientSettings
 
 KISCLIENT = {
     "Account",
@@ -51,17 +57,23 @@ KISCLIENT = {
     "RetryBudgetExhausted",
     "RetryPolicy",
     "ServiceUnavailable",
+    "Side",
     "StockCode",
     "SystemClock",
     "TokenError",
     "TokenIssueThrottled",
+    "TokenStatus",
     "ValidationError",
     "Window",
     "WrongEnvironment",
     "__version__",
+    "default_base_url",
+    "default_state_dir",
     "lookup_code",
     "normalize_code",
     "parse_account",
+    "parse_env",
+    "token_status",
     "validate_isin",
 }
 TESTING = {
@@ -108,3 +120,116 @@ def test_every_private_module_declares_all() -> None:
 
 def test_the_package_is_typed() -> None:
     assert (pathlib.Path(kisclient.__file__).parent / "py.typed").is_file()
+
+
+# --- the constructors read one table of defaults ---------------------------------------------
+
+
+def _init_params(cls: type) -> list[inspect.Parameter]:
+    return list(inspect.signature(cls.__init__).parameters.values())  # type: ignore[misc]
+
+
+def test_both_constructors_take_the_settings_table_with_its_defaults() -> None:
+    table = {field.name: getattr(DEFAULTS, field.name) for field in attrs.fields(ClientOptions)}
+    required = ["self", "app_key", "app_secret"]
+    for cls in (kisclient.KISClient, kisclient.AsyncKISClient):
+        params = _init_params(cls)
+        assert [p.name for p in params[:3]] == required
+        optional = {p.name: p.default for p in params[3:] if p.name != "transport"}
+        assert optional == table, cls.__name__
+        transport = next(p for p in params if p.name == "transport")
+        assert transport.default is None
+    sync, async_ = (_init_params(kisclient.KISClient), _init_params(kisclient.AsyncKISClient))
+    assert [(p.name, p.kind, p.default) for p in sync] == [
+        (p.name, p.kind, p.default) for p in async_
+    ]
+
+
+def test_settings_built_from_the_defaults_match_a_default_client(tmp_path: pathlib.Path) -> None:
+    from kisclient.testing import FakeKIS
+
+    fake = FakeKIS(seed=1)
+    app = fake.add_app(env="real")
+    client = kisclient.KISClient(
+        app.app_key, app.app_secret, state_dir=tmp_path, transport=fake.transport()
+    )
+    with client:
+        built = ClientSettings.build(
+            app.app_key, app.app_secret, attrs.evolve(DEFAULTS, state_dir=tmp_path)
+        )
+        ours = client._settings  # the settings the constructor made
+        assert attrs.evolve(ours, clock=built.clock) == built
+
+
+def _misspelt_env() -> None:
+    """Never called: ``mypy tests`` (strict, so unused ignores are errors) proves that a
+    misspelt environment is a type error, for both clients."""
+    kisclient.KISClient("key", "secret", env="papre")  # type: ignore[arg-type]
+    kisclient.AsyncKISClient("key", "secret", env="prod")  # type: ignore[arg-type]
+    kisclient.KISClient("key", "secret", env="paper")
+    kisclient.AsyncKISClient("key", "secret", env=kisclient.Env.REAL)
+
+
+def test_env_is_typed_as_the_two_names_or_env(tmp_path: pathlib.Path) -> None:
+    for cls in (kisclient.KISClient, kisclient.AsyncKISClient):
+        env = next(p for p in _init_params(cls) if p.name == "env")
+        assert env.annotation == "EnvName | Env"  # EnvName is Literal["real", "paper"]
+    with pytest.raises(kisclient.ConfigurationError, match="papre"):
+        kisclient.KISClient("key", "secret", env="papre", state_dir=tmp_path)  # type: ignore[arg-type]
+
+
+# --- the guide's error tree is the class tree --------------------------------------------------
+
+GUIDE = pathlib.Path(__file__).resolve().parents[2] / "docs" / "kisclient-guide.md"
+_NAME = re.compile(r"[A-Z][A-Za-z]+")
+
+
+def _guide_tree() -> dict[str, str]:
+    """Each class of the guide's error tree mapped to its parent as the tree draws it."""
+    text = GUIDE.read_text(encoding="utf-8")
+    block = text.split("## Errors: what happened to the request", 1)[1].split("```", 2)[1]
+    parents: dict[str, str] = {}
+    stack: list[tuple[int, str]] = []
+    for line in block.splitlines():
+        match = _NAME.search(line)
+        if match is None:
+            continue
+        name, column = match.group(), match.start()
+        root = re.match(r"([A-Z]\w+)\((\w+)\)", line[column:])
+        if root:  # "ValidationError(ValueError) ── ..." names its base
+            name = root.group(1)
+            parents[name] = root.group(2)
+        elif stack:
+            while stack and stack[-1][0] >= column:
+                stack.pop()
+            if stack:
+                parents[name] = stack[-1][1]
+        stack.append((column, name))
+        if "──" in line[column:]:  # "A ── B, C": B and C are children of A
+            tail = line[column:].split("──", 1)[1]
+            for child in _NAME.findall(tail.split("(")[0]):
+                parents[child] = name
+    return parents
+
+
+def test_the_guide_error_tree_is_the_exception_tree() -> None:
+    drawn = _guide_tree()
+    assert "KISError" not in drawn  # the root
+    exported = {
+        name
+        for name in kisclient.__all__
+        if isinstance(getattr(kisclient, name), type)
+        and issubclass(getattr(kisclient, name), Exception)
+    }
+    assert set(drawn) | {"KISError"} == exported
+    for name, parent in drawn.items():
+        cls = getattr(kisclient, name)
+        assert cls.__bases__[0].__name__ == parent, f"{name}: guide says {parent}"
+    not_kis = {n for n in exported if not issubclass(getattr(kisclient, n), kisclient.KISError)}
+    assert not_kis == {
+        "ValidationError",
+        "InvalidStockCode",
+        "InvalidISIN",
+        "InvalidAccount",
+        "ConfigurationError",
+    }

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kisclient._errors import GatewayError
 from kisclient._models import (
     Balance,
     BalanceSummary,
@@ -550,7 +551,7 @@ def test_price_batch() -> None:
     assert PriceBatch().ok
     batch = PriceBatch()
     batch.succeeded["000660"] = quote
-    batch.failed["005930"] = TimeoutError("slow")
+    batch.failed["005930"] = GatewayError("slow")
     batch.requests += 2
     batch.elapsed_s = 0.25
     assert len(batch) == 2
