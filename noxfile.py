@@ -33,28 +33,23 @@ def _install_project(session: nox.Session) -> None:
     session.install(*DISTS)
 
 
+def _pytest(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
+    """Install both distributions and the test dependencies, then run pytest with *args*."""
+    _install_project(session)
+    session.install(*TEST_DEPS)
+    session.run("python", "-m", "pytest", *args, env=env or {})
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (the one CI runs)."""
-    _install_project(session)
-    session.install(*TEST_DEPS)
-    session.run("python", "-m", "pytest", *session.posargs)
+    _pytest(session, *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def property(session: nox.Session) -> None:
     """Run the property tests with hypothesis's long profile."""
-    _install_project(session)
-    session.install(*TEST_DEPS)
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "-m",
-        "property",
-        *session.posargs,
-        env={"HYPOTHESIS_PROFILE": "long"},
-    )
+    _pytest(session, "-m", "property", *session.posargs, env={"HYPOTHESIS_PROFILE": "long"})
 
 
 @nox.session(python=PYTHON)
@@ -62,19 +57,11 @@ def chaos(session: nox.Session) -> None:
     """The chaos tests with the soak's long profile: CHAOS_SEEDS in-process simulated days
     (default 200) and CHAOS_PROCESS_SEEDS real-process days (default 10); CHAOS_SEED=N reruns
     one seed. The default test run has a short version (5 + 1 seeds)."""
-    _install_project(session)
-    session.install(*TEST_DEPS)
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "tests/chaos",
-        *session.posargs,
-        env={
-            "CHAOS_SEEDS": os.environ.get("CHAOS_SEEDS", "200"),
-            "CHAOS_PROCESS_SEEDS": os.environ.get("CHAOS_PROCESS_SEEDS", "10"),
-        },
-    )
+    seeds = {
+        "CHAOS_SEEDS": os.environ.get("CHAOS_SEEDS", "200"),
+        "CHAOS_PROCESS_SEEDS": os.environ.get("CHAOS_PROCESS_SEEDS", "10"),
+    }
+    _pytest(session, "tests/chaos", *session.posargs, env=seeds)
 
 
 @nox.session(python=PYTHON)
@@ -150,13 +137,4 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def record(session: nox.Session) -> None:
     """Re-record the vcrpy cassettes from the real KIS API (needs KIS_APP_KEY etc.)."""
-    _install_project(session)
-    session.install(*TEST_DEPS)
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "tests/kisclient/test_cassettes.py",
-        *session.posargs,
-        env={"KIS_RECORD": "1"},
-    )
+    _pytest(session, "tests/kisclient/test_cassettes.py", *session.posargs, env={"KIS_RECORD": "1"})
