@@ -2,6 +2,10 @@
 
     python examples/custom_job.py
 
+Needs hantu-sched (``pip install hantu-sched``, which brings kisclient); it uses the public API
+of both (``hantu_sched``, ``hantu_sched.pipeline``, ``kisclient``, ``kisclient.testing``) and
+nothing else: no credentials, no network, no configuration file.
+
 The default pipeline's ``screening`` is replaced by a hand-written job that quotes a fixed
 list of codes with the sync client and keeps those above 10,000 KRW; selection, trading
 (dry-run), market close and performance are the default pipeline's. The day runs on a fake clock
@@ -16,20 +20,23 @@ In production the same replacement is one line of configuration (see docs/config
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 import tempfile
-from typing import Any
 
 from hantu_sched import (
     JOB_ORDER,
     KST,
+    Credentials,
     FakeClock,
     IntegratedScheduler,
     JobContext,
+    KISTarget,
     SchedulerConfig,
     SQLiteStorage,
+    build_services,
 )
-from hantu_sched.pipeline import KIS_ASYNC_SERVICE, KIS_SERVICE, PipelineConfig, default_jobs
-from kisclient import AsyncKISClient, KISClient
+from hantu_sched.pipeline import PipelineConfig, default_jobs
+from kisclient import Env
 from kisclient.testing import FakeKIS
 
 #: The codes the custom screening looks at (set from the fake server's listing in main()).
@@ -42,7 +49,9 @@ def price_floor_screening(ctx: JobContext) -> None:
     The output contract of ``screening`` is ``ctx.storage.put_watchlist(date, ...)``; the default
     selection reads ``{"codes": [...]}`` (or a plain list of codes).
     """
-    kis: KISClient = ctx.services[KIS_SERVICE]
+    kis = ctx.services.kis  # a kisclient.KISClient (typed), shared by every job
+    if kis is None:
+        raise RuntimeError("this job needs a KIS client: build the services with build_services")
     kept = []
     for code in WATCH:
         ctx.check_stop()  # a graceful stop (SIGTERM) is honoured between requests
@@ -61,24 +70,18 @@ def main() -> None:
     app = fake.add_app(env="paper")
     WATCH[:] = fake.universe[:12]  # the fake lists its own (deterministic) codes
     data_dir = tempfile.mkdtemp(prefix="hantu-custom-job-")
-    client_args: dict[str, Any] = {
-        "app_key": app.app_key,
-        "app_secret": app.app_secret,
-        "env": "paper",
-        "account": app.account,
-        "clock": clock,
-        "state_dir": f"{data_dir}/kis-state",
-    }
     jobs = default_jobs(PipelineConfig(top_n=3))  # dry-run trading: logs orders, places none
     jobs.register("screening", price_floor_screening)  # replace one job by name
 
-    with KISClient(**client_args, transport=fake.transport()) as kis:
-        services = {
-            KIS_SERVICE: kis,
-            KIS_ASYNC_SERVICE: lambda: AsyncKISClient(
-                **client_args, transport=fake.async_transport()
-            ),
-        }
+    # The same builder `python -m hantu_sched run` uses: a sync client and an async factory.
+    services = build_services(
+        KISTarget(Env.PAPER, state_dir=pathlib.Path(data_dir, "kis-state")),
+        Credentials(app.app_key, app.app_secret, app.account, source="the fake server"),
+        clock,
+        transport=fake.transport(),
+        async_transport=fake.async_transport(),
+    )
+    try:
         storage = SQLiteStorage(data_dir)
         scheduler = IntegratedScheduler(
             config=SchedulerConfig(),
@@ -91,6 +94,8 @@ def main() -> None:
         scheduler.run(until=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), KST))
         records = storage.list_jobs(day)
         storage.close()
+    finally:
+        services.close()
 
     records.sort(key=lambda r: (JOB_ORDER.index(r.key.job), r.key.batch or ""))
     for record in records:

@@ -2,6 +2,8 @@
 
     python examples/paper_order_reconcile.py
 
+Needs only kisclient (``pip install kisclient``); it uses the public API alone.
+
 The fake KIS server executes the order and drops the connection before answering: the client
 raises OrderOutcomeUnknown (it never resends an order that may have arrived), and
 reconcile_order() finds the order among today's orders (FOUND; ABSENT would mean "certainly
@@ -14,8 +16,10 @@ import datetime as dt
 import tempfile
 
 from kisclient import KST, FakeClock, KISClient, OrderOutcomeUnknown
-from kisclient._config import ENDPOINTS
 from kisclient.testing import FakeKIS, Fault
+
+#: KIS's cash-order endpoint (the path of the request the fault below drops).
+ORDER_CASH_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
 
 
 def main() -> None:
@@ -24,7 +28,7 @@ def main() -> None:
     )  # paper orders need market hours
     fake = FakeKIS(seed=3, clock=clock)
     app = fake.add_app(env="paper")
-    fake.faults.add(Fault("drop_after", path=ENDPOINTS["order_cash"].path))
+    fake.faults.add(Fault("drop_after", path=ORDER_CASH_PATH))
     with KISClient(
         app.app_key,
         app.app_secret,

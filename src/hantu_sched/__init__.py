@@ -2,7 +2,8 @@
 
 Public API (everything else lives in private modules): the KRX calendar, the clock and storage
 interfaces with their implementations, the batch store, the run journal, the day plan and its
-configuration, the pure recovery planner, and the integrated scheduler. Test jobs are in
+configuration, the pure recovery planner, the integrated scheduler, and the typed services jobs
+reach KIS with (:class:`Services`, built by :func:`build_services`). Test jobs are in
 :mod:`hantu_sched.testing`.
 """
 
@@ -31,6 +32,7 @@ from ._journal import JobKey, JobRecord, JobState, Journal
 from ._lock import DataDirLock, SchedulerAlreadyRunningError
 from ._recovery import Action, ActionKind, RecoveryManager, RecoveryState, gather_state
 from ._scheduler import IntegratedScheduler
+from ._services import Credentials, KISTarget, Services, build_services
 from ._storage import (
     CorruptJournalError,
     DeposedError,
@@ -63,6 +65,7 @@ __all__ = [
     "CatchUp",
     "Clock",
     "CorruptJournalError",
+    "Credentials",
     "DataDirLock",
     "DayPlan",
     "DeposedError",
@@ -79,6 +82,7 @@ __all__ = [
     "JobRegistry",
     "JobState",
     "Journal",
+    "KISTarget",
     "KRXCalendar",
     "MemoryStorage",
     "Owner",
@@ -87,6 +91,7 @@ __all__ = [
     "SQLiteStorage",
     "SchedulerAlreadyRunningError",
     "SchedulerConfig",
+    "Services",
     "Session",
     "Storage",
     "StorageError",
@@ -95,6 +100,7 @@ __all__ = [
     "__version__",
     "batch_health",
     "build_day_plan",
+    "build_services",
     "gather_state",
     "is_batch_complete",
 ]

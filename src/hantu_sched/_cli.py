@@ -25,12 +25,13 @@ from typing import Any, NoReturn, TextIO
 
 import httpx
 
-from kisclient import AsyncKISClient, ConfigurationError, KISClient
+from kisclient import ConfigurationError
 
 from ._calendar import CalendarNotCoveredError
 from ._clock import Clock, SystemClock
 from ._constants import KST
 from ._lock import DataDirLock, SchedulerAlreadyRunningError
+from ._services import build_services
 from ._settings import Credentials, Settings, SettingsError, load_credentials, load_settings
 from ._storage import (
     DEFAULT_DB_NAME,
@@ -259,20 +260,13 @@ def _run_with_storage(
     from ._scheduler import IntegratedScheduler  # noqa: PLC0415
 
     registry = settings.job_registry(settings.pipeline_config())
-    common: dict[str, Any] = {
-        "app_key": credentials.app_key,
-        "app_secret": credentials.app_secret,
-        "env": settings.kis_env.value,
-        "account": credentials.account,
-        "base_url": settings.kis_base_url,
-        "state_dir": settings.kis_state_dir,
-        "clock": clock,
-    }
-    kis = KISClient(**common, transport=transport)
-
-    def make_async() -> AsyncKISClient:
-        return AsyncKISClient(**common, transport=async_transport)
-
+    services = build_services(
+        settings.kis_target,
+        credentials,
+        clock,
+        transport=transport,
+        async_transport=async_transport,
+    )
     try:
         scheduler = IntegratedScheduler(
             settings.scheduler,
@@ -281,7 +275,7 @@ def _run_with_storage(
             registry,
             settings.calendar(),
             settings.data_dir,
-            services={"kis": kis, "kis_async": make_async},
+            services=services,
         )
         restore = scheduler.install_signal_handlers() if signals else None
         try:
@@ -300,7 +294,7 @@ def _run_with_storage(
             if restore is not None:
                 restore()
     finally:
-        kis.close()
+        services.close()
     return 0
 
 

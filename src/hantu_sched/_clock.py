@@ -1,7 +1,7 @@
 """The scheduler's clock: kisclient's clock plus "sleep until a wall-clock moment".
 
 The scheduler plans in wall-clock KST time ("run at 16:00"), so on top of kisclient's
-:class:`kisclient._clock.Clock` contract (aware ``now()`` in Asia/Seoul, ``monotonic()``,
+:class:`kisclient.Clock` contract (aware ``now()`` in Asia/Seoul, ``monotonic()``,
 ``sleep``/``asleep``) it needs ``sleep_until(when, cancel)``: return once ``now() >= when`` or as
 soon as *cancel* is set, whichever comes first. :class:`FakeClock`'s sleeps advance its own time
 instantly, so a whole simulated trading day runs in milliseconds.
@@ -14,9 +14,9 @@ import datetime as dt
 import threading
 from typing import Protocol, runtime_checkable
 
-from kisclient._clock import Clock as _BaseClock
-from kisclient._clock import FakeClock as _BaseFakeClock
-from kisclient._clock import SystemClock as _BaseSystemClock
+from kisclient import Clock as _BaseClock
+from kisclient import FakeClock as _BaseFakeClock
+from kisclient import SystemClock as _BaseSystemClock
 
 __all__ = ["Clock", "FakeClock", "SystemClock"]
 
@@ -28,7 +28,7 @@ def _require_aware(when: dt.datetime) -> None:
 
 @runtime_checkable
 class Clock(_BaseClock, Protocol):
-    """kisclient's :class:`~kisclient._clock.Clock` plus wall-clock waits.
+    """kisclient's :class:`~kisclient.Clock` plus wall-clock waits.
 
     ``sleep_until(when, cancel)`` returns when ``now() >= when`` or when *cancel* is set
     (checked before sleeping; an already-set event returns at once). A *when* in the past returns

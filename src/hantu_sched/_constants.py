@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from kisclient._config import KST
+from kisclient import KST
 
 __all__ = ["KST", "RISK_FREE_RATE"]
 

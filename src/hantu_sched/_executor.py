@@ -20,8 +20,6 @@ from __future__ import annotations
 import logging
 import pathlib
 import threading
-from collections.abc import Mapping
-from typing import Any
 
 from ._batch import BatchStore
 from ._calendar import KRXCalendar
@@ -30,6 +28,7 @@ from ._day import SCREENING, SELECTION, SchedulerConfig
 from ._jobs import JobContext, JobInterrupted, JobRegistry
 from ._journal import JobKey, JobState, Journal
 from ._recovery import Action, ActionKind
+from ._services import Services
 from ._storage import DeposedError, Storage
 
 __all__ = ["Executor"]
@@ -54,7 +53,7 @@ class Executor:
         data_dir: pathlib.Path,
         stop: threading.Event,
         logger: logging.Logger,
-        services: Mapping[str, Any],
+        services: Services,
     ) -> None:
         self.config = config
         self.calendar = calendar

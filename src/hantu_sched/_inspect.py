@@ -28,8 +28,21 @@ from typing import Any
 import attrs
 import httpx
 
-from kisclient._statedir import key_fingerprint, read_private_json
-from kisclient._token_store import STORE_FILE_NAME
+from kisclient import (
+    AuthError,
+    BadRequest,
+    BusinessRejection,
+    ConfigurationError,
+    InvalidStockCode,
+    KISClient,
+    KISError,
+    RetryPolicy,
+    TokenIssueThrottled,
+    TokenStatus,
+    WrongEnvironment,
+    normalize_code,
+    token_status,
+)
 
 from ._batch import BatchStore
 from ._calendar import EMBEDDED_YEARS, CalendarNotCoveredError, KRXCalendar
@@ -38,60 +51,18 @@ from ._day import build_day_plan
 from ._journal import JobRecord, JobState
 from ._lock import lock_holder
 from ._recovery import Action, RecoveryManager, gather_state
-from ._settings import Settings, SettingsError, load_credentials
+from ._settings import Credentials, Settings, SettingsError, load_credentials
 from ._storage import DEFAULT_DB_NAME, MemoryStorage, SQLiteStorage, Storage, StorageError
 
-__all__ = ["Check", "TokenInfo", "doctor_checks", "recovery_plan", "status_report", "token_info"]
+__all__ = ["Check", "doctor_checks", "recovery_plan", "status_report", "token_info"]
 
 _RECENT_DAYS = 7
 
 
-@attrs.frozen
-class TokenInfo:
-    """What the token store says: ``state`` is ``valid``, ``expired``, ``none`` or ``unknown``."""
-
-    state: str
-    expires_at: dt.datetime | None = None
-    path: pathlib.Path | None = None
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
-            "path": None if self.path is None else str(self.path),
-            "detail": self.detail,
-        }
-
-
-def token_info(settings: Settings, now: dt.datetime, app_key: str | None = None) -> TokenInfo:
-    """The stored token's expiry for the configured environment (never creates anything)."""
-    state_dir = settings.state_dir
-    env = settings.kis_env.value
-    if app_key:
-        candidates = [state_dir / f"{env}-{key_fingerprint(app_key)}" / STORE_FILE_NAME]
-    else:
-        candidates = sorted(state_dir.glob(f"{env}-*/{STORE_FILE_NAME}"))
-        if len(candidates) > 1:
-            return TokenInfo(
-                "unknown",
-                detail=f"{len(candidates)} token stores for {env} under {state_dir}; set "
-                "KIS_APP_KEY to choose",
-            )
-    if not candidates or not candidates[0].exists():
-        return TokenInfo("none", detail=f"no token stored for {env} under {state_dir}")
-    path = candidates[0]
-    data = read_private_json(path, "token store")
-    token = data.get("token") if data else None
-    try:
-        expires = dt.datetime.fromisoformat(str(token["expires_at"])) if token else None
-    except (KeyError, TypeError, ValueError):
-        expires = None
-    if expires is None or expires.tzinfo is None:
-        why = "unreadable, not private, or holds no token" if data is None or token else "no token"
-        return TokenInfo("unknown" if data is None else "none", path=path, detail=why)
-    state = "valid" if expires > now else "expired"
-    return TokenInfo(state, expires.astimezone(KST), path)
+def token_info(settings: Settings, now: dt.datetime, app_key: str | None = None) -> TokenStatus:
+    """The stored token's state for the configured environment (kisclient's read-only
+    :func:`kisclient.token_status`; never creates anything)."""
+    return token_status(settings.state_dir, settings.kis_env, app_key, now=now)
 
 
 def _open_storage(data_dir: pathlib.Path) -> tuple[Storage, str | None]:
@@ -265,18 +236,92 @@ class Check:
         return f"{self.status:<4}  {self.name:<12} {self.detail}"
 
 
-def _check_credentials(settings: Settings) -> Check:
+#: The code the credential probe quotes (any listed code would do).
+PROBE_CODE = "005930"
+
+
+def _check_credentials(
+    settings: Settings,
+    now: dt.datetime,
+    timeout: float,
+    transport: httpx.BaseTransport | None = None,
+) -> Check:
+    """Credentials present, then proven against KIS (see :func:`prove_credentials`)."""
     try:
         creds = load_credentials(settings, required=True)
     except SettingsError as exc:
         return Check("credentials", "FAIL", str(exc))
     assert creds is not None
     needs_account = settings.pipeline.get("trading_mode", "dry-run") != "dry-run"
+    status, proof = prove_credentials(settings, creds, now, timeout, transport)
     if creds.account is None:
-        status = "FAIL" if needs_account else "WARN"
-        return Check("credentials", status, f"app key and secret from {creds.source}; no "
-                     "KIS_ACCOUNT (balance and orders need it)")  # fmt: skip
-    return Check("credentials", "OK", f"app key, secret and account from {creds.source}")
+        account_status = "FAIL" if needs_account else "WARN"
+        found = (
+            f"app key and secret from {creds.source}; no KIS_ACCOUNT (balance and orders need it)"
+        )
+        status = _worst(status, account_status)
+    else:
+        found = f"app key, secret and account from {creds.source}"
+    return Check("credentials", status, f"{found}; {proof}")
+
+
+def _worst(*statuses: str) -> str:
+    order = ("OK", "WARN", "FAIL")
+    return max(statuses, key=order.index)
+
+
+def prove_credentials(
+    settings: Settings,
+    creds: Credentials,
+    now: dt.datetime,
+    timeout: float,
+    transport: httpx.BaseTransport | None = None,
+) -> tuple[str, str]:
+    """Prove *creds* with kisclient: one quote of :data:`PROBE_CODE`, which needs a token.
+
+    A valid token already stored for this app key is reused (KIS issues one token per minute
+    per key, and a new one would replace the one a running scheduler holds); otherwise the
+    client issues exactly one (``/oauth2/tokenP``) and stores it for the next run. One attempt,
+    no retries, *timeout* seconds. KIS refusing the key or secret (EGW00103, EGW00105...) is
+    ``FAIL`` with kisclient's message (which never holds a secret); no answer, or KIS
+    refusing a new token within the minute, is ``WARN`` saying the credentials were not
+    checked. Returns the status and one line."""
+    stored = token_status(settings.state_dir, settings.kis_env, creds.app_key, now=now)
+    reused = (
+        f"reused the stored token valid until {stored.expires_at.isoformat()}, no new token issued"
+        if stored.state == "valid" and stored.expires_at is not None
+        else "reused a stored token, no new token issued"
+    )
+
+    def how(issued: int) -> str:
+        return "issued one token, stored for the next run" if issued else reused
+
+    try:
+        with KISClient(
+            creds.app_key,
+            creds.app_secret,
+            env=settings.kis_env,
+            base_url=settings.kis_base_url,
+            state_dir=settings.state_dir,
+            transport=transport,
+            timeout=timeout,
+            retry=RetryPolicy(max_attempts=1, deadline_s=max(timeout, 1.0)),
+        ) as kis:
+            try:
+                kis.get_price(PROBE_CODE)
+            except (BadRequest, BusinessRejection) as exc:  # the token was accepted first
+                return "OK", (
+                    f"KIS accepted them ({how(kis.token_issuances)}; the probe quote was "
+                    f"refused: {exc})"
+                )
+            issued = kis.token_issuances
+    except TokenIssueThrottled as exc:
+        return "WARN", f"NOT checked: KIS refused a new token within its one-per-minute rule: {exc}"
+    except (AuthError, WrongEnvironment) as exc:
+        return "FAIL", f"KIS refused them: {exc}"
+    except (KISError, ConfigurationError) as exc:
+        return "WARN", f"NOT checked against KIS: {type(exc).__name__}: {exc}"
+    return "OK", f"KIS accepted them ({how(issued)})"
 
 
 def _check_state_dir(settings: Settings) -> Check:
@@ -422,6 +467,17 @@ def _check_journal(settings: Settings) -> Check:
     return Check("journal", "OK", f"{path} passes its integrity check")
 
 
+def _bad_codes(codes: tuple[str, ...]) -> list[str]:
+    """kisclient's messages for the codes :func:`kisclient.normalize_code` refuses."""
+    bad = []
+    for code in codes:
+        try:
+            normalize_code(code)
+        except InvalidStockCode as exc:
+            bad.append(str(exc))
+    return bad
+
+
 def doctor_checks(
     settings: Settings,
     now: dt.datetime,
@@ -444,11 +500,20 @@ def doctor_checks(
             checks.append(
                 Check("jobs", "WARN", f"{what}; no pipeline.universe: screening will fail")
             )
+        elif codes is not None and (bad := _bad_codes(codes)):
+            checks.append(
+                Check(
+                    "jobs",
+                    "FAIL",
+                    f"{what}; pipeline.universe: {len(bad)} of {len(codes)} codes are not KRX "
+                    f"codes, e.g. {bad[0]}",
+                )
+            )
         else:
             count = "" if codes is None else f", universe {len(codes)} codes"
             checks.append(Check("jobs", "OK", what + count))
     checks += [
-        _check_credentials(settings),
+        _check_credentials(settings, now, timeout, transport),
         _check_data_dir(settings),
         _check_journal(settings),
         _check_state_dir(settings),

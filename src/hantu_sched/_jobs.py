@@ -16,7 +16,6 @@ import logging
 import pathlib
 import threading
 from collections.abc import Iterator, Mapping
-from types import MappingProxyType
 from typing import Any, Protocol
 
 import attrs
@@ -25,6 +24,7 @@ from ._batch import BatchStore
 from ._calendar import Session
 from ._clock import Clock
 from ._journal import JobKey
+from ._services import Services, coerce_services
 from ._storage import Storage
 
 __all__ = ["Job", "JobContext", "JobInterrupted", "JobRegistry", "RegisteredJob"]
@@ -36,8 +36,10 @@ class JobInterrupted(Exception):
 
 @attrs.frozen
 class JobContext:
-    """Everything a job may use. ``services`` carries shared objects for real jobs (e.g. a
-    ``kisclient`` client under ``"kis"``); ``resume`` is True when a side-effecting job runs
+    """Everything a job may use. ``services`` is a :class:`~hantu_sched.Services`: typed
+    clients (``ctx.services.kis``, ``ctx.services.kis_async``), ``universe`` and ``extra``; it
+    is also a read-only mapping (``ctx.services["kis"]``), and a plain mapping given here is
+    converted (see :meth:`Services.coerce`); ``resume`` is True when a side-effecting job runs
     again after an unfinished run (it should re-read orders and positions first if no reconciler
     was registered); ``batch_ids`` are the configured selection batches; ``attempt`` is the
     journal's attempt number, from 1."""
@@ -53,7 +55,7 @@ class JobContext:
     batch_ids: tuple[str, ...] = ()
     attempt: int = 1
     resume: bool = False
-    services: Mapping[str, Any] = MappingProxyType({})
+    services: Services = attrs.field(factory=Services, converter=coerce_services)
 
     @property
     def trading_date(self) -> dt.date:

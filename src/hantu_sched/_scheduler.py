@@ -26,7 +26,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from types import FrameType, MappingProxyType
+from types import FrameType
 from typing import Any
 
 from ._batch import BatchStore
@@ -38,6 +38,7 @@ from ._executor import Executor
 from ._jobs import Job, JobRegistry
 from ._lock import DataDirLock
 from ._recovery import RUNNABLE, Action, ActionKind, RecoveryManager, gather_state
+from ._services import Services
 from ._storage import DeposedError, Storage, StorageError
 
 __all__ = ["IntegratedScheduler"]
@@ -78,7 +79,9 @@ class IntegratedScheduler:
             the day plan must be registered.
         calendar: the KRX calendar (default :class:`KRXCalendar()`).
         data_dir: holds the lock file and ``daily_selection/``.
-        services: shared objects handed to jobs as ``ctx.services`` (e.g. a kisclient client).
+        services: what jobs get as ``ctx.services``: a :class:`~hantu_sched.Services` (see
+            :func:`~hantu_sched.build_services`) or a mapping converted by
+            :meth:`Services.coerce` (``"kis"``, ``"kis_async"``, ``"universe"``, the rest extra).
 
     ``run`` takes the per-directory lock for its duration; a second instance on the same
     directory raises :class:`~hantu_sched._lock.SchedulerAlreadyRunningError`. It then claims
@@ -97,7 +100,7 @@ class IntegratedScheduler:
         calendar: KRXCalendar | None = None,
         data_dir: str | os.PathLike[str] = "data",
         *,
-        services: Mapping[str, Any] | None = None,
+        services: Services | Mapping[str, Any] | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self.config = config
@@ -126,7 +129,7 @@ class IntegratedScheduler:
             data_dir=self.data_dir,
             stop=self._stop,
             logger=self.log,
-            services=MappingProxyType(dict(services or {})),
+            services=Services.coerce(services),
         )
 
     # -- control ----------------------------------------------------------------------------

@@ -1,11 +1,18 @@
 """Runner configuration: embedded defaults, then a TOML file, then environment variables.
 
-Precedence (later wins): the defaults below → the TOML file (``--config`` or ``HANTU_CONFIG``;
-no file is needed) → environment variables → command-line flags (``--data-dir``). Every setting
-is listed in :data:`SETTINGS` and documented in ``docs/configuration.md`` (a test checks both
-agree). Credentials are never read from the TOML file: only from the environment
-(``KIS_APP_KEY``, ``KIS_APP_SECRET``, ``KIS_ACCOUNT``) or from a credentials file of
-``KEY=VALUE`` lines whose mode gives nobody but the owner access (0600 or 0400).
+Precedence (later wins): the defaults → the TOML file (``--config`` or ``HANTU_CONFIG``; no file
+is needed) → the credentials file's ``KIS_*`` variables → environment variables → command-line
+flags (``--data-dir``). :data:`SETTINGS` is the one table of the runner's settings: each row
+names the TOML key, the environment variable, the type an environment string is converted to
+(by a cattrs converter), the default, what a valid value is and the documentation text.
+Loading, validation, unknown-key detection and the reference table in
+``docs/configuration.md`` (:func:`reference_table`, checked by a test) all come from it.
+Pipeline settings are :class:`~hantu_sched.pipeline.PipelineConfig`'s fields (``[pipeline]``,
+``HANTU_PIPELINE_<FIELD>``). Credentials are never read from the TOML file: only from the
+environment (``KIS_APP_KEY``, ``KIS_APP_SECRET``, ``KIS_ACCOUNT``) or from a credentials file of
+``KEY=VALUE`` lines whose mode gives nobody but the owner access (0600 or 0400); that file may
+also set every other ``KIS_*`` variable kisclient reads (``KIS_ENV``, ``KIS_BASE_URL``,
+``KIS_STATE_DIR``), below the real environment.
 
 Every problem raises :class:`SettingsError` with one line saying what is wrong and where, so the
 runner can print it and exit 2.
@@ -21,13 +28,21 @@ import pathlib
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import cattrs
 
-from kisclient import InvalidAccount, parse_account
-from kisclient._config import Env, env_settings, parse_env
+from kisclient import (
+    Env,
+    InvalidAccount,
+    default_base_url,
+    default_state_dir,
+    parse_account,
+    parse_env,
+)
 
 from ._batch import validate_batch_id
 from ._calendar import KRXCalendar, Session
@@ -42,8 +57,10 @@ from ._day import (
     SchedulerConfig,
 )
 from ._jobs import Job, JobRegistry
+from ._services import Credentials, KISTarget
 
 __all__ = [
+    "CREDENTIALS_FILE_VARS",
     "CREDENTIAL_VARS",
     "SETTINGS",
     "Credentials",
@@ -53,11 +70,12 @@ __all__ = [
     "load_credentials",
     "load_settings",
     "parse_at",
+    "pipeline_env_var",
+    "reference_table",
     "resolve_job",
 ]
 
-#: Environment variables that may hold credentials (and the only keys a credentials file may
-#: set).
+#: The secrets: environment variables (or credentials-file keys) that are never configuration.
 CREDENTIAL_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ACCOUNT")
 
 
@@ -65,67 +83,274 @@ class SettingsError(ValueError):
     """Bad configuration, a missing credential or an unresolvable job: one printable line."""
 
 
+# --- converting values (cattrs) -------------------------------------------------------------------
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _to_bool(value: object, _: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _to_int(value: object, _: object) -> int:
+    if isinstance(value, bool | float):
+        raise ValueError(f"not an integer: {value!r}")
+    return int(str(value).strip())
+
+
+def _to_float(value: object, _: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    return float(str(value).strip())
+
+
+def _to_str(value: object, _: object) -> str:
+    if isinstance(value, dict | list):
+        raise ValueError(f"not a string: {value!r}")
+    return str(value).strip()
+
+
+def _to_path(value: object, _: object) -> pathlib.Path:
+    return pathlib.Path(_to_str(value, None)).expanduser()
+
+
+def _to_strings(value: object, _: object) -> tuple[str, ...]:
+    """A list of strings; an environment string is comma-separated."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"not a list: {value!r}")
+    return tuple(str(item).strip() for item in value)
+
+
+def _to_dates(value: object, _: object) -> tuple[dt.date, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"not a list of dates: {value!r}")
+    days = []
+    for item in value:
+        if isinstance(item, dt.date) and not isinstance(item, dt.datetime):
+            days.append(item)
+        else:
+            days.append(dt.date.fromisoformat(str(item).strip()))
+    return tuple(days)
+
+
+def _to_env(value: object, _: object) -> Env:
+    return parse_env(str(value))
+
+
+#: Converts TOML values and environment strings to each setting's type.
+CONVERTER = cattrs.Converter()
+CONVERTER.register_structure_hook(bool, _to_bool)
+CONVERTER.register_structure_hook(int, _to_int)
+CONVERTER.register_structure_hook(float, _to_float)
+CONVERTER.register_structure_hook(str, _to_str)
+CONVERTER.register_structure_hook(pathlib.Path, _to_path)
+CONVERTER.register_structure_hook(Env, _to_env)
+CONVERTER.register_structure_hook(
+    IncompleteSelection, lambda v, _: IncompleteSelection(_to_str(v, None))
+)  # a str subclass: without this, the str hook would take it
+CONVERTER.register_structure_hook_func(lambda t: t == tuple[str, ...], _to_strings)
+CONVERTER.register_structure_hook_func(lambda t: t == tuple[dt.date, ...], _to_dates)
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+#: At most this many selection batches (each is a journal row and a file every day).
+MAX_BATCHES = 100
+_MAX_NUMBER = 1e6
+
+
+def _positive(maximum: float) -> Callable[[Any], bool]:
+    return lambda v: math.isfinite(v) and 0 < v <= maximum
+
+
 @attrs.frozen
 class SettingSpec:
-    """One setting: its TOML key (``table.key``), environment variable, default and meaning."""
+    """One runner setting: one row of :data:`SETTINGS` and of the reference table.
+
+    ``key`` is the TOML key (``table.key``); ``env`` the environment variable (``None``: TOML
+    only); ``type`` what the value is converted to (:data:`CONVERTER`); ``default`` the value
+    when nothing sets it (``None``: unset); ``expect`` what a valid value is (in error
+    messages); ``valid`` checks a converted value; ``doc_default``, ``env_note`` and ``doc`` are
+    the reference table's cells."""
 
     key: str
     env: str | None
-    default: str
-    help: str
+    type: Any
+    default: Any
+    expect: str
+    doc_default: str
+    doc: str
+    env_note: str = ""
+    valid: Callable[[Any], bool] | None = None
 
+    @property
+    def table(self) -> str:
+        """The TOML table holding the key (``""`` for the top level)."""
+        return self.key.rpartition(".")[0]
+
+    @property
+    def name(self) -> str:
+        """The key's last part."""
+        return self.key.rpartition(".")[2]
+
+
+_TIMES_DOC = {
+    "screening": (
+        'Screening start. Every time is `"HH:MM"` (KST), `"open"`, `"open+MIN"`/'
+        '`"open-MIN"` or `"close+MIN"`; the deadlines and catch-up rules stay as in '
+        "[recovery.md](recovery.md)."
+    ),
+    "selection": "Start of the first selection batch.",
+    "trading": (
+        "Trading start (the session open: 09:00, 10:00 on the first trading day of the year "
+        "and on 수능 day)."
+    ),
+    "market_close": "Market-close job start.",
+    "performance": "Performance job start.",
+}
+_TIMES_DEFAULT = {
+    "screening": "06:00",
+    "selection": "07:00",
+    "trading": "open",
+    "market_close": "close+30",
+    "performance": "close+90",
+}
+_TIME_EXPECT = "'HH:MM', 'open', 'open+MIN' or 'close+MIN'"
 
 #: Every runner setting (pipeline settings are the ``[pipeline]`` table, see
 #: :func:`pipeline_env_var`; job replacements are the ``[jobs]`` table).
 SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("data_dir", "HANTU_DATA_DIR", "./data", "journal, batch files, reports, lock"),
-    SettingSpec("log_level", "HANTU_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
     SettingSpec(
-        "scheduler.batch_ids", "HANTU_BATCH_IDS", '["1", "2", "3", "4"]', "selection batch ids"
-    ),
-    SettingSpec("scheduler.batch_count", "HANTU_BATCH_COUNT", "(unset)", "shorthand: ids 1..N"),
-    SettingSpec(
-        "scheduler.batch_interval_minutes",
-        "HANTU_BATCH_INTERVAL_MINUTES",
-        "10",
-        "minutes between batch starts",
+        "data_dir", "HANTU_DATA_DIR", pathlib.Path, "./data", "a directory", "`./data`",
+        "Directory of the journal (`hantu_sched.sqlite3`), the batch files (`daily_selection/`), "
+        "the reports (`reports/`) and the single-instance lock (`hantu_sched.lock`). "
+        "`--data-dir` overrides it for every command. `simulate` uses "
+        "`<data_dir>/simulate-<date>` unless `--data-dir` is given.",
     ),
     SettingSpec(
-        "scheduler.incomplete_selection",
-        "HANTU_INCOMPLETE_SELECTION",
-        "complete-first",
-        "complete-first or skip-trading",
-    ),
-    SettingSpec("scheduler.times.screening", None, '"06:00"', "screening start"),
-    SettingSpec("scheduler.times.selection", None, '"07:00"', "first selection batch start"),
-    SettingSpec("scheduler.times.trading", None, '"open"', "trading start"),
-    SettingSpec("scheduler.times.market_close", None, '"close+30"', "market close job start"),
-    SettingSpec("scheduler.times.performance", None, '"close+90"', "performance job start"),
-    SettingSpec("calendar.extra_closures", None, "[]", "extra closed dates (YYYY-MM-DD)"),
-    SettingSpec("kis.env", "KIS_ENV", "real", "KIS environment: real or paper"),
-    SettingSpec("kis.base_url", "KIS_BASE_URL", "(the environment's host)", "API base URL"),
-    SettingSpec(
-        "kis.state_dir", "KIS_STATE_DIR", "(kisclient's cache dir)", "token store, rate state"
+        "log_level", "HANTU_LOG_LEVEL", str, "INFO", "DEBUG, INFO, WARNING or ERROR", "`INFO`",
+        "`DEBUG`, `INFO`, `WARNING` or `ERROR` for `run`'s log (stderr, KST timestamps).",
+        valid=lambda v: v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
     ),
     SettingSpec(
-        "kis.credentials_file", "HANTU_CREDENTIALS_FILE", "(unset)", "KEY=VALUE credentials file"
+        "scheduler.batch_ids", "HANTU_BATCH_IDS", tuple[str, ...], None,
+        "a non-empty list of batch ids", '`["1", "2", "3", "4"]`',
+        "The selection batches (1–32 of `[A-Za-z0-9_-]` each). Batch *i* starts at the "
+        "selection start + *i* × the interval.",
+        env_note=" (comma-separated)",
     ),
     SettingSpec(
-        "doctor.clock_warn_seconds",
-        "HANTU_CLOCK_WARN_SECONDS",
-        "5",
-        "doctor warns past this clock offset from the gateway",
+        "scheduler.batch_count", "HANTU_BATCH_COUNT", int, None,
+        "an integer >= 1", "unset",
+        "Shorthand for `batch_ids = [\"1\", …, \"N\"]`; set one or the other.",
+        valid=lambda v: v >= 1,
     ),
     SettingSpec(
-        "doctor.clock_fail_seconds",
-        "HANTU_CLOCK_FAIL_SECONDS",
-        "60",
-        "doctor fails past this clock offset from the gateway",
+        "scheduler.batch_interval_minutes", "HANTU_BATCH_INTERVAL_MINUTES", float, 10.0,
+        "a positive number no larger than 1440", "`10`",
+        "Minutes between the starts of consecutive batches: a finite number, 0 < *m* ≤ 1440. "
+        "The batch schedule must fit before trading starts on a normal 09:00 session — "
+        "selection start + N × interval ≤ trading start (the last batch gets one interval to "
+        "finish) — and N ≤ 100 batches; otherwise every command refuses the configuration "
+        "(`60 selection batch(es) every 10 min from 07:00 run until 17:00 …`).",
+        valid=_positive(24 * 60),
     ),
+    SettingSpec(
+        "scheduler.incomplete_selection", "HANTU_INCOMPLETE_SELECTION", IncompleteSelection,
+        IncompleteSelection.COMPLETE_FIRST,
+        "one of " + ", ".join(m.value for m in IncompleteSelection), "`complete-first`",
+        "What trading does when the selection is incomplete at the open: `complete-first` (run "
+        "the missing batches, start trading late) or `skip-trading` (no trading that day). "
+        "Trading never starts on an incomplete selection.",
+    ),
+    *(
+        SettingSpec(
+            f"scheduler.times.{job}", None, str, default, _TIME_EXPECT, f'`"{default}"`',
+            _TIMES_DOC[job],
+        )
+        for job, default in _TIMES_DEFAULT.items()
+    ),
+    SettingSpec(
+        "calendar.extra_closures", None, tuple[dt.date, ...], (), "a list of dates (YYYY-MM-DD)",
+        "`[]`",
+        "Extra closed dates (`\"YYYY-MM-DD\"` or TOML dates), e.g. a newly announced 임시공휴일.",
+    ),
+    SettingSpec(
+        "kis.env", "KIS_ENV", Env, Env.REAL, "'real' or 'paper'", "`real`",
+        "The KIS environment: `real` or `paper` (`prod`/`vps` accepted). "
+        "`pipeline.trading_mode = \"paper\"` needs `paper`; `\"live\"` needs `real`.",
+    ),
+    SettingSpec(
+        "kis.base_url", "KIS_BASE_URL", str, None, "a URL starting with http:// or https://",
+        "the environment's official host",
+        "Override of every endpoint's host (tests, proxies). `doctor` checks it is reachable.",
+        valid=lambda v: v.startswith(("http://", "https://")),
+    ),
+    SettingSpec(
+        "kis.state_dir", "KIS_STATE_DIR", pathlib.Path, None, "a directory",
+        "kisclient's cache directory (`~/.cache/kisclient` on Linux)",
+        "The token store, its refresh lock and the shared rate-limit state. Mode 0700; share it "
+        "between every process using the same app key.",
+        valid=lambda v: not v.exists() or v.is_dir(),
+    ),
+    SettingSpec(
+        "kis.credentials_file", "HANTU_CREDENTIALS_FILE", pathlib.Path, None, "a file path",
+        "unset",
+        "A `KEY=VALUE` file (the systemd `EnvironmentFile` format; `#` comments and `export` "
+        "allowed) with `KIS_APP_KEY`, `KIS_APP_SECRET`, `KIS_ACCOUNT` and optionally any other "
+        "`KIS_*` variable kisclient reads (`KIS_ENV`, `KIS_BASE_URL`, `KIS_STATE_DIR`). Refused "
+        "unless only its owner can read it (mode 0600 or 0400). Values already in the "
+        "environment win.",
+    ),
+    SettingSpec(
+        "doctor.clock_warn_seconds", "HANTU_CLOCK_WARN_SECONDS", float, 5.0,
+        f"a positive number no larger than {_MAX_NUMBER:g}", "`5`",
+        "`doctor` measures the system clock against the gateway's HTTP `Date` header (one "
+        "request to `kis.base_url`) and warns past this offset in seconds.",
+        valid=_positive(_MAX_NUMBER),
+    ),
+    SettingSpec(
+        "doctor.clock_fail_seconds", "HANTU_CLOCK_FAIL_SECONDS", float, 60.0,
+        f"a positive number no larger than {_MAX_NUMBER:g}", "`60`",
+        "`doctor` fails past this offset (order reconciliation compares times). Must not be "
+        "below the warning threshold.",
+        valid=_positive(_MAX_NUMBER),
+    ),
+)  # fmt: skip
+
+_BY_KEY = {spec.key: spec for spec in SETTINGS}
+
+#: What a credentials file may set: the secrets and every ``KIS_*`` variable of the table.
+CREDENTIALS_FILE_VARS: tuple[str, ...] = CREDENTIAL_VARS + tuple(
+    spec.env for spec in SETTINGS if spec.env is not None and spec.env.startswith("KIS_")
 )
 
-#: At most this many selection batches (each is a journal row and a file every day).
-MAX_BATCHES = 100
+
+def reference_table() -> str:
+    """The "Runner settings" table of ``docs/configuration.md``, rendered from
+    :data:`SETTINGS` (a test checks the page holds exactly this)."""
+    rows = [
+        "| TOML key | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for spec in SETTINGS:
+        env = f"`{spec.env}`{spec.env_note}" if spec.env else "—"
+        rows.append(f"| `{spec.key}` | {env} | {spec.doc_default} | {spec.doc} |")
+    return "\n".join(rows)
+
+
 #: The session the batch schedule is checked against at load time (a normal 09:00 open).
 _REFERENCE_SESSION = Session(
     dt.datetime(2026, 6, 4, 9, 0, tzinfo=KST), dt.datetime(2026, 6, 4, 15, 30, tzinfo=KST)
@@ -140,16 +365,6 @@ _TIME_RE = re.compile(
 def pipeline_env_var(field: str) -> str:
     """The environment variable of pipeline setting *field* (``HANTU_PIPELINE_TOP_N``)."""
     return _PIPELINE_ENV_PREFIX + field.upper()
-
-
-@attrs.frozen
-class Credentials:
-    """KIS credentials and where they came from. Secrets never appear in the repr."""
-
-    app_key: str = attrs.field(repr=False)
-    app_secret: str = attrs.field(repr=False)
-    account: str | None
-    source: str
 
 
 @attrs.frozen
@@ -173,16 +388,17 @@ class Settings:
     @property
     def base_url(self) -> str:
         """The configured base URL, or the environment's official host."""
-        return (self.kis_base_url or env_settings(self.kis_env).base_url).rstrip("/")
+        return (self.kis_base_url or default_base_url(self.kis_env)).rstrip("/")
 
     @property
     def state_dir(self) -> pathlib.Path:
         """The kisclient state directory (token store, shared rate state)."""
-        if self.kis_state_dir is not None:
-            return self.kis_state_dir
-        from kisclient._settings import default_state_dir  # noqa: PLC0415 - keeps import light
+        return self.kis_state_dir if self.kis_state_dir is not None else default_state_dir()
 
-        return default_state_dir()
+    @property
+    def kis_target(self) -> KISTarget:
+        """Which KIS the clients talk to (see :func:`~hantu_sched.build_services`)."""
+        return KISTarget(self.kis_env, self.kis_base_url, self.kis_state_dir)
 
     def calendar(self) -> KRXCalendar:
         """The KRX calendar with the configured extra closures."""
@@ -238,9 +454,7 @@ def parse_at(job: str, value: object) -> At:
     text = str(value).strip().lower().replace(" ", "")
     match = _TIME_RE.match(text)
     if match is None:
-        raise SettingsError(
-            f"scheduler.times.{job} = {value!r}: use 'HH:MM', 'open', 'open+MIN' or 'close+MIN'"
-        )
+        raise SettingsError(f"scheduler.times.{job} = {value!r}: use {_TIME_EXPECT}")
     if match["hh"] is not None:
         hour, minute = int(match["hh"]), int(match["mm"])
         if hour > 23 or minute > 59:
@@ -269,85 +483,96 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
         ) from None
 
 
-_KNOWN_TABLES = {
-    "": {"data_dir", "log_level", "scheduler", "calendar", "pipeline", "jobs", "kis", "doctor"},
-    "scheduler": {"batch_ids", "batch_count", "batch_interval_minutes", "incomplete_selection",
-                  "times"},
-    "calendar": {"extra_closures"},
-    "kis": {"env", "base_url", "state_dir", "credentials_file"},
-    "doctor": {"clock_warn_seconds", "clock_fail_seconds"},
-}  # fmt: skip
+def _known_tables() -> dict[str, set[str]]:
+    """Each TOML table's known keys, from :data:`SETTINGS` (plus ``[pipeline]`` and ``[jobs]``,
+    whose keys are checked by their own loaders)."""
+    known: dict[str, set[str]] = {"": {"pipeline", "jobs"}}
+    for spec in SETTINGS:
+        parts = spec.key.split(".")
+        for depth in range(len(parts)):
+            known.setdefault(".".join(parts[:depth]), set()).add(parts[depth])
+    return known
+
+
+_KNOWN_TABLES = _known_tables()
 _SECRET_KEYS = {"app_key", "app_secret", "account", "appkey", "appsecret"}
 
 
-def _table(data: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = data.get(name, {})
-    if not isinstance(value, dict):
-        raise SettingsError(f"[{name}] must be a table")
-    return value
-
-
-def _check_keys(data: Mapping[str, Any], table: str) -> None:
-    unknown = sorted(set(data) - _KNOWN_TABLES[table])
+def _check_tables(data: Mapping[str, Any], table: str = "") -> None:
+    """Refuse unknown keys (and secrets under ``[kis]``) in *table* and its sub-tables."""
     if table == "kis" and set(data) & _SECRET_KEYS:
         raise SettingsError(
             "credentials are never read from the configuration file: remove them from [kis] and "
             "set KIS_APP_KEY/KIS_APP_SECRET/KIS_ACCOUNT in the environment or a credentials file"
         )
+    if table == "scheduler.times":
+        unknown_jobs = [job for job in data if job not in JOB_ORDER]
+        if unknown_jobs:
+            raise SettingsError(
+                f"unknown job {unknown_jobs[0]!r} in [scheduler.times]; known jobs: "
+                f"{', '.join(JOB_ORDER)}"
+            )
+    unknown = sorted(set(data) - _KNOWN_TABLES[table])
     if unknown:
         where = f"[{table}]" if table else "the top level"
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)} in {where}")
+    for key, value in data.items():
+        name = f"{table}.{key}" if table else key
+        if name in _KNOWN_TABLES:
+            if not isinstance(value, dict):
+                raise SettingsError(f"[{name}] must be a table")
+            _check_tables(value, name)
+    for extra in ("pipeline", "jobs"):
+        if not table and not isinstance(data.get(extra, {}), dict):
+            raise SettingsError(f"[{extra}] must be a table")
 
 
-def _int(name: str, value: object, minimum: int) -> int:
+_MISSING = object()
+
+
+def _lookup(data: Mapping[str, Any], key: str) -> Any:
+    value: Any = data
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _resolve(spec: SettingSpec, data: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """*spec*'s value: the environment's, else the TOML file's, else the default; converted by
+    :data:`CONVERTER` and checked (:class:`SettingsError` naming the key and the variable)."""
+    raw: Any = environ.get(spec.env, "") if spec.env else ""
+    where = f" (from {spec.env})" if raw.strip() else ""
+    if not raw.strip():
+        raw = _lookup(data, spec.key)
+        if raw is _MISSING:  # a default written as text is converted like any value
+            default = spec.default
+            return CONVERTER.structure(default, spec.type) if isinstance(default, str) else default
     try:
-        number = int(str(value)) if not isinstance(value, bool) else None
-    except ValueError:
-        number = None
-    if number is None or number < minimum:
-        raise SettingsError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return number
+        value = CONVERTER.structure(raw, spec.type)
+    except (ValueError, TypeError, cattrs.BaseValidationError):
+        value = _MISSING
+    if value is _MISSING or (spec.valid is not None and not spec.valid(value)):
+        raise SettingsError(f"{spec.key} must be {spec.expect}, got {raw!r}{where}")
+    return value
 
 
-def _float(name: str, value: object, maximum: float = 1e6) -> float:
-    """A positive, finite number no larger than *maximum* (``inf``, ``nan`` and ``1e308``
-    are refused here, before any arithmetic can overflow)."""
-    try:
-        number = float(str(value)) if not isinstance(value, bool) else -1.0
-    except ValueError:
-        number = -1.0
-    if not (math.isfinite(number) and 0 < number <= maximum):
-        raise SettingsError(
-            f"{name} must be a positive number no larger than {maximum:g}, got {value!r}"
-        )
-    return number
-
-
-def _convert_env(field: attrs.Attribute[Any], raw: str) -> Any:
-    """Convert an environment string to pipeline field *field*'s type."""
-    kind = str(field.type)
+def _pipeline_env_value(name: str, kind: Any, raw: str) -> Any:
+    """Convert environment string *raw* to pipeline field type *kind* (cattrs)."""
     text = raw.strip()
-    if field.name == "universe":
-        return text or None
-    if "None" in kind and text.lower() in ("", "none", "null"):
+    args = typing.get_args(kind)
+    optional = type(None) in args  # ``X | None``
+    if optional and text.lower() in ("", "none", "null"):
         return None
-    if kind == "bool":
-        lowered = text.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{pipeline_env_var(field.name)} must be true or false, got {raw!r}")
+    target = next((a for a in args if a is not type(None)), kind) if optional else kind
+    if target not in (bool, int, float):
+        return text  # strings and literals: PipelineConfig checks them
     try:
-        if kind.startswith("int"):
-            return int(text)
-        if kind.startswith("float"):
-            return float(text)
+        return CONVERTER.structure(text, target)
     except ValueError:
-        raise SettingsError(
-            f"{pipeline_env_var(field.name)} must be a number, got {raw!r}"
-        ) from None
-    return text
+        expected = "true or false" if target is bool else "a number"
+        raise SettingsError(f"{name} must be {expected}, got {raw!r}") from None
 
 
 def _pipeline_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -356,6 +581,7 @@ def _pipeline_env(environ: Mapping[str, str]) -> dict[str, Any]:
         return {}
     from .pipeline import PipelineConfig  # noqa: PLC0415
 
+    hints = typing.get_type_hints(PipelineConfig)
     fields = {f.name: f for f in attrs.fields(PipelineConfig)}
     values: dict[str, Any] = {}
     for name in names:
@@ -365,32 +591,28 @@ def _pipeline_env(environ: Mapping[str, str]) -> dict[str, Any]:
                 f"unknown pipeline environment variable {name}; known: "
                 f"{', '.join(pipeline_env_var(f) for f in fields)}"
             )
-        values[field.name] = _convert_env(field, environ[name])
+        if field.name == "universe":  # a path or nothing; PipelineConfig converts it
+            values[field.name] = environ[name].strip() or None
+        else:
+            values[field.name] = _pipeline_env_value(name, hints[field.name], environ[name])
     return values
 
 
-def _batch_ids(scheduler: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[str, ...]:
-    ids: Any = scheduler.get("batch_ids")
-    count: Any = scheduler.get("batch_count")
-    if environ.get("HANTU_BATCH_IDS"):
-        ids = [part.strip() for part in environ["HANTU_BATCH_IDS"].split(",") if part.strip()]
-    if environ.get("HANTU_BATCH_COUNT"):
-        count = environ["HANTU_BATCH_COUNT"]
+def _batch_ids(values: Mapping[str, Any]) -> tuple[str, ...]:
+    ids: tuple[str, ...] | None = values["scheduler.batch_ids"]
+    count: int | None = values["scheduler.batch_count"]
     if count is not None and ids is not None:
         raise SettingsError("set either scheduler.batch_ids or scheduler.batch_count, not both")
     if count is not None:
-        number = _int("scheduler.batch_count", count, 1)
-        if number > MAX_BATCHES:
-            raise SettingsError(
-                f"scheduler.batch_count must be at most {MAX_BATCHES}, got {number}"
-            )
-        return tuple(str(i) for i in range(1, number + 1))
+        if count > MAX_BATCHES:
+            raise SettingsError(f"scheduler.batch_count must be at most {MAX_BATCHES}, got {count}")
+        return tuple(str(i) for i in range(1, count + 1))
     if ids is None:
         return SchedulerConfig().batch_ids
-    if not isinstance(ids, list) or not ids:
-        raise SettingsError(f"scheduler.batch_ids must be a non-empty list, got {ids!r}")
+    if not ids:
+        raise SettingsError(f"scheduler.batch_ids must be a non-empty list, got {list(ids)!r}")
     try:
-        result = tuple(validate_batch_id(str(b)) for b in ids)
+        result = tuple(validate_batch_id(b) for b in ids)
     except ValueError as exc:
         raise SettingsError(f"scheduler.batch_ids: {exc}") from None
     if len(set(result)) != len(result):
@@ -421,59 +643,20 @@ def _check_batches_fit(config: SchedulerConfig) -> None:
         )
 
 
-def _scheduler(scheduler: Mapping[str, Any], environ: Mapping[str, str]) -> SchedulerConfig:
-    _check_keys(scheduler, "scheduler")
-    interval = environ.get("HANTU_BATCH_INTERVAL_MINUTES") or scheduler.get(
-        "batch_interval_minutes", 10
-    )
-    mode = environ.get("HANTU_INCOMPLETE_SELECTION") or scheduler.get(
-        "incomplete_selection", IncompleteSelection.COMPLETE_FIRST.value
-    )
-    try:
-        incomplete = IncompleteSelection(str(mode))
-    except ValueError:
-        choices = ", ".join(m.value for m in IncompleteSelection)
-        raise SettingsError(
-            f"scheduler.incomplete_selection must be one of {choices}, got {mode!r}"
-        ) from None
-    times = scheduler.get("times", {})
-    if not isinstance(times, dict):
-        raise SettingsError("[scheduler.times] must be a table")
-    policies = {}
-    for job, value in times.items():
-        if job not in JOB_ORDER:
-            raise SettingsError(
-                f"unknown job {job!r} in [scheduler.times]; known jobs: {', '.join(JOB_ORDER)}"
-            )
-        policies[job] = attrs.evolve(DEFAULT_POLICIES[job], start=parse_at(job, value))
+def _scheduler(values: Mapping[str, Any], data: Mapping[str, Any]) -> SchedulerConfig:
+    times = _lookup(data, "scheduler.times")
+    policies = {
+        job: attrs.evolve(DEFAULT_POLICIES[job], start=parse_at(job, value))
+        for job, value in ({} if times is _MISSING else times).items()
+    }
     config = SchedulerConfig(
-        batch_ids=_batch_ids(scheduler, environ),
-        batch_interval=dt.timedelta(
-            minutes=_float("scheduler.batch_interval_minutes", interval, maximum=24 * 60)
-        ),
-        incomplete_selection=incomplete,
+        batch_ids=_batch_ids(values),
+        batch_interval=dt.timedelta(minutes=values["scheduler.batch_interval_minutes"]),
+        incomplete_selection=values["scheduler.incomplete_selection"],
         policies=policies,
     )
     _check_batches_fit(config)
     return config
-
-
-def _clock_thresholds(table: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[float, float]:
-    _check_keys(table, "doctor")
-    warn = _float(
-        "doctor.clock_warn_seconds",
-        environ.get("HANTU_CLOCK_WARN_SECONDS") or table.get("clock_warn_seconds", 5),
-    )
-    fail = _float(
-        "doctor.clock_fail_seconds",
-        environ.get("HANTU_CLOCK_FAIL_SECONDS") or table.get("clock_fail_seconds", 60),
-    )
-    if fail < warn:
-        raise SettingsError(
-            f"doctor.clock_fail_seconds ({fail:g}) must not be below "
-            f"doctor.clock_warn_seconds ({warn:g})"
-        )
-    return warn, fail
 
 
 def _jobs(table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -497,27 +680,6 @@ def _jobs(table: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return jobs
 
 
-def _dates(value: object) -> tuple[dt.date, ...]:
-    if not isinstance(value, list):
-        raise SettingsError("calendar.extra_closures must be a list of dates")
-    days = []
-    for item in value:
-        if isinstance(item, dt.date) and not isinstance(item, dt.datetime):
-            days.append(item)
-            continue
-        try:
-            days.append(dt.date.fromisoformat(str(item)))
-        except ValueError:
-            raise SettingsError(
-                f"calendar.extra_closures: {item!r} is not a date (YYYY-MM-DD)"
-            ) from None
-    return tuple(days)
-
-
-def _path(value: object) -> pathlib.Path | None:
-    return None if value in (None, "") else pathlib.Path(str(value)).expanduser()
-
-
 def load_settings(
     config: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -526,44 +688,38 @@ def load_settings(
 ) -> Settings:
     """Resolve the settings (see the module docstring for the precedence)."""
     environ = os.environ if environ is None else environ
-    config_path = _path(config if config is not None else environ.get("HANTU_CONFIG"))
+    config_file = config if config is not None else environ.get("HANTU_CONFIG")
+    config_path = None if not config_file else pathlib.Path(config_file).expanduser()
     data = _read_toml(config_path) if config_path is not None else {}
-    _check_keys(data, "")
-    kis = _table(data, "kis")
-    _check_keys(kis, "kis")
-    calendar = _table(data, "calendar")
-    _check_keys(calendar, "calendar")
-    pipeline = dict(_table(data, "pipeline"))
+    _check_tables(data)
+    credentials_file = _resolve(_BY_KEY["kis.credentials_file"], data, environ)
+    if credentials_file is not None:  # its KIS_* variables sit below the real environment
+        from_file = _read_credentials_file(credentials_file)
+        environ = {**{k: v for k, v in from_file.items() if k not in CREDENTIAL_VARS}, **environ}
+    values = {spec.key: _resolve(spec, data, environ) for spec in SETTINGS}
+    if data_dir is not None:
+        values["data_dir"] = pathlib.Path(data_dir).expanduser()
+    pipeline = dict(_lookup(data, "pipeline") if "pipeline" in data else {})
     pipeline.update(_pipeline_env(environ))
-    level = str(environ.get("HANTU_LOG_LEVEL") or data.get("log_level", "INFO")).upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise SettingsError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
-    env_name = environ.get("KIS_ENV") or kis.get("env", "real")
-    try:
-        env = parse_env(str(env_name))
-    except ValueError as exc:
-        raise SettingsError(f"kis.env: {exc}") from None
-    base_url = environ.get("KIS_BASE_URL") or kis.get("base_url")
-    if base_url is not None and not str(base_url).startswith(("http://", "https://")):
-        raise SettingsError(f"kis.base_url must start with http:// or https://, got {base_url!r}")
-    chosen_dir = data_dir or environ.get("HANTU_DATA_DIR") or data.get("data_dir", "./data")
-    state_dir = _path(environ.get("KIS_STATE_DIR") or kis.get("state_dir"))
-    if state_dir is not None and state_dir.exists() and not state_dir.is_dir():
-        raise SettingsError(f"kis.state_dir (KIS_STATE_DIR) {state_dir} is not a directory")
-    warn, fail = _clock_thresholds(_table(data, "doctor"), environ)
+    warn = values["doctor.clock_warn_seconds"]
+    fail = values["doctor.clock_fail_seconds"]
+    if fail < warn:
+        raise SettingsError(
+            f"doctor.clock_fail_seconds ({fail:g}) must not be below "
+            f"doctor.clock_warn_seconds ({warn:g})"
+        )
+    state_dir: pathlib.Path | None = values["kis.state_dir"]
     settings = Settings(
-        data_dir=pathlib.Path(str(chosen_dir)).expanduser(),
-        log_level=level,
-        scheduler=_scheduler(_table(data, "scheduler"), environ),
-        extra_closures=_dates(calendar.get("extra_closures", [])),
+        data_dir=values["data_dir"],
+        log_level=values["log_level"].upper(),
+        scheduler=_scheduler(values, data),
+        extra_closures=values["calendar.extra_closures"],
         pipeline=pipeline,
-        jobs=_jobs(_table(data, "jobs")),
-        kis_env=env,
-        kis_base_url=None if base_url is None else str(base_url),
+        jobs=_jobs(data.get("jobs", {})),
+        kis_env=values["kis.env"],
+        kis_base_url=values["kis.base_url"],
         kis_state_dir=state_dir,
-        credentials_file=_path(
-            environ.get("HANTU_CREDENTIALS_FILE") or kis.get("credentials_file")
-        ),
+        credentials_file=credentials_file,
         config_path=config_path,
         clock_warn_seconds=warn,
         clock_fail_seconds=fail,
@@ -613,10 +769,10 @@ def _read_credentials_file(path: pathlib.Path) -> dict[str, str]:
             continue
         key, sep, value = text.removeprefix("export ").partition("=")
         key = key.strip()
-        if not sep or key not in CREDENTIAL_VARS:
+        if not sep or key not in CREDENTIALS_FILE_VARS:
             raise SettingsError(
                 f"credentials file {str(path)!r} line {number}: expected one of "
-                f"{', '.join(CREDENTIAL_VARS)} as KEY=VALUE"
+                f"{', '.join(CREDENTIALS_FILE_VARS)} as KEY=VALUE"
             )
         values[key] = value.strip().strip("'\"")
     return values
@@ -637,7 +793,7 @@ def load_credentials(
         "KIS_APP_KEY" in found and "KIS_APP_SECRET" in found
     ):
         from_file = _read_credentials_file(settings.credentials_file)
-        found = {**from_file, **found}
+        found = {**{k: v for k, v in from_file.items() if k in CREDENTIAL_VARS}, **found}
         source = f"credentials file {settings.credentials_file}"
     missing = [k for k in ("KIS_APP_KEY", "KIS_APP_SECRET") if not found.get(k)]
     if missing:

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 import attrs
 import httpx
 
-from kisclient import AsyncKISClient, KISClient
+from kisclient import Env, KISClient
 from kisclient.testing import FakeApp, FakeKIS
 
 from ._calendar import KRXCalendar, Session
@@ -40,6 +40,7 @@ from ._jobs import Job, JobContext, JobInterrupted, JobRegistry
 from ._journal import JobRecord, JobState
 from ._recovery import Action, ActionKind
 from ._scheduler import IntegratedScheduler
+from ._services import Credentials, KISTarget, Services, build_services
 from ._storage import DEFAULT_DB_NAME, SQLiteStorage
 from .testing import CrashingClock, SimulatedCrash
 
@@ -453,21 +454,18 @@ def _default_jobs(pipeline: dict[str, Any]) -> Callable[[], JobRegistry]:
 
 def _services(
     fake: FakeKIS, app: FakeApp, state_dir: pathlib.Path, clock: SimClock, hooks: SimHooks
-) -> tuple[dict[str, Any], KISClient]:
-    common: dict[str, Any] = {
-        "app_key": app.app_key,
-        "app_secret": app.app_secret,
-        "env": "paper",
-        "account": app.account,
-        "state_dir": state_dir,
-        "clock": clock,
-    }
-    kis = KISClient(**common, transport=hooks.transport(fake))
-
-    def make_async() -> AsyncKISClient:
-        return AsyncKISClient(**common, transport=hooks.async_transport(fake))
-
-    return {"kis": kis, "kis_async": make_async, "universe": fake.universe}, kis
+) -> tuple[Services, KISClient]:
+    """The instance's services, built like ``run``'s (:func:`build_services`), on the fake."""
+    services = build_services(
+        KISTarget(Env.PAPER, state_dir=state_dir),
+        Credentials(app.app_key, app.app_secret, app.account, "the fake KIS server's app"),
+        clock,
+        transport=hooks.transport(fake),
+        async_transport=hooks.async_transport(fake),
+        universe=fake.universe,
+    )
+    assert services.kis is not None  # build_services always builds the sync client
+    return services, services.kis
 
 
 def _run_instances(

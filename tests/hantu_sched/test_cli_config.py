@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import datetime as dt
 import pathlib
+import re
+from collections.abc import Callable
 
 import attrs
 import pytest
 
 from hantu_sched import At, IncompleteSelection
 from hantu_sched._settings import (
+    CREDENTIAL_VARS,
+    CREDENTIALS_FILE_VARS,
     SETTINGS,
+    Settings,
     SettingsError,
+    load_credentials,
     load_settings,
     parse_at,
     pipeline_env_var,
+    reference_table,
 )
 from hantu_sched.pipeline import PipelineConfig, ScreeningJob
+from kisclient import Env
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -129,16 +137,133 @@ def test_environment_errors(env: dict[str, str], fragment: str) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_reference_documents_every_setting() -> None:
+def test_the_reference_page_holds_the_table_rendered_from_settings() -> None:
+    """docs/configuration.md's runner table is exactly SETTINGS rendered (keys, variables,
+    defaults and text), in order, and no other runner key is documented there."""
     doc = DOC.read_text(encoding="utf-8")
-    for spec in SETTINGS:
-        assert f"`{spec.key}`" in doc, spec.key
-        if spec.env:
-            assert f"`{spec.env}`" in doc, spec.env
+    assert reference_table() in doc, "regenerate the table: see docs/configuration.md"
+    section = doc.split("## Runner settings", 1)[1].split("### Credentials", 1)[0]
+    keys = [line.split("`")[1] for line in section.splitlines() if line.startswith("| `")]
+    assert keys == [spec.key for spec in SETTINGS]
     for field in attrs.fields(PipelineConfig):
         assert f"`pipeline.{field.name}`" in doc, field.name
         assert f"`{pipeline_env_var(field.name)}`" in doc, field.name
-    for name in ("KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ACCOUNT", "HANTU_CONFIG"):
+    for name in (*CREDENTIAL_VARS, "HANTU_CONFIG"):
         assert f"`{name}`" in doc, name
     for command in ("run", "status", "recover", "simulate", "doctor"):
         assert f"| `{command}` |" in doc, command
+
+
+def _private_file(path: pathlib.Path, text: str) -> pathlib.Path:
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def _samples(tmp_path: pathlib.Path) -> dict[str, tuple[str, Callable[[Settings], object], object]]:
+    """For every setting with an environment variable: a value, where it lands, what it is."""
+    creds = _private_file(tmp_path / "creds.env", "KIS_APP_KEY=k\n")
+    return {
+        "data_dir": ("/x/data", lambda s: s.data_dir, pathlib.Path("/x/data")),
+        "log_level": ("debug", lambda s: s.log_level, "DEBUG"),
+        "scheduler.batch_ids": ("a, b", lambda s: s.scheduler.batch_ids, ("a", "b")),
+        "scheduler.batch_count": ("3", lambda s: s.scheduler.batch_ids, ("1", "2", "3")),
+        "scheduler.batch_interval_minutes": (
+            "7.5",
+            lambda s: s.scheduler.batch_interval,
+            dt.timedelta(minutes=7.5),
+        ),
+        "scheduler.incomplete_selection": (
+            "skip-trading",
+            lambda s: s.scheduler.incomplete_selection,
+            IncompleteSelection.SKIP_TRADING,
+        ),
+        "kis.env": ("vps", lambda s: s.kis_env, Env.PAPER),
+        "kis.base_url": ("http://127.0.0.1:1", lambda s: s.base_url, "http://127.0.0.1:1"),
+        "kis.state_dir": (str(tmp_path / "st"), lambda s: s.state_dir, tmp_path / "st"),
+        "kis.credentials_file": (str(creds), lambda s: s.credentials_file, creds),
+        "doctor.clock_warn_seconds": ("2.5", lambda s: s.clock_warn_seconds, 2.5),
+        "doctor.clock_fail_seconds": ("90", lambda s: s.clock_fail_seconds, 90.0),
+    }
+
+
+def test_every_environment_variable_of_the_table_is_read(tmp_path: pathlib.Path) -> None:
+    samples = _samples(tmp_path)
+    assert set(samples) == {spec.key for spec in SETTINGS if spec.env}  # a new row needs one
+    for spec in SETTINGS:
+        if spec.env is None:
+            continue
+        text, where, expected = samples[spec.key]
+        default = where(load_settings(environ={}))
+        assert default != expected, spec.key  # the sample really changes something
+        assert where(load_settings(environ={spec.env: text})) == expected, spec.key
+
+
+BAD_VALUES = {
+    "log_level": "LOUD",
+    "scheduler.batch_ids": "a b",
+    "scheduler.batch_count": "1.5",
+    "scheduler.batch_interval_minutes": "nan",
+    "scheduler.incomplete_selection": "maybe",
+    "kis.env": "sandbox",
+    "kis.base_url": "ftp://x",
+    "doctor.clock_warn_seconds": "true",
+    "doctor.clock_fail_seconds": "-3",
+}
+
+
+@pytest.mark.parametrize("key", sorted(BAD_VALUES))
+def test_a_bad_environment_value_is_one_line_naming_key_and_variable(key: str) -> None:
+    spec = next(s for s in SETTINGS if s.key == key)
+    assert spec.env is not None
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={spec.env: BAD_VALUES[key]})
+    message = str(info.value)
+    assert "\n" not in message
+    assert key in message or key.rpartition(".")[0] in message, message
+    if "invalid batch id" not in message:  # the batch id check names the id, not the variable
+        assert f"(from {spec.env})" in message and repr(BAD_VALUES[key]) in message, message
+
+
+def test_unknown_keys_come_from_the_table(tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "c.toml"
+    for text, fragment in [
+        ("[doctor]\nclock_warn = 1\n", "unknown setting(s) clock_warn in [doctor]"),
+        ("[kis]\nenvironment = 'paper'\n", "unknown setting(s) environment in [kis]"),
+        ("[calendar]\nclosures = []\n", "unknown setting(s) closures in [calendar]"),
+        ("scheduler = 3\n", "[scheduler] must be a table"),
+    ]:
+        config.write_text(text)
+        with pytest.raises(SettingsError, match=re.escape(fragment)):
+            load_settings(config, {})
+
+
+def test_credentials_file_kis_variables_rank_between_toml_and_environment(
+    tmp_path: pathlib.Path,
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[kis]\nenv = 'real'\nbase_url = 'http://toml:1'\n")
+    creds = _private_file(
+        tmp_path / "creds.env",
+        "KIS_APP_KEY=k\nKIS_APP_SECRET=s\nKIS_ENV=paper\nKIS_BASE_URL=http://file:2\n"
+        f"KIS_STATE_DIR={tmp_path / 'file-state'}\n",
+    )
+    env = {"HANTU_CREDENTIALS_FILE": str(creds)}
+    from_file = load_settings(config, env)
+    assert (from_file.kis_env, from_file.base_url) == (Env.PAPER, "http://file:2")
+    assert from_file.state_dir == tmp_path / "file-state"
+    both = load_settings(config, {**env, "KIS_ENV": "real", "KIS_BASE_URL": "http://env:3"})
+    assert (both.kis_env, both.base_url) == (Env.REAL, "http://env:3")
+    credentials = load_credentials(from_file, env)
+    assert credentials is not None and (credentials.app_key, credentials.app_secret) == ("k", "s")
+    assert set(CREDENTIALS_FILE_VARS) == {
+        "KIS_APP_KEY",
+        "KIS_APP_SECRET",
+        "KIS_ACCOUNT",
+        "KIS_ENV",
+        "KIS_BASE_URL",
+        "KIS_STATE_DIR",
+    }
+    _private_file(creds, "KIS_APP_KEY=k\nKIS_TIMEOUT=3\n")
+    with pytest.raises(SettingsError, match="line 2: expected one of KIS_APP_KEY"):
+        load_settings(config, env)

@@ -16,6 +16,7 @@ EXPECTED = {
     "SchedulerAlreadyRunningError", "SchedulerConfig", "Session", "Storage", "SystemClock",
     "TradingCalendar", "__version__", "batch_health", "build_day_plan", "gather_state",
     "is_batch_complete", "CorruptJournalError", "DeposedError", "Owner", "StorageError",
+    "Credentials", "KISTarget", "Services", "build_services",
 }  # fmt: skip
 
 
@@ -34,7 +35,7 @@ def test_public_contract() -> None:
 
 
 def test_clock_reuses_kisclient() -> None:
-    from kisclient._clock import FakeClock as BaseFakeClock
+    from kisclient import FakeClock as BaseFakeClock
 
     assert issubclass(hantu_sched.FakeClock, BaseFakeClock)
     assert isinstance(hantu_sched.FakeClock(), hantu_sched.Clock)

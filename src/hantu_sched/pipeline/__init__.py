@@ -1,18 +1,20 @@
 """The default daily pipeline: a simple, real example strategy on kisclient.
 
-    from hantu_sched.pipeline import PipelineConfig, default_jobs, KIS_SERVICE, KIS_ASYNC_SERVICE
+    from hantu_sched import build_services
+    from hantu_sched.pipeline import PipelineConfig, default_jobs
     registry = default_jobs(PipelineConfig(trading_mode="paper"))
-    services = {KIS_SERVICE: kis, KIS_ASYNC_SERVICE: lambda: AsyncKISClient(...)}
+    services = build_services(settings.kis_target, credentials, clock)  # a hantu_sched.Services
 
 :func:`default_jobs` returns a :class:`~hantu_sched.JobRegistry` with ``screening``,
 ``selection``, ``trading`` (with its reconciler), ``market_close`` and ``performance``. Each is a
 small frozen class taking the :class:`PipelineConfig` (:class:`ScreeningJob`,
 :class:`SelectionJob`, :class:`TradingJob`, :class:`TradingReconcileJob`,
 :class:`MarketCloseJob`, :class:`PerformanceJob`), so any of them can be replaced, or reused, by
-import path. Services the jobs expect in ``ctx.services``: :data:`KIS_SERVICE` (a sync
-:class:`kisclient.KISClient`), :data:`KIS_ASYNC_SERVICE` (a zero-argument callable returning a
-new :class:`kisclient.AsyncKISClient`) and, when the configuration names no universe,
-:data:`UNIVERSE_SERVICE` (a list of codes). What each job stores is listed by the ``RECORD_*``
+import path. Services the jobs expect in ``ctx.services`` (a :class:`hantu_sched.Services`):
+``kis`` (a sync :class:`kisclient.KISClient`; mapping key :data:`KIS_SERVICE`), ``kis_async`` (a
+zero-argument callable returning a new :class:`kisclient.AsyncKISClient`;
+:data:`KIS_ASYNC_SERVICE`) and, when the configuration names no universe, ``universe`` (codes;
+:data:`UNIVERSE_SERVICE`). What each job stores is listed by the ``RECORD_*``
 constants and in each job's docstring.
 """
 

@@ -1,13 +1,16 @@
 """What the pipeline's jobs take from ``ctx.services``, and where they leave their results.
 
-Services (the runner puts them in the scheduler's ``services`` mapping):
+Services (``ctx.services`` is a :class:`hantu_sched.Services`; the runner and ``simulate`` build
+it with :func:`hantu_sched.build_services`):
 
-- :data:`KIS_SERVICE` (``"kis"``): a :class:`kisclient.KISClient` (sync), used by selection,
-  trading, market close and the trading reconciler.
-- :data:`KIS_ASYNC_SERVICE` (``"kis_async"``): a zero-argument callable returning a *new*
-  :class:`kisclient.AsyncKISClient`; screening opens one inside ``asyncio.run`` and closes it.
-- :data:`UNIVERSE_SERVICE` (``"universe"``): optional list of codes to scan when the
-  configuration names no universe (the fake server's universe in simulation).
+- ``ctx.services.kis`` (mapping key :data:`KIS_SERVICE`, ``"kis"``): a
+  :class:`kisclient.KISClient` (sync), used by selection, trading, market close and the trading
+  reconciler.
+- ``ctx.services.kis_async`` (:data:`KIS_ASYNC_SERVICE`, ``"kis_async"``): a zero-argument
+  callable returning a *new* :class:`kisclient.AsyncKISClient`; screening opens one inside
+  ``asyncio.run`` and closes it.
+- ``ctx.services.universe`` (:data:`UNIVERSE_SERVICE`, ``"universe"``): optional codes to scan
+  when the configuration names no universe (the fake server's universe in simulation).
 
 Storage records (``ctx.storage.put_record(kind, key, payload)``; keys are ISO dates unless
 noted) are listed by the ``RECORD_*`` constants.
@@ -16,7 +19,7 @@ noted) are listed by the ``RECORD_*`` constants.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final
 
 from kisclient import AsyncKISClient, KISClient
@@ -71,35 +74,26 @@ def order_key(trading_date: dt.date, code: str) -> str:
 
 def _missing(ctx: JobContext, name: str, what: str) -> RuntimeError:
     return RuntimeError(
-        f"{ctx.key}: the pipeline needs ctx.services[{name!r}] ({what}); "
+        f"{ctx.key}: the pipeline needs ctx.services[{name!r}] (Services.{name}: {what}); "
         f"available services: {sorted(ctx.services) or 'none'}"
     )
 
 
 def sync_client(ctx: JobContext) -> KISClient:
-    """``ctx.services["kis"]``, checked to be a :class:`kisclient.KISClient`."""
-    client = ctx.services.get(KIS_SERVICE)
+    """``ctx.services.kis`` (a :class:`kisclient.KISClient`; checked by
+    :class:`~hantu_sched.Services`), or a clear error when it is missing."""
+    client = ctx.services.kis
     if client is None:
         raise _missing(ctx, KIS_SERVICE, "a kisclient.KISClient")
-    if not isinstance(client, KISClient):
-        raise TypeError(
-            f"ctx.services[{KIS_SERVICE!r}] must be a kisclient.KISClient, "
-            f"got {type(client).__name__}"
-        )
     return client
 
 
 def async_client_factory(ctx: JobContext) -> Callable[[], AsyncKISClient]:
-    """``ctx.services["kis_async"]``: a zero-argument callable returning a new async client."""
-    factory = ctx.services.get(KIS_ASYNC_SERVICE)
+    """``ctx.services.kis_async``: a zero-argument callable returning a new async client."""
+    factory = ctx.services.kis_async
     if factory is None:
         raise _missing(
             ctx, KIS_ASYNC_SERVICE, "a zero-argument callable returning a new AsyncKISClient"
-        )
-    if not callable(factory):
-        raise TypeError(
-            f"ctx.services[{KIS_ASYNC_SERVICE!r}] must be a zero-argument callable returning an "
-            f"AsyncKISClient, got {type(factory).__name__}"
         )
     return _checked_factory(factory)
 
@@ -118,13 +112,5 @@ def _checked_factory(factory: Callable[[], Any]) -> Callable[[], AsyncKISClient]
 
 
 def service_universe(ctx: JobContext) -> tuple[str, ...] | None:
-    """``ctx.services["universe"]`` as a tuple of codes, or ``None`` when absent."""
-    value = ctx.services.get(UNIVERSE_SERVICE)
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise TypeError(
-            f"ctx.services[{UNIVERSE_SERVICE!r}] must be a list of codes, "
-            f"got {type(value).__name__}"
-        )
-    return tuple(str(code) for code in value)
+    """``ctx.services.universe`` (a tuple of codes), or ``None`` when absent."""
+    return ctx.services.universe
