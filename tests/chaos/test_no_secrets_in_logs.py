@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import logging
 import pathlib
 import traceback
@@ -15,9 +14,8 @@ from typing import Any
 import pytest
 
 import hantu_sched._simulate as simulate_module
+from daemon_support import PaperDaemon
 from hantu_sched import KST, FakeClock
-from hantu_sched._cli import run_daemon
-from hantu_sched._settings import load_credentials, load_settings
 from kis_support import make_fake, sync_client
 from kisclient import GatewayError, KISError
 from kisclient._redaction import redact
@@ -106,30 +104,7 @@ def test_item_6_no_secret_in_any_log_line_of_run_daemon(
     """run_daemon for a whole day on a fake clock, every logger at DEBUG: no secret logged."""
     clock = FakeClock(dt.datetime(2026, 6, 4, 5, 30, tzinfo=KST))
     fake = FakeKIS(clock=clock, seed=2, universe_size=40)
-    app = fake.add_app(env="paper")
-    config = tmp_path / "c.toml"
-    config.write_text(
-        "[kis]\nenv = 'paper'\n[pipeline]\ntrading_mode = 'paper'\n"
-        f"universe = {json.dumps(fake.universe)}\n"
-    )
-    env = {
-        "KIS_APP_KEY": app.app_key,
-        "KIS_APP_SECRET": app.app_secret,
-        "KIS_ACCOUNT": app.account,
-        "KIS_STATE_DIR": str(tmp_path / "state"),
-    }
-    settings = load_settings(config, env, data_dir=tmp_path / "d")
-    credentials = load_credentials(settings, env)
-    assert credentials is not None
-    code = run_daemon(
-        settings,
-        credentials,
-        clock=clock,
-        until=dt.datetime(2026, 6, 5, 0, 0, tzinfo=KST),
-        transport=fake.transport(),
-        async_transport=fake.async_transport(),
-        signals=False,
-    )
+    code = PaperDaemon.create(tmp_path, fake).run(clock, dt.datetime(2026, 6, 5, 0, 0, tzinfo=KST))
     assert code == 0
     secrets = secrets_of([fake])
     assert any(label.startswith("access token") for label in secrets)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import multiprocessing
 import os
 import pathlib
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from daemon_support import PaperDaemon
 from fs_support import read_only
 from hantu_sched import (
     KST,
@@ -34,10 +34,9 @@ from hantu_sched import (
     SchedulerConfig,
     SQLiteStorage,
 )
-from hantu_sched._cli import main, run_daemon
+from hantu_sched._cli import main
 from hantu_sched._jobs import Job, JobContext
 from hantu_sched._lock import LOCK_NAME, SchedulerAlreadyRunningError
-from hantu_sched._settings import load_credentials, load_settings
 from hantu_sched._storage import DEFAULT_DB_NAME, DeposedError
 from hantu_sched.testing import CrashingClock, JobLog, SimulatedCrash, make_test_jobs
 from kisclient.testing import FakeKIS, FakeKISServer
@@ -235,38 +234,6 @@ def test_item_7_a_job_that_kills_its_process_gives_up_after_max_attempts(
 # --- item 8: recovery adopts what the next job reads ---------------------------------------------
 
 
-def _daemon_env(tmp_path: pathlib.Path, fake: FakeKIS) -> tuple[Any, Any]:
-    app = fake.add_app(env="paper")
-    config = tmp_path / "c.toml"
-    config.write_text(
-        "[kis]\nenv = 'paper'\n[pipeline]\ntrading_mode = 'paper'\n"
-        f"universe = {json.dumps(fake.universe)}\n"
-    )
-    env = {
-        "KIS_APP_KEY": app.app_key,
-        "KIS_APP_SECRET": app.app_secret,
-        "KIS_ACCOUNT": app.account,
-        "KIS_STATE_DIR": str(tmp_path / "state"),
-    }
-    settings = load_settings(config, env, data_dir=tmp_path / "d")
-    credentials = load_credentials(settings, env)
-    return settings, credentials
-
-
-def _daemon(
-    settings: Any, credentials: Any, fake: FakeKIS, clock: FakeClock, until: dt.datetime
-) -> None:
-    run_daemon(
-        settings,
-        credentials,
-        clock=clock,
-        until=until,
-        transport=fake.transport(),
-        async_transport=fake.async_transport(),
-        signals=False,
-    )
-
-
 def _journal(data_dir: pathlib.Path) -> dict[str, Any]:
     storage = SQLiteStorage(data_dir)
     try:
@@ -282,18 +249,18 @@ def test_item_8_lost_journal_with_valid_batch_files_still_trades(tmp_path: pathl
     """The journal database is lost after the selection; the batch files alone carry the day."""
     clock = FakeClock(at("05:30"))
     fake = FakeKIS(clock=clock, seed=3, universe_size=40)
-    settings, credentials = _daemon_env(tmp_path, fake)
-    _daemon(settings, credentials, fake, clock, at("08:30"))
+    daemon = PaperDaemon.create(tmp_path, fake)
+    daemon.run(clock, at("08:30"))
     data = tmp_path / "d"
     assert len(list((data / "daily_selection").glob("batch_*.json"))) == 4
     for name in (DEFAULT_DB_NAME, DEFAULT_DB_NAME + "-wal", DEFAULT_DB_NAME + "-shm"):
         (data / name).unlink(missing_ok=True)  # the journal database is lost
-    _daemon(settings, credentials, fake, clock, at("00:00", DAY + dt.timedelta(days=1)))
+    daemon.run(clock, at("00:00", DAY + dt.timedelta(days=1)))
     journal = _journal(data)
     assert journal["trading"].state is JobState.DONE, journal["trading"]
     assert journal["trading"].attempts == 1
     assert all(r.state is JobState.DONE for r in journal.values()), journal
-    assert fake.orders(credentials.app_key)
+    assert fake.orders(daemon.credentials.app_key)
 
 
 # --- item 10: a corrupt journal is one line everywhere, and kept ---------------------------------
@@ -451,20 +418,20 @@ def test_item_14_crash_at_the_close_finishes_trading_done_at_close(tmp_path: pat
     """Crash at 15:29:59 while trading holds; restart at 15:30:00: reconciled, done at close."""
     clock = CrashingClock(at("05:30"), crash_at=at("15:29:59"))
     fake = FakeKIS(clock=clock, seed=2, universe_size=40)
-    settings, credentials = _daemon_env(tmp_path, fake)
+    daemon = PaperDaemon.create(tmp_path, fake)
     with pytest.raises(SimulatedCrash):
-        _daemon(settings, credentials, fake, clock, at("00:00", DAY + dt.timedelta(days=1)))
-    placed = len(fake.orders(credentials.app_key))
+        daemon.run(clock, at("00:00", DAY + dt.timedelta(days=1)))
+    placed = len(fake.orders(daemon.credentials.app_key))
     assert placed > 0
     assert _journal(tmp_path / "d")["trading"].state is JobState.RUNNING
     clock.set(at("15:30:00"))
-    _daemon(settings, credentials, fake, clock, at("00:00", DAY + dt.timedelta(days=1)))
+    daemon.run(clock, at("00:00", DAY + dt.timedelta(days=1)))
     journal = _journal(tmp_path / "d")
     trading = journal["trading"]
     assert trading.state is JobState.DONE, trading
     assert trading.note is not None and "done at close" in trading.note
     assert all(r.state is JobState.DONE for r in journal.values()), journal  # day complete
-    assert len(fake.orders(credentials.app_key)) == placed  # the reconciler sent nothing
+    assert len(fake.orders(daemon.credentials.app_key)) == placed  # the reconciler sent nothing
 
 
 def test_item_14_status_after_sigkill_says_not_running_with_the_stale_pid(

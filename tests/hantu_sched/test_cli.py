@@ -14,8 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from daemon_support import PaperDaemon
 from hantu_sched import KST, FakeClock, JobState, SQLiteStorage
-from hantu_sched._cli import main, run_daemon
+from hantu_sched._cli import main
 from hantu_sched._settings import load_credentials, load_settings
 from kisclient.testing import FakeKIS, FakeKISServer
 
@@ -499,30 +500,7 @@ def test_doctor_reports_bad_configuration(
 def test_run_daemon_runs_a_whole_day_on_a_fake_clock(tmp_path: pathlib.Path) -> None:
     clock = FakeClock(dt.datetime(2026, 6, 4, 5, 30, tzinfo=KST))
     fake = FakeKIS(clock=clock, seed=2, universe_size=40)
-    app = fake.add_app(env="paper")
-    config = tmp_path / "c.toml"
-    config.write_text(
-        "[kis]\nenv = 'paper'\n[pipeline]\ntrading_mode = 'paper'\n"
-        f"universe = {json.dumps(fake.universe)}\n"
-    )
-    env = {
-        "KIS_APP_KEY": app.app_key,
-        "KIS_APP_SECRET": app.app_secret,
-        "KIS_ACCOUNT": app.account,
-        "KIS_STATE_DIR": str(tmp_path / "state"),
-    }
-    settings = load_settings(config, env, data_dir=tmp_path / "d")
-    credentials = load_credentials(settings, env)
-    assert credentials is not None
-    code = run_daemon(
-        settings,
-        credentials,
-        clock=clock,
-        until=dt.datetime(2026, 6, 5, 0, 0, tzinfo=KST),
-        transport=fake.transport(),
-        async_transport=fake.async_transport(),
-        signals=False,
-    )
+    code = PaperDaemon.create(tmp_path, fake).run(clock, dt.datetime(2026, 6, 5, 0, 0, tzinfo=KST))
     assert code == 0
     storage = SQLiteStorage(tmp_path / "d" / "hantu_sched.sqlite3")
     try:
@@ -530,7 +508,7 @@ def test_run_daemon_runs_a_whole_day_on_a_fake_clock(tmp_path: pathlib.Path) -> 
     finally:
         storage.close()
     assert len(records) == 8 and all(r.state is JobState.DONE for r in records)
-    assert fake.orders(app.app_key)
+    assert fake.orders(fake.apps[0].app_key)
 
 
 def test_run_stops_gracefully_on_sigterm(tmp_path: pathlib.Path) -> None:
