@@ -46,7 +46,7 @@ import datetime as dt
 import pathlib
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import attrs
 import httpx
@@ -525,24 +525,58 @@ def run_seed(seed: int, work: pathlib.Path) -> SoakReport:
         make_jobs=lambda: soak.registry,
         hooks=soak,
     )
-    per_code, duplicates = count_orders(soak.fake.orders(soak.app.app_key))
-    units, unexplained = judge_units(result.records, soak.config, soak.calendar)
     still = [f"{r.label} ({r.instance})" for r in soak.log.runs if r.outcome is None]
     violations = list(soak.log.violations)
-    violations += unjournaled_runs(result.records, (r.label for r in soak.log.runs))
     if still:
         violations.append(f"runs never ended: {', '.join(still)}")
+    return judge_day(
+        seed=seed,
+        plan=plan.describe(),
+        restarts=result.restarts,
+        orders=soak.fake.orders(soak.app.app_key),
+        records=result.records,
+        starts=[r.label for r in soak.log.runs],
+        violations=violations,
+        config=soak.config,
+        calendar=soak.calendar,
+        notes=soak.notes,
+        result=result,
+    )
+
+
+def judge_day(
+    *,
+    seed: int,
+    plan: str,
+    restarts: int,
+    orders: Iterable[Order],
+    records: Sequence[JobRecord],
+    starts: Iterable[str],
+    violations: list[str],
+    config: SchedulerConfig,
+    calendar: KRXCalendar,
+    notes: list[str],
+    unexplained: Iterable[str] = (),
+    result: SimulationResult | None = None,
+) -> SoakReport:
+    """Apply the four rules to one day (either level): the orders at the fake, the journal
+    *records*, the unit *starts* seen and the *violations* of rule 2 found while it ran, plus
+    anything else left *unexplained* (a day that did not finish)."""
+    per_code, duplicates = count_orders(orders)
+    units, unexplained_units = judge_units(records, config, calendar)
+    violations = [*violations, *unjournaled_runs(records, starts)]
+    unexplained = [*unexplained_units, *unexplained]
     if not per_code:
         unexplained.append("no order was placed all day: trading never got its orders out")
     return SoakReport(
         seed=seed,
-        plan=plan.describe(),
-        restarts=result.restarts,
+        plan=plan,
+        restarts=restarts,
         orders=per_code,
         duplicates=duplicates,
         unit_violations=violations,
         unexplained=unexplained,
         units=units,
-        notes=soak.notes,
+        notes=notes,
         result=result,
     )

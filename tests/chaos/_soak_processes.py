@@ -50,14 +50,7 @@ from typing import IO, Any
 
 import attrs
 import httpx
-from _soak_harness import (
-    DAY,
-    ORDER_PATH,
-    SoakReport,
-    count_orders,
-    judge_units,
-    unjournaled_runs,
-)
+from _soak_harness import DAY, ORDER_PATH, SoakReport, judge_day
 
 from hantu_sched import JobContext, JobRegistry, SchedulerConfig, SQLiteStorage
 from hantu_sched._calendar import KRXCalendar
@@ -610,30 +603,27 @@ def run_process_seed(seed: int, work: pathlib.Path) -> SoakReport:
     plan = ProcessPlan.from_seed(seed)
     parent = _Parent(plan, work)
     parent.run()
-    per_code, duplicates = count_orders(parent.fake.orders(parent.app.app_key))
     storage = SQLiteStorage(parent.data_dir / DEFAULT_DB_NAME)
     try:
         records = storage.list_jobs(DAY)
     finally:
         storage.close()
-    units, unexplained = judge_units(records, SchedulerConfig(), KRXCalendar())
-    violations = parent.unit_violations()
-    violations += unjournaled_runs(records, parent.starts())
     notes = list(parent.notes)
-    if any(n.startswith("TIMED OUT") for n in notes):
-        unexplained.append(f"the day did not finish within {REAL_DEADLINE_S:g} real seconds")
-    if not per_code:
-        unexplained.append("no order was placed all day: trading never got its orders out")
-    return SoakReport(
+    timed_out = any(n.startswith("TIMED OUT") for n in notes)
+    return judge_day(
         seed=seed,
         plan=plan.describe(),
         restarts=parent.restarts,
-        orders=per_code,
-        duplicates=duplicates,
-        unit_violations=violations,
-        unexplained=unexplained,
-        units=units,
+        orders=parent.fake.orders(parent.app.app_key),
+        records=records,
+        starts=parent.starts(),
+        violations=parent.unit_violations(),
+        config=SchedulerConfig(),
+        calendar=KRXCalendar(),
         notes=notes,
+        unexplained=[f"the day did not finish within {REAL_DEADLINE_S:g} real seconds"]
+        if timed_out
+        else [],
     )
 
 
