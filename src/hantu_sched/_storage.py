@@ -92,10 +92,14 @@ def _order(record: JobRecord) -> tuple[str, str]:
     return (record.key.job, record.key.batch or "")
 
 
-def _deposed(mine: int, current: Owner | None) -> DeposedError:
+def _fence(mine: int | None, current: Owner | None) -> None:
+    """Raise :class:`DeposedError` if this object claimed epoch *mine* (``None``: it never
+    claimed, nothing to check) and the persisted claim *current* is no longer that epoch."""
+    if mine is None or (current is not None and current.epoch == mine):
+        return
     who = "nobody" if current is None else f"{current.owner} at {current.claimed_at}"
     now = "no claim" if current is None else f"epoch {current.epoch}"
-    return DeposedError(
+    raise DeposedError(
         f"this scheduler (owner epoch {mine}) was deposed: the data directory was claimed by "
         f"{who} ({now}); stopping without running or sending anything more"
     )
@@ -164,12 +168,7 @@ class MemoryStorage:
 
     def check_owner(self) -> None:
         with self._lock:
-            self._fence()
-
-    def _fence(self) -> None:
-        """Raise :class:`DeposedError` if this object claimed and was deposed (lock held)."""
-        if self._mine is not None and (self._owner is None or self._owner.epoch != self._mine):
-            raise _deposed(self._mine, self._owner)
+            _fence(self._mine, self._owner)
 
     def get_job(self, key: JobKey) -> JobRecord | None:
         with self._lock:
@@ -179,7 +178,7 @@ class MemoryStorage:
     def put_job(self, record: JobRecord) -> None:
         text = _dump(record.to_dict())
         with self._lock:
-            self._fence()
+            _fence(self._mine, self._owner)
             self._jobs[record.key] = text
 
     def list_jobs(self, trading_date: dt.date) -> list[JobRecord]:
@@ -190,7 +189,7 @@ class MemoryStorage:
     def put_selection(self, trading_date: dt.date, batch_id: str, payload: Any) -> None:
         text = _dump(payload)
         with self._lock:
-            self._fence()
+            _fence(self._mine, self._owner)
             self._selection[(trading_date, batch_id)] = text
 
     def get_selection(self, trading_date: dt.date) -> dict[str, Any]:
@@ -201,7 +200,7 @@ class MemoryStorage:
     def put_watchlist(self, trading_date: dt.date, payload: Any) -> None:
         text = _dump(payload)
         with self._lock:
-            self._fence()
+            _fence(self._mine, self._owner)
             self._watchlist[trading_date] = text
 
     def get_watchlist(self, trading_date: dt.date) -> Any | None:
@@ -212,7 +211,7 @@ class MemoryStorage:
     def put_record(self, kind: str, key: str, payload: Any) -> None:
         text = _dump(payload)
         with self._lock:
-            self._fence()
+            _fence(self._mine, self._owner)
             self._records[(kind, key)] = text
 
     def get_record(self, kind: str, key: str) -> Any | None:
@@ -340,9 +339,7 @@ class SQLiteStorage:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 if self._mine is not None:
-                    current = self._owner_row()
-                    if current is None or current.epoch != self._mine:
-                        raise _deposed(self._mine, current)
+                    _fence(self._mine, self._owner_row())
                 self._conn.execute(sql, params)
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -384,9 +381,7 @@ class SQLiteStorage:
         """Raise :class:`DeposedError` if this object claimed and another claimed since."""
         if self._mine is None:
             return
-        current = self.owner()
-        if current is None or current.epoch != self._mine:
-            raise _deposed(self._mine, current)
+        _fence(self._mine, self.owner())
 
     def integrity_problem(self) -> str | None:
         """``PRAGMA quick_check``'s complaint, or ``None`` if the file is sound."""
