@@ -51,7 +51,16 @@ from collections.abc import Iterable, Sequence
 import attrs
 import httpx
 
-from hantu_sched import JobContext, JobRegistry, JobState, SchedulerConfig, SQLiteStorage
+from hantu_sched import (
+    Credentials,
+    JobContext,
+    JobRegistry,
+    JobState,
+    KISTarget,
+    SchedulerConfig,
+    SQLiteStorage,
+    build_services,
+)
 from hantu_sched._calendar import KRXCalendar
 from hantu_sched._constants import KST
 from hantu_sched._day import build_day_plan
@@ -69,7 +78,7 @@ from hantu_sched._simulate import (
 from hantu_sched._storage import DEFAULT_DB_NAME
 from hantu_sched.pipeline import PipelineConfig, default_jobs
 from hantu_sched.testing import SimulatedCrash
-from kisclient import AsyncKISClient, KISClient
+from kisclient import Env
 from kisclient.testing import FakeApp, FakeKIS, Fault, OffsetClock, Order
 
 __all__ = [
@@ -422,20 +431,16 @@ class _Soak(SimHooks):
         self.log.instance = "second"
         clock.crash_at = clock.now() + dt.timedelta(seconds=self.plan.second_for_s)
         storage = SQLiteStorage(self.data_dir / DEFAULT_DB_NAME)
-        common = {
-            "app_key": self.app.app_key,
-            "app_secret": self.app.app_secret,
-            "env": "paper",
-            "account": self.app.account,
-            "state_dir": self.data_dir / "kis-state",
-            "clock": clock,
-        }
-        kis = KISClient(**common, transport=self.transport(self.fake))  # type: ignore[arg-type]
-
-        def make_async() -> AsyncKISClient:
-            return AsyncKISClient(**common, transport=self.fake.async_transport())  # type: ignore[arg-type]
-
-        services = {"kis": kis, "kis_async": make_async, "universe": self.fake.universe}
+        services = build_services(
+            KISTarget(Env.PAPER, state_dir=self.data_dir / "kis-state"),
+            Credentials(self.app.app_key, self.app.app_secret, self.app.account, "the fake"),
+            clock,
+            transport=self.transport(self.fake),
+            async_transport=self.async_transport(self.fake),
+            universe=self.fake.universe,
+        )
+        kis = services.kis
+        assert kis is not None  # build_services always builds the sync client
         end = _at(dt.time(0)) + dt.timedelta(days=1)
         try:
             scheduler = IntegratedScheduler(
