@@ -40,6 +40,8 @@ __all__ = [
     "RequestNotSent",
     "RetryBudgetExhausted",
     "ServiceUnavailable",
+    "StreamSlotBusy",
+    "SubscriptionLimitExceeded",
     "TokenError",
     "TokenIssueThrottled",
     "ValidationError",
@@ -181,6 +183,27 @@ class OrderOutcomeUnknown(OutcomeUnknown):
     def __init__(self, message: str, *, request: Mapping[str, Any], **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.request = dict(request)
+
+# --- real-time streams ----------------------------------------------------------------------
+
+
+class StreamSlotBusy(KISError):
+    """Another process on this app key and state directory owns the WebSocket session.
+
+    KIS allows one session per app key; a second socket is refused with OPSP8996 and can keep the
+    slot locked for a long time. ``owner_pid`` and ``owner_host`` name the owner when known.
+    """
+
+    def __init__(
+        self, message: str, *, owner_pid: int | None = None, owner_host: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.owner_pid = owner_pid
+        self.owner_host = owner_host
+
+
+class SubscriptionLimitExceeded(KISError):
+    """Subscribing would take the session past KIS's 41 registrations; nothing was sent."""
 
 
 # --- bad input ------------------------------------------------------------------------------

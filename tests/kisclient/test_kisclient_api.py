@@ -57,6 +57,8 @@ KISCLIENT = {
     "RetryBudgetExhausted",
     "RetryPolicy",
     "ServiceUnavailable",
+    "StreamSlotBusy",
+    "SubscriptionLimitExceeded",
     "Side",
     "StockCode",
     "SystemClock",
