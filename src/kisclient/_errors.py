@@ -184,6 +184,7 @@ class OrderOutcomeUnknown(OutcomeUnknown):
         super().__init__(message, **kwargs)
         self.request = dict(request)
 
+
 # --- real-time streams ----------------------------------------------------------------------
 
 
