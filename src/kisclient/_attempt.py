@@ -58,7 +58,7 @@ from ._errors import (
     OrderOutcomeUnknown,
     RetryBudgetExhausted,
 )
-from ._operations import Operation, Response
+from ._operations import Flow, Gather, Response, Sleep
 from ._token_store import Token
 
 __all__ = [
@@ -127,13 +127,6 @@ class Invalidate:
     """KIS refused *token*: get a replacement (answer it, or the ``KISError`` raised)."""
 
     token: Token = attrs.field(repr=False)
-
-
-@attrs.frozen
-class Sleep:
-    """Sleep *seconds* on the client's clock before the next attempt."""
-
-    seconds: float
 
 
 Effect: TypeAlias = Step | Send | Settle | Penalize | Invalidate | Sleep
@@ -338,24 +331,28 @@ class Finished:
     value: Any
 
 
-def advance(operation: Operation[Any], outcome: Response | KISError) -> Call | Finished | Exception:
-    """Feed *outcome* (what :func:`attempt_flow` returned) to *operation*: its next call, its
-    result, or the exception to raise where the user's call is.
+def advance(operation: Flow[Any], outcome: object) -> Call | Sleep | Gather | Finished | Exception:
+    """Feed *outcome* to *operation* (a :class:`~kisclient._operations.Flow`): its next step, its
+    result, or the exception to raise where the user's call is. ``None`` starts it (and answers a
+    :class:`Sleep`); a :class:`Gather` is answered with its list of outcomes; a call with what
+    :func:`attempt_flow` returned, a :class:`~kisclient._operations.Response` or a
+    :class:`~kisclient.KISError`, which is thrown into the operation.
 
     A :class:`~kisclient.KISError` the operation does not handle comes back without the frames
     it crossed. A successful answer the operation cannot read (``ModelError`` and kin) becomes
     :func:`unreadable_answer`'s ``KISError``: the request did leave.
     """
     try:
-        if type(outcome) is Response:
-            try:
-                return operation.send(outcome)
-            except UNREADABLE as exc:
-                error = unreadable_answer(outcome, exc)
-                error.__cause__ = exc
-                return error
-        assert isinstance(outcome, KISError)
-        return operation.throw(outcome)
+        if isinstance(outcome, KISError):
+            return operation.throw(outcome)
+        if type(outcome) is not Response:
+            return operation.send(outcome)
+        try:
+            return operation.send(outcome)
+        except UNREADABLE as exc:
+            error = unreadable_answer(outcome, exc)
+            error.__cause__ = exc
+            return error
     except StopIteration as done:
         return Finished(done.value)
     except KISError as exc:

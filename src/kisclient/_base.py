@@ -14,33 +14,32 @@ import logging
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Generic, Self, TypeAlias, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from . import _operations as ops
 from ._attempt import ONE_ATTEMPT, AttemptFlow, GatewayClock, attempt_flow
 from ._clock import Clock
 from ._config import ENDPOINTS, KST, Endpoint, Env, EnvName, Side, endpoint_by_path
-from ._core import Call, RetryBudget, RetryPolicy
+from ._core import Call, RetryBudget, RetryPolicy, next_page
 from ._errors import KISError, OrderOutcomeUnknown
 from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quote, Reconciliation
-from ._operations import Operation, Reconciler, prepare_codes
+from ._operations import Flow, Gather, Reconciler, Response, Sleep, prepare_codes
 from ._quote_cache import QuoteCache
 from ._ratelimit import RateLimiter, Window, make_limiter
 from ._redaction import install_log_redaction
 from ._settings import DEFAULTS, ClientOptions, ClientSettings, settings_from_env
+from ._surface import PageFlow, operation, pages
 from ._token import TokenManager
 from ._token_store import TokenStore
 from ._validation import Account, StockCode, normalize_code
 
-__all__ = ["ClientBase", "Lookup", "ProgressCallback"]
+__all__ = ["ClientBase", "ProgressCallback"]
 
 #: The transport type a client takes (``httpx.BaseTransport`` or ``httpx.AsyncBaseTransport``).
 TransportT = TypeVar("TransportT")
 
 #: Called as ``progress(done, total)`` as the codes of a batch settle.
 ProgressCallback = Callable[[int, int], None]
-#: One reconciliation look-up's result: the day's orders and KIS's time, or the error.
-Lookup: TypeAlias = "tuple[list[DailyOrder], float | None] | KISError"
 
 log = logging.getLogger("kisclient")
 
@@ -279,62 +278,188 @@ class ClientBase(abc.ABC, Generic[TransportT]):
             wait=wait,
         )
 
-    def _lookup(self, reconciler: Reconciler) -> Operation[tuple[list[DailyOrder], float | None]]:
-        """The next look-up operation of *reconciler*."""
-        s = self._settings
-        return reconciler.lookup(s.env, s.require_account(), self._gateway.offset, s.clock.time())
+    # --- the public operations, one flow each (see kisclient._surface) ---
 
-    def _feed(self, reconciler: Reconciler, result: Lookup) -> Reconciliation | float:
-        """Give *reconciler* one look-up's result: the answer, or seconds to sleep."""
-        now = self._settings.clock.time()
-        return reconciler.feed(result, local_now=now, offset=self._gateway.offset)
+    @operation
+    def get_price(self, code: str) -> Flow[Quote]:
+        """The current quote of one stock (``inquire-price``), from the cache when fresh."""
+        cached = self._cached_quote(code)
+        if cached is not None:
+            return cached
+        return self._remember_quote((yield from ops.get_price(self._settings.env, code)))
 
-    # --- the operations behind the public methods (the shells run them) ---
+    @operation
+    def get_prices(
+        self,
+        codes: Iterable[str],
+        *,
+        multi: bool | None = None,
+        concurrency: int = 8,
+        progress: ProgressCallback | None = None,
+    ) -> Flow[PriceBatch]:
+        """Quotes for many codes; one bad code or failed call never aborts the batch.
 
-    def _price_op(self, code: str) -> Operation[Quote]:
-        return ops.get_price(self._settings.env, code)
-
-    def _daily_prices_op(
-        self, code: str, start: dt.date, end: dt.date
-    ) -> Operation[list[DailyBar]]:
-        return ops.get_daily_prices(self._settings.env, code, start, end)
-
-    def _balance_op(self) -> Operation[Balance]:
-        return ops.get_balance(self._settings.env, self._settings.require_account())
-
-    def _order_op(
-        self, side: Side, code: str, qty: int, price: int | None
-    ) -> Operation[OrderResult]:
-        s = self._settings
-        return ops.order_cash(
-            s.env, s.require_account(), side, code, qty, price, legacy_tr_id=s.legacy_order_tr_ids
-        )
-
-    def _cancel_op(self, order: DailyOrder) -> Operation[OrderResult]:
-        return ops.cancel_order(self._settings.env, self._settings.require_account(), order)
-
-    def _daily_orders_op(
-        self, start: dt.date | None, end: dt.date | None, code: str | None, side: Side | None
-    ) -> Operation[list[DailyOrder]]:
-        """Orders of ``[start, end]``, both defaulting to today (KST) on the client's clock."""
-        today = self._today()
-        s = self._settings
-        first, last = start or today, end or start or today
-        return ops.get_daily_orders(s.env, s.require_account(), first, last, code=code, side=side)
-
-    def _batch_plan(
-        self, codes: Iterable[str], multi: bool | None, concurrency: int
-    ) -> tuple[PriceBatch, list[StockCode], list[list[StockCode]], int]:
-        """A batch's start: the batch so far (invalid codes, cache hits), the codes to fetch,
-        their groups (one operation each, see :func:`ops.batch_groups`) and the input count.
-        Raises before anything is sent."""
+        Every input code ends in ``.succeeded`` or ``.failed`` (invalid codes with their
+        :class:`~kisclient.InvalidStockCode`). Fresh cached quotes are used first; duplicates are
+        fetched once; the 30-code multi-price endpoint is used where the environment has it
+        (``multi=None``), per-code calls otherwise. The async client keeps at most *concurrency*
+        requests in flight, never more than the smallest rate window admits at once (1 on
+        paper); a sync client sends one at a time. *progress(done, total)* is called as codes
+        settle. Cancelling an async batch cancels every request of it and leaves no task behind.
+        """
+        started = self._settings.clock.monotonic()
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         batch, todo, total = self._start_batch(codes)
-        return batch, todo, ops.batch_groups(self._settings.env, todo, multi), total
+        groups = ops.batch_groups(self._settings.env, todo, multi)
+        settled = total - len(todo)
 
-    def _group_op(self, group: list[StockCode], batch: PriceBatch) -> Operation[None]:
-        return ops.get_prices_for(self._settings.env, group, batch)
+        def group_done(index: int) -> None:
+            nonlocal settled
+            settled += len(groups[index])
+            if progress is not None:
+                progress(settled, total)
+
+        outcomes = yield Gather(
+            [ops.get_prices_for(self._settings.env, group, batch) for group in groups],
+            limit=self._useful_concurrency(concurrency),
+            on_done=group_done,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, KISError):
+                raise outcome
+        return self._finish_batch(batch, todo, started)
+
+    @operation
+    def get_daily_prices(self, code: str, start: dt.date, end: dt.date) -> Flow[list[DailyBar]]:
+        """Daily bars in ``[start, end]``, oldest first (paging past the 100-row limit)."""
+        return (yield from ops.get_daily_prices(self._settings.env, code, start, end))
+
+    @operation
+    def get_balance(self) -> Flow[Balance]:
+        """Holdings (every page) and the account summary. An empty account is an empty
+        :class:`~kisclient.Balance`; a failed call raises."""
+        s = self._settings
+        return (yield from ops.get_balance(s.env, s.require_account()))
+
+    @operation
+    def order_cash(
+        self, side: Side, code: str, qty: int, price: int | None = None
+    ) -> Flow[OrderResult]:
+        """Place a cash order: a limit order at *price*, or a market order when it is ``None``.
+
+        Raises :class:`~kisclient.OrderOutcomeUnknown` when the order may have been executed
+        without an answer saying so; pass it to :meth:`reconcile_order` before resending.
+        """
+        s = self._settings
+        account, legacy = s.require_account(), s.legacy_order_tr_ids
+        return (
+            yield from ops.order_cash(s.env, account, side, code, qty, price, legacy_tr_id=legacy)
+        )
+
+    @operation
+    def cancel_order(self, order: DailyOrder) -> Flow[OrderResult]:
+        """Cancel what remains of *order* (from :meth:`get_daily_orders`)."""
+        s = self._settings
+        return (yield from ops.cancel_order(s.env, s.require_account(), order))
+
+    @operation
+    def get_daily_orders(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        *,
+        code: str | None = None,
+        side: Side | None = None,
+    ) -> Flow[list[DailyOrder]]:
+        """Orders and fills between *start* and *end* (default: today, KST, on the client's
+        clock), all pages."""
+        s, today = self._settings, self._today()
+        first, last = start or today, end or start or today
+        account = s.require_account()
+        return (yield from ops.get_daily_orders(s.env, account, first, last, code=code, side=side))
+
+    @operation
+    def reconcile_order(
+        self,
+        unknown: OrderOutcomeUnknown | Mapping[str, Any],
+        *,
+        exclude: Iterable[str] = (),
+        wait: bool = True,
+    ) -> Flow[Reconciliation]:
+        """Establish whether an order whose answer was lost reached KIS.
+
+        *unknown* is the :class:`~kisclient.OrderOutcomeUnknown` (or its ``request``). KIS has no
+        client order id, so the order is matched on every field it carries (side, code,
+        quantity, price, order division; never a revision or cancellation row, never an order
+        number in *exclude*, never an order placed before the request left, on KIS's clock).
+
+        The answer is a :class:`~kisclient.Reconciliation`: ``FOUND`` (with the order),
+        ``ABSENT`` only once the settle window (``order_settle`` seconds after the request left,
+        measured on KIS's clock via the ``Date`` header) has passed without the order appearing,
+        and ``UNKNOWN`` otherwise: still inside the window, or a look-up failed. Resend only on
+        ``ABSENT``. With *wait* (default) the day's orders are looked up again every few seconds
+        on the client's clock until the order is found or the window has passed; without it one
+        look-up is made.
+        """
+        reconciler = self._reconciler(unknown, exclude, wait)
+        s = self._settings
+        while True:
+            lookup = reconciler.lookup(
+                s.env, s.require_account(), self._gateway.offset, s.clock.time()
+            )
+            (result,) = yield Gather([lookup])
+            step = reconciler.feed(result, local_now=s.clock.time(), offset=self._gateway.offset)
+            if isinstance(step, Reconciliation):
+                return step
+            yield Sleep(step)
+
+    @operation
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        tr_id: str | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Flow[Response]:
+        """Call any endpoint: the escape hatch, with the same limits, token and retries.
+
+        A POST to a path the registry does not know is treated as non-idempotent (never resent
+        once it may have arrived).
+        """
+        response: Response = yield self._escape_hatch_call(
+            method, path, tr_id, params, body, headers
+        )
+        return response
+
+    @pages
+    def paginate(
+        self,
+        method: str,
+        path: str,
+        *,
+        tr_id: str | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_pages: int | None = None,
+    ) -> PageFlow:
+        """Yield every page of a ``tr_cont`` / ``CTX_AREA_*`` paginated call (facts §4.3)."""
+        call: Call | None = self._escape_hatch_call(method, path, tr_id, params, body, headers)
+        pages_seen = 0
+        while call is not None and (max_pages is None or pages_seen < max_pages):
+            response = yield call
+            pages_seen += 1
+            call = next_page(call, response.headers, response.data)
+
+    @operation
+    def hashkey(self, body: Mapping[str, Any]) -> Flow[str]:
+        """The ``HASH`` of *body* from ``/uapi/hashkey`` (optional for orders; facts §3)."""
+        response = yield self._hashkey_call(body)
+        return str(response.data.get("HASH", ""))
 
     # --- calls ---
 

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 
 from ._attempt import Effect, Finished, Invalidate, Penalize, Send, Settle, Sleep, Step, advance
-from ._base import ClientBase, Lookup, ProgressCallback
-from ._config import Side
-from ._core import Call, next_page
-from ._errors import KISError, OrderOutcomeUnknown
-from ._models import (
-    Balance,
-    DailyBar,
-    DailyOrder,
-    OrderResult,
-    PriceBatch,
-    Quote,
-    Reconciliation,
-)
-from ._operations import Operation, Response
+from ._base import ClientBase
+from ._core import Call
+from ._errors import KISError
+from ._operations import Flow, Gather, Response
+from ._surface import PageFlow, operation, pages
 from ._token_store import Token
 
 __all__ = ["KISClient"]
@@ -38,7 +29,9 @@ class KISClient(ClientBase[httpx.BaseTransport]):
     by :class:`~kisclient.RetryPolicy` and the client's retry budget → a typed result or a
     :class:`~kisclient.KISError`. Orders are resent only when they certainly did not arrive.
     The constructor's arguments are described on :class:`~kisclient._base.ClientBase`;
-    ``transport`` is any :class:`httpx.BaseTransport`.
+    ``transport`` is any :class:`httpx.BaseTransport`. The operations (``get_price``,
+    ``order_cash``, ``reconcile_order``, ...) are written once on the base class and run here,
+    blocking.
     """
 
     # --- lifecycle ---
@@ -58,146 +51,7 @@ class KISClient(ClientBase[httpx.BaseTransport]):
     ) -> None:
         self.close()
 
-    # --- public operations ---
-
-    def get_price(self, code: str) -> Quote:
-        """The current quote of one stock (``inquire-price``), from the cache when fresh."""
-        cached = self._cached_quote(code)
-        if cached is not None:
-            return cached
-        return self._remember_quote(self._run(self._price_op(code)))
-
-    def get_prices(
-        self,
-        codes: Iterable[str],
-        *,
-        multi: bool | None = None,
-        concurrency: int = 8,
-        progress: ProgressCallback | None = None,
-    ) -> PriceBatch:
-        """Quotes for many codes; one bad code or failed call never aborts the batch.
-
-        Uses the 30-code multi-price endpoint where the environment has it (``multi=None``),
-        per-code calls otherwise. Invalid codes land in ``.failed`` with their
-        :class:`~kisclient.InvalidStockCode`; duplicates are fetched once; fresh cached quotes
-        are used first. *concurrency* exists for parity with the async client; a sync client
-        sends one request at a time. *progress(done, total)* is called as codes settle.
-        """
-        started = self._settings.clock.monotonic()
-        batch, todo, groups, total = self._batch_plan(codes, multi, concurrency)
-        done = total - len(todo)
-        for group in groups:
-            self._run(self._group_op(group, batch))
-            done += len(group)
-            if progress is not None:
-                progress(done, total)
-        return self._finish_batch(batch, todo, started)
-
-    def get_daily_prices(self, code: str, start: dt.date, end: dt.date) -> list[DailyBar]:
-        """Daily bars in ``[start, end]``, oldest first (paging past the 100-row limit)."""
-        return self._run(self._daily_prices_op(code, start, end))
-
-    def get_balance(self) -> Balance:
-        """Holdings (every page) and the account summary. An empty account is an empty
-        :class:`~kisclient.Balance`; a failed call raises."""
-        return self._run(self._balance_op())
-
-    def order_cash(self, side: Side, code: str, qty: int, price: int | None = None) -> OrderResult:
-        """Place a cash order: a limit order at *price*, or a market order when it is ``None``.
-
-        Raises :class:`~kisclient.OrderOutcomeUnknown` when the order may have been executed
-        without an answer saying so; pass it to :meth:`reconcile_order` before resending.
-        """
-        return self._run(self._order_op(side, code, qty, price))
-
-    def cancel_order(self, order: DailyOrder) -> OrderResult:
-        """Cancel what remains of *order* (from :meth:`get_daily_orders`)."""
-        return self._run(self._cancel_op(order))
-
-    def get_daily_orders(
-        self,
-        start: dt.date | None = None,
-        end: dt.date | None = None,
-        *,
-        code: str | None = None,
-        side: Side | None = None,
-    ) -> list[DailyOrder]:
-        """Orders and fills between *start* and *end* (default: today, KST), all pages."""
-        return self._run(self._daily_orders_op(start, end, code, side))
-
-    def reconcile_order(
-        self,
-        unknown: OrderOutcomeUnknown | Mapping[str, Any],
-        *,
-        exclude: Iterable[str] = (),
-        wait: bool = True,
-    ) -> Reconciliation:
-        """Establish whether an order whose answer was lost reached KIS.
-
-        *unknown* is the :class:`~kisclient.OrderOutcomeUnknown` (or its ``request``). KIS has no
-        client order id, so the order is matched on every field it carries (side, code,
-        quantity, price, order division; never a revision or cancellation row, never an order
-        number in *exclude*, never an order placed before the request left, on KIS's clock).
-
-        The answer is a :class:`~kisclient.Reconciliation`: ``FOUND`` (with the order),
-        ``ABSENT`` only once the settle window (``order_settle`` seconds after the request left,
-        measured on KIS's clock via the ``Date`` header) has passed without the order appearing,
-        and ``UNKNOWN`` otherwise: still inside the window, or a look-up failed. Resend only on
-        ``ABSENT``. With *wait* (default) the day's orders are looked up again every few seconds
-        on the client's clock until the order is found or the window has passed; without it one
-        look-up is made.
-        """
-        reconciler = self._reconciler(unknown, exclude, wait)
-        while True:
-            try:
-                result: Lookup = self._run(self._lookup(reconciler))
-            except KISError as exc:
-                result = exc
-            step = self._feed(reconciler, result)
-            if isinstance(step, Reconciliation):
-                return step
-            self._settings.clock.sleep(step)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        tr_id: str | None = None,
-        params: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Response:
-        """Call any endpoint: the escape hatch, with the same limits, token and retries.
-
-        A POST to a path the registry does not know is treated as non-idempotent (never resent
-        once it may have arrived).
-        """
-        return self._execute(self._escape_hatch_call(method, path, tr_id, params, body, headers))
-
-    def paginate(
-        self,
-        method: str,
-        path: str,
-        *,
-        tr_id: str | None = None,
-        params: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        max_pages: int | None = None,
-    ) -> Iterator[Response]:
-        """Yield every page of a ``tr_cont`` / ``CTX_AREA_*`` paginated call (facts §4.3)."""
-        call: Call | None = self._escape_hatch_call(method, path, tr_id, params, body, headers)
-        pages = 0
-        while call is not None and (max_pages is None or pages < max_pages):
-            response = self._execute(call)
-            pages += 1
-            yield response
-            call = next_page(call, response.headers, response.data)
-
-    def hashkey(self, body: Mapping[str, Any]) -> str:
-        """The ``HASH`` of *body* from ``/uapi/hashkey`` (optional for orders; facts §3)."""
-        return str(self._execute(self._hashkey_call(body)).data.get("HASH", ""))
+    # --- what is not an operation ---
 
     def revoke(self) -> None:
         """Revoke the current access token on the server and forget it locally."""
@@ -217,21 +71,61 @@ class KISClient(ClientBase[httpx.BaseTransport]):
     def _open(self, transport: httpx.BaseTransport | None, timeout_s: float) -> None:
         self._http = httpx.Client(transport=transport, timeout=timeout_s)
 
-    def _run(self, operation: Operation[T]) -> T:
-        """Drive an operation: send each call it yields, feed back responses or errors; raise
-        what ends it here, where the user's call is."""
-        call = next(operation)
+    def _bind(self, method: operation[Any, Any] | pages[Any]) -> Callable[..., Any]:
+        """This client's blocking form of a public method (see :mod:`kisclient._surface`)."""
+        flow = method.flow
+
+        if isinstance(method, pages):
+
+            def paged(*args: Any, **kwargs: Any) -> Iterator[Response]:
+                return self._pages(flow(self, *args, **kwargs))
+
+            return method.dress(paged, type(self))
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return self._run(flow(self, *args, **kwargs))
+
+        return method.dress(blocking, type(self))
+
+    def _run(self, flow: Flow[T]) -> T:
+        """Drive a flow: perform each step it yields, feed back the outcome; raise what ends it
+        here, where the user's call is."""
+        step = advance(flow, None)
         while True:
-            step = advance(operation, self._send(call))
-            if isinstance(step, Call):
-                call = step
-            elif isinstance(step, Finished):
+            if type(step) is Call:
+                outcome: object = self._send(step)
+            elif type(step) is Sleep:
+                self._settings.clock.sleep(step.seconds)
+                outcome = None
+            elif type(step) is Gather:
+                outcome = [self._gathered(step, index) for index in range(len(step.operations))]
+            elif type(step) is Finished:
                 return step.value  # type: ignore[no-any-return]
             else:
-                raise step
+                raise step  # type: ignore[misc]
+            step = advance(flow, outcome)
+
+    def _gathered(self, gather: Gather, index: int) -> object:
+        """Run operation *index* of *gather* to its end: its result, or its ``KISError``."""
+        try:
+            return self._run(gather.operations[index])
+        except KISError as exc:
+            return exc
+        finally:
+            gather.done(index)
+
+    def _pages(self, flow: PageFlow) -> Iterator[Response]:
+        """Send every call *flow* yields and yield each answer (see :class:`pages`)."""
+        step = advance(flow, None)
+        while type(step) is Call:
+            response = self._execute(step)
+            yield response
+            step = advance(flow, response)
+        if isinstance(step, Exception):
+            raise step
 
     def _execute(self, call: Call, *, limited: bool = True, once: bool = False) -> Response:
-        """Send one call outside an operation (escape hatch, token, revoke); raise its error."""
+        """Send one call outside an operation (token, revoke, a page); raise its error."""
         outcome = self._send(call, limited=limited, once=once)
         if isinstance(outcome, KISError):
             raise outcome

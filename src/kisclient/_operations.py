@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Collection, Generator, Iterable, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 import attrs
@@ -37,9 +37,12 @@ from ._validation import Account, StockCode, normalize_code
 
 __all__ = [
     "RECONCILE_POLL_S",
+    "Flow",
+    "Gather",
     "Operation",
     "Reconciler",
     "Response",
+    "Sleep",
     "daily_orders_seen",
     "matches_request",
     "reconcile_rows",
@@ -78,6 +81,34 @@ T = TypeVar("T")
 
 #: An operation: yields calls, receives responses, returns a result.
 Operation: TypeAlias = Generator[Call, Response, T]
+
+
+@attrs.frozen
+class Sleep:
+    """Sleep *seconds* on the client's clock (the shell sends back ``None``)."""
+
+    seconds: float
+
+
+@attrs.frozen
+class Gather:
+    """Run *operations* to their ends (at most *limit* at once where the shell can) and send
+    back, in order, each one's result or the :class:`~kisclient.KISError` that ended it.
+
+    ``on_done(i)`` is called as operation *i* ends. Any other exception ends the flow.
+    """
+
+    operations: Sequence[Operation[Any]]
+    limit: int = 1
+    on_done: Callable[[int], None] | None = None
+
+    def done(self, index: int) -> None:
+        if self.on_done is not None:
+            self.on_done(index)
+
+
+#: A flow behind a public method: an operation that may also sleep and gather sub-operations.
+Flow: TypeAlias = Generator[Call | Sleep | Gather, Any, T]
 
 
 def _tr(endpoint_name: str, env: Env, side: Side | None = None, *, legacy: bool = False) -> str:

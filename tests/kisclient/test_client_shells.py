@@ -32,10 +32,20 @@ def _public(cls: type) -> dict[str, object]:
     }
 
 
-def test_public_signatures_match() -> None:
+def test_public_signatures_match(tmp_path: pathlib.Path) -> None:
     sync_members = _public(KISClient)
     async_members = _public(AsyncKISClient)
     assert sorted(sync_members) == sorted(async_members)
+    fake = FakeKIS()
+    app = fake.add_app()
+    sync_client = KISClient(
+        app.app_key, app.app_secret, account=app.account, transport=fake.transport(),
+        state_dir=tmp_path,
+    )  # fmt: skip
+    async_client = AsyncKISClient(
+        app.app_key, app.app_secret, account=app.account, transport=fake.async_transport(),
+        state_dir=tmp_path,
+    )  # fmt: skip
     for name, member in sync_members.items():
         twin = async_members[name]
         if isinstance(member, property):
@@ -45,14 +55,21 @@ def test_public_signatures_match() -> None:
             assert isinstance(twin, classmethod), name
             continue
         assert callable(member) and callable(twin)
-        sync_sig, async_sig = inspect.signature(member), inspect.signature(twin)
+        # as bound on an instance: the same parameters, blocking on one, awaitable on the other
+        bound, bound_twin = getattr(sync_client, name), getattr(async_client, name)
+        assert bound.__name__ == bound_twin.__name__ == name
+        sync_sig, async_sig = inspect.signature(bound), inspect.signature(bound_twin)
         sync_params = [(p.name, p.kind, p.default) for p in sync_sig.parameters.values()]
         async_params = [(p.name, p.kind, p.default) for p in async_sig.parameters.values()]
         assert sync_params == async_params, name
+        assert sync_params[:1] != [("self", inspect.Parameter.POSITIONAL_OR_KEYWORD, None)]
+        assert not inspect.iscoroutinefunction(bound), name
         if name == "paginate":
-            assert inspect.isasyncgenfunction(twin), name
+            assert inspect.isasyncgenfunction(bound_twin), name
         else:
-            assert inspect.iscoroutinefunction(twin), name
+            assert inspect.iscoroutinefunction(bound_twin), name
+        assert bound.__doc__, name
+        assert bound.__doc__ == bound_twin.__doc__ or name == "close", name
     init_sync = [
         (p.name, p.kind, p.default)
         for p in inspect.signature(KISClient.__init__).parameters.values()
@@ -64,6 +81,18 @@ def test_public_signatures_match() -> None:
     assert [p for p in init_sync if p[0] != "transport"] == [
         p for p in init_async if p[0] != "transport"
     ]
+
+
+def test_a_public_method_called_on_the_class_behaves_as_a_function(tmp_path: Path) -> None:
+    fake = FakeKIS()
+    app = fake.add_app()
+    with KISClient(
+        app.app_key, app.app_secret, transport=fake.transport(), state_dir=tmp_path
+    ) as kis:
+        quote = KISClient.get_price(kis, "005930")
+        assert quote.price == fake.price_of("005930")
+        assert list(inspect.signature(KISClient.get_price).parameters) == ["self", "code"]
+        assert "get_price" in repr(KISClient.get_price)
 
 
 @pytest.mark.parametrize(("first", "second"), [("sync", "async"), ("async", "sync")])
