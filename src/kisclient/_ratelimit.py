@@ -44,7 +44,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeGuard, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -53,6 +53,7 @@ from ._config import Env, env_settings
 from ._statedir import (
     atomic_write_text,
     hold_file_lock,
+    is_json_number,
     process_lock,
     read_private_json,
     scope_dir,
@@ -201,16 +202,11 @@ class LimiterState:
             data.get("blocked_until"),
             data.get("tightened_until"),
         )
-        if not isinstance(history, list) or not all(_is_number(h) for h in history):
+        if not isinstance(history, list) or not all(is_json_number(h) for h in history):
             raise ValueError("bad history")
-        if not (_is_number(blocked) and _is_number(tightened)):
+        if not (is_json_number(blocked) and is_json_number(tightened)):
             raise ValueError("bad penalty deadlines")
         return cls(tuple(float(h) for h in history), float(blocked), float(tightened))
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    """A finite JSON number (not a bool)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _admit(

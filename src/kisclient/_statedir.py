@@ -21,12 +21,13 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeGuard, TypeVar
 
 import fasteners
 
@@ -36,8 +37,10 @@ from ._errors import ConfigurationError
 __all__ = [
     "CLOCK_TOLERANCE_S",
     "FileLock",
+    "ScopedFile",
     "atomic_write_text",
     "hold_file_lock",
+    "is_json_number",
     "key_fingerprint",
     "make_file_lock",
     "process_lock",
@@ -47,6 +50,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("kisclient.state")
+
+T = TypeVar("T")
 
 
 def key_fingerprint(app_key: str, length: int = 16) -> str:
@@ -309,3 +314,85 @@ def hold_file_lock(file_lock_path: Path) -> Iterator[None]:
         yield
     finally:
         file_lock.release()
+
+
+def is_json_number(value: object) -> TypeGuard[int | float]:
+    """A finite JSON number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class ScopedFile:
+    """A small JSON state file of one (environment, app key) scope, and the lock beside it.
+
+    Subclasses name the file, the lock file, what it is (for messages) and its schema, and turn
+    the payload into their state. :meth:`_read_payload` never raises or blocks for a missing,
+    non-regular, empty, corrupt, wrong-schema, foreign-scope or non-private file (it is
+    ignored, logged at WARNING, and ``None`` returned); :meth:`_write_payload` is atomic, mode
+    0600, in the 0700 scope directory. A write or lock the file system refuses raises
+    :class:`ConfigurationError` naming the directory. Writers hold :meth:`thread_lock`, then
+    :meth:`lock`.
+    """
+
+    FILE_NAME: ClassVar[str]
+    LOCK_FILE_NAME: ClassVar[str]
+    WHAT: ClassVar[str]
+    SCHEMA: ClassVar[int] = 1
+
+    def __init__(self, state_dir: Path, env: Env, app_key: str) -> None:
+        self.env = env
+        self.directory = scope_dir(state_dir, env, app_key)
+        self.path = self.directory / self.FILE_NAME
+        self.lock_path = self.directory / self.LOCK_FILE_NAME
+        self._key_hash = key_fingerprint(app_key)
+        self.key_label = key_fingerprint(app_key, 8)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(env={self.env.value}, key={self.key_label}, "
+            f"dir={self.directory})"
+        )
+
+    def _read_payload(self, decode: Callable[[dict[str, Any]], T]) -> T | None:
+        """The file's payload through *decode*, or ``None`` if nothing trustworthy is stored
+        (*decode* raising ``ValueError``, ``TypeError`` or ``OverflowError`` means a wrong
+        schema)."""
+        data = read_private_json(self.path, self.WHAT)
+        if data is None:
+            return None
+        try:
+            if data.get("schema") != self.SCHEMA:
+                raise ValueError(f"unknown schema {data.get('schema')!r}")
+            if data.get("env") != self.env.value or data.get("key") != self._key_hash:
+                raise ValueError("file belongs to another environment or app key")
+            return decode(data)
+        except (ValueError, TypeError, OverflowError) as exc:
+            log.warning("ignoring %s %s with a wrong schema: %s", self.WHAT, self.path, exc)
+            return None
+
+    def _write_payload(self, payload: dict[str, Any]) -> None:
+        """Replace the file atomically with *payload* plus the schema and scope fields."""
+        scoped = {"schema": self.SCHEMA, "env": self.env.value, "key": self._key_hash, **payload}
+        try:
+            atomic_write_text(self.path, json.dumps(scoped, indent=1, sort_keys=True))
+        except OSError as exc:
+            raise self.unusable(exc) from None
+
+    def lock(self) -> FileLock:
+        """A new ``fasteners.InterProcessLock`` on the lock file. It excludes other processes
+        only: take :meth:`thread_lock` first. Raises :class:`ConfigurationError` if the lock
+        file cannot be created."""
+        try:
+            return make_file_lock(self.lock_path)
+        except OSError as exc:
+            raise self.unusable(exc) from None
+
+    def thread_lock(self) -> threading.Lock:
+        """The process-global lock of this lock file, shared by every manager in the process."""
+        return process_lock(self.lock_path)
+
+    def unusable(self, exc: OSError) -> ConfigurationError:
+        """The error for a store (or its lock) that the file system refuses."""
+        return ConfigurationError(
+            f"kisclient {self.WHAT} in {self.directory} is not usable "
+            f"({exc.strerror or exc}): make that directory writable by this user, mode 0700"
+        )

@@ -21,11 +21,7 @@ Contracts (design brief §2 "Token store", §3 item 8):
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-import os
-import threading
-import weakref
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any, Literal
 
@@ -33,10 +29,8 @@ import attrs
 
 from ._clock import Clock
 from ._config import TOKEN_MIN_ISSUE_INTERVAL_S
-from ._errors import ConfigurationError, RequestNotSent, TokenError, TokenIssueThrottled
-from ._statedir import (
-    FileLock,
-)
+from ._errors import RequestNotSent, TokenError, TokenIssueThrottled
+from ._locked_flow import LockedFlowRunner, Op, Step, Wait, Write
 from ._token_store import StoreState, Token, TokenStore, parse_token_response
 
 __all__ = [
@@ -120,44 +114,10 @@ def decide(
 # --- the manager ----------------------------------------------------------------------------
 
 
-class _Op(enum.Enum):
-    ACQUIRE = "acquire"  # take the process lock, then the file lock
-    RELEASE = "release"  # release both
-    READ = "read"  # -> StoreState
-    ISSUE = "issue"  # -> Mapping (the tokenP body)
+_Flow = Generator[Step, object, Token]
 
 
-@attrs.frozen
-class _Write:
-    state: StoreState
-
-
-@attrs.frozen
-class _Sleep:
-    seconds: float
-
-
-_Step = _Op | _Write | _Sleep
-_Flow = Generator[_Step, object, Token]
-
-_ASYNC_LOCKS_GUARD = threading.Lock()
-_ASYNC_LOCKS: dict[str, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
-
-
-def _loop_lock(key: str) -> asyncio.Lock:
-    """An :class:`asyncio.Lock` per (scope, running loop): tasks of one loop queue here first,
-    so at most one worker thread per loop waits for the process lock (no executor starvation).
-    """
-    loop = asyncio.get_running_loop()
-    with _ASYNC_LOCKS_GUARD:
-        per_loop = _ASYNC_LOCKS.setdefault(key, weakref.WeakKeyDictionary())
-        lock = per_loop.get(loop)
-        if lock is None:
-            lock = per_loop[loop] = asyncio.Lock()
-        return lock
-
-
-class TokenManager:
+class TokenManager(LockedFlowRunner[StoreState]):
     """Hands out valid tokens for one scope, issuing at most once per need across processes.
 
     ``issue`` / ``aissue`` POST tokenP (see :data:`IssueFn`). The sync methods need ``issue``;
@@ -189,10 +149,8 @@ class TokenManager:
     ) -> None:
         if throttle_backoff_s <= 0 or max_wait_s < 0:
             raise ValueError("throttle_backoff_s must be > 0 and max_wait_s >= 0")
+        super().__init__(store, clock, issue, aissue, "TokenManager")
         self.store = store
-        self._clock = clock
-        self._issue = issue
-        self._aissue = aissue
         self.refresh_margin_s = refresh_margin_s
         self.min_issue_interval_s = min_issue_interval_s
         self.max_wait_s = max_wait_s
@@ -200,8 +158,6 @@ class TokenManager:
         #: How many tokens this manager has issued.
         self.issuances = 0
         self._cached: Token | None = None
-        self._thread_lock = store.thread_lock()
-        self._file_lock: FileLock | None = None
 
     def __repr__(self) -> str:
         return f"TokenManager({self.store!r}, issuances={self.issuances})"
@@ -222,7 +178,8 @@ class TokenManager:
 
     async def aget(self) -> Token:
         """Async :meth:`get`; never blocks the event loop."""
-        return self._fast() or await self._run_async(self._flow(None))
+        token = self._fast()
+        return token if token is not None else await self._run_async(self._flow(None))
 
     async def ainvalidate(self, seen: Token) -> Token:
         """Async :meth:`invalidate`; never blocks the event loop."""
@@ -278,48 +235,47 @@ class TokenManager:
     def _flow(self, invalid: int | None) -> _Flow:
         """The whole get/invalidate algorithm as a sequence of operations for a driver.
 
-        Invariant (checked by the drivers): no :class:`_Sleep` is yielded while the locks are
-        held.
+        Invariant (checked by the drivers): no ``Wait`` is yielded while the locks are held.
         """
         deadline = self._clock.monotonic() + self.max_wait_s
         while True:
-            yield _Op.ACQUIRE
-            state = yield _Op.READ
+            yield Op.ACQUIRE
+            state = yield Op.READ
             assert isinstance(state, StoreState)
             now = self._clock.time()
             decision = self._decide(state, now, invalid)
             if decision.action == "use":
-                yield _Op.RELEASE
+                yield Op.RELEASE
                 assert decision.token is not None
                 return self._remember(decision.token)
             wait = decision.wait_s
             if decision.action == "issue":
                 token = yield from self._issue_once(state, now, invalid, decision.reason)
                 if token is not None:
-                    yield _Op.RELEASE
+                    yield Op.RELEASE
                     return self._remember(token)
                 wait = self.throttle_backoff_s
-            yield _Op.RELEASE
+            yield Op.RELEASE
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 raise TokenIssueThrottled(
                     f"no access token within {self.max_wait_s:g}s: issuance is throttled "
                     "(at most one per minute per app key)"
                 )
-            yield _Sleep(min(wait, self.throttle_backoff_s, remaining))
+            yield Wait(min(wait, self.throttle_backoff_s, remaining))
 
     def _issue_once(
         self, state: StoreState, now: float, invalid: int | None, reason: str
-    ) -> Generator[_Step, object, Token | None]:
+    ) -> Generator[Step, object, Token | None]:
         """Record the attempt, issue, store. ``None`` if the server said EGW00133.
 
         The new generation exceeds both the store's and the invalidated one, so a store that
         was lost or reset cannot make a fresh token look like the dead one.
         """
         attempted = attrs.evolve(state, last_issue_attempt=now)
-        yield _Write(attempted)
+        yield Write(attempted)
         try:
-            body = yield _Op.ISSUE
+            body = yield Op.ISSUE
         except TokenIssueThrottled:
             log.warning(
                 "token issuance throttled by KIS (EGW00133) (env=%s, key=%s); retrying",
@@ -328,7 +284,7 @@ class TokenManager:
             )
             return None
         except RequestNotSent:
-            yield _Write(state)  # the server never saw it: do not hold the interval against us
+            yield Write(state)  # the server never saw it: do not hold the interval against us
             raise
         assert isinstance(body, Mapping)
         received = self._clock.time()
@@ -336,7 +292,7 @@ class TokenManager:
         token = parse_token_response(body, issued_at=received, generation=generation)
         if token.remaining(received) <= 0:
             raise TokenError("KIS issued a token that is already expired (check the clock)")
-        yield _Write(StoreState(token, now, token.generation))
+        yield Write(StoreState(token, now, token.generation))
         self.issuances += 1
         log.info(
             "issued a new KIS access token (env=%s, key=%s, generation %d, expires %s; %s)",
@@ -351,180 +307,3 @@ class TokenManager:
     def _remember(self, token: Token) -> Token:
         self._cached = token
         return token
-
-    # -- the sync driver --
-
-    def _run_sync(self, flow: _Flow) -> Token:
-        held = False
-        value: object = None
-        error: BaseException | None = None
-        try:
-            while True:
-                try:
-                    step = flow.throw(error) if error is not None else flow.send(value)
-                except StopIteration as stop:
-                    result: Token = stop.value
-                    return result
-                value, error = None, None
-                held = _check_step(step, held)
-                try:
-                    value = self._perform_sync(step)
-                except Exception as exc:  # handed to the flow, which decides
-                    error = exc
-                else:
-                    held = held or step is _Op.ACQUIRE
-        finally:
-            flow.close()
-            if held:
-                self._release()
-
-    def _perform_sync(self, step: _Step) -> object:
-        if step is _Op.ACQUIRE:
-            self._acquire_blocking()
-        elif step is _Op.RELEASE:
-            self._release()
-        elif step is _Op.READ:
-            return self.store.read(self._clock.time())
-        elif step is _Op.ISSUE:
-            if self._issue is None:
-                raise ConfigurationError("TokenManager needs issue= for sync use")
-            return self._issue()
-        elif isinstance(step, _Write):
-            self.store.write(step.state)
-        elif isinstance(step, _Sleep):
-            self._clock.sleep(step.seconds)
-        return None
-
-    def _acquire_blocking(self) -> None:
-        """Take the process lock, then the file lock (blocking the calling thread).
-
-        Raises :class:`ConfigurationError` if the lock file cannot be created or opened.
-        """
-        self._thread_lock.acquire()
-        try:
-            file_lock = self.store.lock()
-            try:
-                file_lock.acquire()
-            except OSError as exc:
-                raise self.store.unusable(exc) from None
-        except BaseException:
-            self._thread_lock.release()
-            raise
-        self._file_lock = file_lock
-
-    def _release(self) -> None:
-        """Release the file lock, then the process lock."""
-        file_lock, self._file_lock = self._file_lock, None
-        try:
-            if file_lock is not None:
-                file_lock.release()
-        finally:
-            self._thread_lock.release()
-
-    # -- the async driver --
-
-    async def _run_async(self, flow: _Flow) -> Token:
-        loop_lock: asyncio.Lock | None = None
-        value: object = None
-        error: BaseException | None = None
-        try:
-            while True:
-                try:
-                    step = flow.throw(error) if error is not None else flow.send(value)
-                except StopIteration as stop:
-                    result: Token = stop.value
-                    return result
-                value, error = None, None
-                _check_step(step, loop_lock is not None)
-                if step is _Op.RELEASE and loop_lock is not None:
-                    self._release_async(loop_lock)
-                    loop_lock = None
-                    continue
-                try:
-                    if step is _Op.ACQUIRE:
-                        loop_lock = await self._acquire_async()
-                    else:
-                        value = await self._perform_async(step)
-                except Exception as exc:
-                    error = exc
-        finally:
-            flow.close()
-            if loop_lock is not None:
-                self._release_async(loop_lock)
-
-    async def _perform_async(self, step: _Step) -> object:
-        if step is _Op.READ:
-            return await asyncio.to_thread(self.store.read, self._clock.time())
-        if step is _Op.ISSUE:
-            if self._aissue is not None:
-                return await self._aissue()
-            if self._issue is not None:
-                return await asyncio.to_thread(self._issue)
-            raise ConfigurationError("TokenManager needs aissue= (or issue=) for async use")
-        if isinstance(step, _Write):
-            await asyncio.to_thread(self.store.write, step.state)
-        elif isinstance(step, _Sleep):
-            await self._clock.asleep(step.seconds)
-        return None
-
-    async def _acquire_async(self) -> asyncio.Lock:
-        """Loop lock, then process and file locks in a worker thread; cancellation-safe.
-
-        Returns the loop lock, which the caller hands back to :meth:`_release_async`. If the
-        task is cancelled (or the loop shuts down) while the worker waits, the worker itself
-        gives the locks back as soon as it gets them, so no lock is ever leaked, whether or not
-        the event loop is still running by then.
-        """
-        loop_lock = _loop_lock(os.path.realpath(self.store.lock_path))
-        await loop_lock.acquire()
-        handoff = _Handoff()
-
-        def worker() -> None:
-            self._acquire_blocking()
-            if not handoff.take():
-                self._release()
-
-        try:
-            await asyncio.to_thread(worker)
-        except BaseException:
-            if handoff.abandon():
-                self._release()
-            loop_lock.release()
-            raise
-        return loop_lock
-
-    def _release_async(self, loop_lock: asyncio.Lock) -> None:
-        self._release()
-        loop_lock.release()
-
-
-class _Handoff:
-    """Race-free hand-over of locks taken by a worker thread to a task that may have gone."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._abandoned = False
-        self._taken = False
-
-    def take(self) -> bool:
-        """Worker side, after acquiring: ``False`` if the task is gone (worker must release)."""
-        with self._guard:
-            self._taken = not self._abandoned
-            return self._taken
-
-    def abandon(self) -> bool:
-        """Task side, on cancellation: ``True`` if the worker already handed the locks over
-        (the task must release them); otherwise the worker will release them itself."""
-        with self._guard:
-            self._abandoned = True
-            return self._taken
-
-
-def _check_step(step: _Step, held: bool) -> bool:
-    """Driver bookkeeping: the new "held" flag before performing *step*; enforces that nothing
-    sleeps while the locks are held."""
-    if isinstance(step, _Sleep):
-        assert not held, "never sleep while holding the token locks"
-    if step is _Op.RELEASE:
-        return False
-    return held

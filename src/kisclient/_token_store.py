@@ -10,28 +10,15 @@ by other users, or (read with the current time) stamped later than now.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import math
-import threading
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 import attrs
 
-from ._config import KST, Env
-from ._errors import ConfigurationError, TokenError
-from ._statedir import (
-    FileLock,
-    atomic_write_text,
-    key_fingerprint,
-    make_file_lock,
-    process_lock,
-    read_private_json,
-    scope_dir,
-    stamps_from_the_future,
-)
+from ._config import KST
+from ._errors import TokenError
+from ._statedir import ScopedFile, is_json_number, stamps_from_the_future
 
 __all__ = [
     "LOCK_FILE_NAME",
@@ -103,7 +90,7 @@ class Token:
         expires, issued, gen = data.get("expires_at"), data.get("issued_at"), data.get("generation")
         if not (isinstance(access, str) and access and isinstance(kind, str)):
             raise ValueError("bad access_token/token_type")
-        if not isinstance(expires, str) or not _is_number(issued):
+        if not isinstance(expires, str) or not is_json_number(issued):
             raise ValueError("bad expires_at/issued_at")
         if not isinstance(gen, int) or isinstance(gen, bool) or gen < 1:
             raise ValueError("bad generation")
@@ -111,11 +98,6 @@ class Token:
         if expires_at.tzinfo is None:
             raise ValueError("naive expires_at")
         return cls(access, kind, expires_at, float(issued), gen)
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    """A finite JSON number (not a bool)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def parse_expiry(value: str) -> dt.datetime:
@@ -172,27 +154,19 @@ class StoreState:
         return max(self.generation, stored) + 1
 
 
-class TokenStore:
+class TokenStore(ScopedFile):
     """The token file of one (environment, app key) scope under *state_dir*.
 
-    Reads never raise or block for a missing, non-regular (FIFO, directory), empty, corrupt,
-    wrong-schema, foreign-scope or non-private (group/other-accessible) file: such a file is
-    ignored (logged at WARNING) and the state is treated as empty. Writes are atomic (see
-    :func:`atomic_write_text`), mode 0600, in a directory of mode 0700; a write or lock that
-    fails raises :class:`ConfigurationError` naming the file. Writers must hold :meth:`lock`
-    (the manager does).
+    Reads never raise or block for a file that cannot be trusted (see :class:`ScopedFile`): the
+    state is then empty. Writes are atomic, mode 0600, in a directory of mode 0700; a write or
+    lock that fails raises :class:`ConfigurationError` naming the directory. Writers must hold
+    :meth:`lock` (the manager does).
     """
 
-    def __init__(self, state_dir: Path, env: Env, app_key: str) -> None:
-        self.env = env
-        self.directory = scope_dir(state_dir, env, app_key)
-        self.path = self.directory / STORE_FILE_NAME
-        self.lock_path = self.directory / LOCK_FILE_NAME
-        self._key_hash = key_fingerprint(app_key)
-        self.key_label = key_fingerprint(app_key, 8)
-
-    def __repr__(self) -> str:
-        return f"TokenStore(env={self.env.value}, key={self.key_label}, dir={self.directory})"
+    FILE_NAME = STORE_FILE_NAME
+    LOCK_FILE_NAME = LOCK_FILE_NAME
+    WHAT = "token store"
+    SCHEMA = _SCHEMA
 
     def read(self, now: float | None = None) -> StoreState:
         """The whole stored state (empty if nothing trustworthy is stored).
@@ -202,13 +176,8 @@ class TokenStore:
         before the clock was set back, or is corrupt, and trusting it would forbid issuance for
         longer than the one-minute rule. Only the generation counter survives the reset.
         """
-        data = read_private_json(self.path, "token store")
-        if data is None:
-            return StoreState()
-        try:
-            state = self._decode(data)
-        except (ValueError, TypeError, OverflowError) as exc:
-            log.warning("ignoring token store %s with a wrong schema: %s", self.path, exc)
+        state = self._read_payload(self._decode)
+        if state is None:
             return StoreState()
         if now is not None and self._from_the_future(state, now):
             return StoreState(generation=state.next_generation - 1)
@@ -222,17 +191,13 @@ class TokenStore:
         return stamps_from_the_future(self.path, "token store", now, stamps)
 
     def _decode(self, data: dict[str, Any]) -> StoreState:
-        if data.get("schema") != _SCHEMA:
-            raise ValueError(f"unknown schema {data.get('schema')!r}")
-        if data.get("env") != self.env.value or data.get("key") != self._key_hash:
-            raise ValueError("file belongs to another environment or app key")
         raw_token, attempt, gen = (
             data.get("token"),
             data.get("last_issue_attempt"),
             data.get("generation"),
         )
         token = None if raw_token is None else Token.from_json(raw_token)
-        if attempt is not None and not _is_number(attempt):
+        if attempt is not None and not is_json_number(attempt):
             raise ValueError("bad last_issue_attempt")
         if not isinstance(gen, int) or isinstance(gen, bool) or gen < 0:
             raise ValueError("bad generation")
@@ -241,18 +206,13 @@ class TokenStore:
     def write(self, state: StoreState) -> None:
         """Replace the stored state atomically."""
         generation = max(state.generation, state.token.generation if state.token else 0)
-        payload = {
-            "schema": _SCHEMA,
-            "env": self.env.value,
-            "key": self._key_hash,
-            "generation": generation,
-            "last_issue_attempt": state.last_issue_attempt,
-            "token": state.token.to_json() if state.token else None,
-        }
-        try:
-            atomic_write_text(self.path, json.dumps(payload, indent=1, sort_keys=True))
-        except OSError as exc:
-            raise self.unusable(exc) from None
+        self._write_payload(
+            {
+                "generation": generation,
+                "last_issue_attempt": state.last_issue_attempt,
+                "token": state.token.to_json() if state.token else None,
+            }
+        )
 
     def load(self) -> Token | None:
         """The stored token, or ``None`` (missing or untrusted file; never raises for those)."""
@@ -268,25 +228,3 @@ class TokenStore:
         """Forget the token, keeping the generation counter and the last attempt time."""
         old = self.read()
         self.write(StoreState(None, old.last_issue_attempt, old.next_generation - 1))
-
-    def lock(self) -> FileLock:
-        """A new ``fasteners.InterProcessLock`` on ``hantu_token_refresh.lock``.
-
-        It excludes other processes only: take :meth:`thread_lock` first. Raises
-        :class:`ConfigurationError` if the lock file cannot be created.
-        """
-        try:
-            return make_file_lock(self.lock_path)
-        except OSError as exc:
-            raise self.unusable(exc) from None
-
-    def unusable(self, exc: OSError) -> ConfigurationError:
-        """The error for a token store (or its lock) that the file system refuses."""
-        return ConfigurationError(
-            f"kisclient token store in {self.directory} is not usable "
-            f"({exc.strerror or exc}): make that directory writable by this user, mode 0700"
-        )
-
-    def thread_lock(self) -> threading.Lock:
-        """The process-global lock of this scope, shared by every manager in the process."""
-        return process_lock(self.lock_path)
