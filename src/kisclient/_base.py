@@ -81,6 +81,8 @@ class ClientBase(abc.ABC, Generic[TransportT]):
         quote_cache_ttl: float = DEFAULTS.quote_cache_ttl,
         rate_margin: float = DEFAULTS.rate_margin,
         order_settle: float = DEFAULTS.order_settle,
+        ws_url: str | None = DEFAULTS.ws_url,
+        hts_id: str | None = DEFAULTS.hts_id,
     ) -> None:
         options = ClientOptions(
             env=env,
@@ -98,6 +100,8 @@ class ClientBase(abc.ABC, Generic[TransportT]):
             quote_cache_ttl=quote_cache_ttl,
             rate_margin=rate_margin,
             order_settle=order_settle,
+            ws_url=ws_url,
+            hts_id=hts_id,
         )
         settings = ClientSettings.build(app_key, app_secret, options)
         self._init_common(settings)

@@ -37,6 +37,8 @@ ENV_VARS = {
     "KIS_ACCOUNT": "account",
     "KIS_BASE_URL": "base_url",
     "KIS_STATE_DIR": "state_dir",
+    "KIS_WS_URL": "ws_url",
+    "KIS_HTS_ID": "hts_id",
 }
 _REQUIRED_ENV_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET")
 
@@ -94,6 +96,8 @@ class ClientOptions:
     quote_cache_ttl: float = 0.0
     rate_margin: float = 0.0
     order_settle: float = 60.0
+    ws_url: str | None = None
+    hts_id: str | None = None
 
 
 #: The defaults of every optional constructor argument (see :class:`ClientOptions`).
@@ -123,6 +127,11 @@ class ClientSettings:
     #: Seconds after an order left within which KIS may still accept it (``order_settle``);
     #: never shorter than ``timeout_s``. See :meth:`settle_window_s`.
     order_settle_s: float
+    #: The WebSocket's URL (``ws_url``, default the environment's host).
+    ws_url: str
+    #: The HTS user id that fill notices are subscribed under (``hts_id``); secret-adjacent,
+    #: never in the repr.
+    hts_id: str | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -145,6 +154,11 @@ class ClientSettings:
         url = (o.base_url or env_settings(parsed_env).base_url).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"base_url must start with http:// or https://, not {url!r}")
+        ws_url = (o.ws_url or env_settings(parsed_env).websocket_url).rstrip("/")
+        if not ws_url.startswith(("ws://", "wss://")):
+            raise ConfigurationError(f"ws_url must start with ws:// or wss://, not {ws_url!r}")
+        if o.hts_id is not None and (not o.hts_id.strip() or o.hts_id != o.hts_id.strip()):
+            raise ConfigurationError("hts_id must be a non-empty id without surrounding spaces")
         if (
             o.timeout <= 0
             or o.order_settle <= 0
@@ -169,6 +183,8 @@ class ClientSettings:
             quote_cache_ttl_s=float(o.quote_cache_ttl),
             rate_margin_s=float(o.rate_margin),
             order_settle_s=float(o.order_settle),
+            ws_url=ws_url,
+            hts_id=o.hts_id,
         )
 
     def windows(self) -> tuple[Window, ...]:
