@@ -79,17 +79,23 @@ KISCLIENT = {
     "validate_isin",
 }
 TESTING = {
+    "ApprovalKeyRecord",
     "AsyncFakeTransport",
     "FakeApp",
     "FakeKIS",
     "FakeKISServer",
     "FakeStats",
     "FakeTransport",
+    "FakeWSServer",
     "Fault",
     "FaultKind",
     "Listing",
     "OffsetClock",
     "Order",
+    "OrderEvent",
+    "WSStats",
+    "decrypt_notice",
+    "encrypt_notice",
 }
 
 

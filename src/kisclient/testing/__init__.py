@@ -13,6 +13,12 @@ server on a loopback port (:class:`FakeKISServer`, or ``python -m kisclient.test
 - Data: quotes, daily prices, daily chart, multi-symbol quote, balance, cash orders, cancel,
   daily order/fill inquiry, deterministic from the seed.
 - Faults (:class:`Fault`) and statistics (``fake.stats``) for tests.
+- The WebSocket (:class:`FakeWSServer`): approval keys, one session per app key (OPSP8996, a
+  slot held after an unclean end), 41 registrations, PINGPONG, bundled trade and order-book
+  frames, AES-encrypted fill notices from the fake's orders, and faults.
+- Real time: :class:`FakeWSServer`, the KIS WebSocket (approval keys from ``/oauth2/Approval``,
+  registrations and their limits, the one-session-per-app-key slot, PINGPONG, trade and order-book
+  frames, AES-encrypted execution notices of the REST fake's orders, and faults).
 
 Every answer carries an HTTP ``Date`` header on the fake's clock, as the real gateway's do (the
 client measures KIS's clock from it); :class:`OffsetClock` runs the fake ahead of or behind the
@@ -25,20 +31,28 @@ from ._fake import FakeKIS
 from ._faults import Fault, FaultKind
 from ._offset_clock import OffsetClock
 from ._server import FakeKISServer
-from ._state import FakeApp, FakeStats, Order
+from ._state import ApprovalKeyRecord, FakeApp, FakeStats, Order, OrderEvent
 from ._transport import AsyncFakeTransport, FakeTransport
 from ._universe import Listing
+from ._ws import FakeWSServer, WSStats
+from ._ws_records import decrypt_notice, encrypt_notice
 
 __all__ = [
+    "ApprovalKeyRecord",
     "AsyncFakeTransport",
     "FakeApp",
     "FakeKIS",
     "FakeKISServer",
     "FakeStats",
     "FakeTransport",
+    "FakeWSServer",
     "Fault",
     "FaultKind",
     "Listing",
     "OffsetClock",
     "Order",
+    "OrderEvent",
+    "WSStats",
+    "decrypt_notice",
+    "encrypt_notice",
 ]

@@ -28,7 +28,7 @@ from kisclient._config import KST, TOKEN_REUSE_WINDOW_S, Env
 
 from ._core import Core, uuid_like
 from ._http import FakeRequest, FakeResponse, envelope, json_response, oauth_error
-from ._state import FakeApp
+from ._state import ApprovalKeyRecord, FakeApp
 
 __all__ = ["HANDLERS", "REVOKE_OK_MESSAGE", "check_app", "identify"]
 
@@ -138,14 +138,19 @@ def revoke(core: Core, request: FakeRequest) -> FakeResponse:
 
 
 def approval(core: Core, request: FakeRequest) -> FakeResponse:
-    """Approval: WebSocket approval key for ``appkey`` + ``secretkey`` (not ``appsecret``)."""
+    """Approval: WebSocket approval key for ``appkey`` + ``secretkey`` (not ``appsecret``).
+
+    Every key issued is recorded in ``core.approval_keys`` (app key, environment, issue time on
+    the fake's clock): the WebSocket fake accepts it for 24 hours, in that environment only."""
     body = _json(request)
     if body is None or body.get("grant_type") != "client_credentials":
         return oauth_error(BAD_REQUEST)
     app = check_app(core, request.env, str(body.get("appkey", "")), str(body.get("secretkey", "")))
     if not isinstance(app, FakeApp):
         return app
-    return json_response(200, {"approval_key": uuid_like(core.rng)})
+    value = uuid_like(core.rng)
+    core.approval_keys[value] = ApprovalKeyRecord(value, app.app_key, app.env, core.clock.time())
+    return json_response(200, {"approval_key": value})
 
 
 def hashkey(core: Core, request: FakeRequest) -> FakeResponse:

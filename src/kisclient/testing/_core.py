@@ -12,7 +12,7 @@ import json
 import random
 import string
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kisclient._clock import Clock, SystemClock
@@ -20,7 +20,7 @@ from kisclient._codes import INQUIRY_OK, CodeInfo
 from kisclient._config import KST, TOKEN_LIFETIME_S, Env, Side, env_settings, parse_env
 
 from ._http import FakeRequest, FakeResponse, envelope
-from ._state import Account, FakeApp, FakeStats, Order, TokenRecord
+from ._state import Account, ApprovalKeyRecord, FakeApp, FakeStats, Order, OrderEvent, TokenRecord
 from ._universe import Universe, previous_weekday
 
 __all__ = ["BRANCH", "MARKET_CLOSE", "MARKET_OPEN", "Core", "Ctx", "uuid_like"]
@@ -83,17 +83,22 @@ class Core:
         self.cache: dict[tuple[str, dt.date], tuple[int, int]] = {}
         #: (PER, PBR) per code, ``None`` for ETF/ETN.
         self.ratios: dict[str, tuple[float, float] | None] = {}
+        #: WebSocket approval keys issued, by key value.
+        self.approval_keys: dict[str, ApprovalKeyRecord] = {}
+        #: Observers of the order engine (:meth:`emit_order_event`), called under :attr:`lock`.
+        self.order_events: list[Callable[[OrderEvent], None]] = []
 
     # --- apps ---
-    def add_app(self, env: Env, cash: int | None) -> FakeApp:
-        """Register a new app with deterministic credentials and an empty account."""
+    def add_app(self, env: Env, cash: int | None, hts_id: str | None = None) -> FakeApp:
+        """Register a new app with deterministic credentials and an empty account; *hts_id*
+        defaults to ``"hts"`` + the account's 8 digits."""
         index = sum(1 for app in self.apps.values() if app.env == env.value)
         rng = random.Random(f"app:{self.seed}:{env.value}:{index}")
         key = "PS" + "".join(rng.choices(_ALNUM, k=34))
         secret = "".join(rng.choices(_ALNUM + "+/", k=179)) + "="
         lead = "6" if env is Env.REAL else "5"
         cano = lead + "".join(rng.choices(string.digits, k=7))
-        app = FakeApp(env.value, key, secret, f"{cano}-01")
+        app = FakeApp(env.value, key, secret, f"{cano}-01", hts_id or f"hts{cano}")
         self.apps[key] = app
         self.accounts[key] = Account(cano, "01", self.default_cash if cash is None else cash)
         return app
@@ -192,6 +197,15 @@ class Core:
         """A fresh 10-digit, zero-padded order number."""
         self.order_seq += 1
         return f"{self.order_seq:010d}"
+
+    def emit_order_event(self, event: OrderEvent) -> None:
+        """Tell every :attr:`order_events` observer, in order (call with the lock held).
+
+        Observers run on the thread that changed the order, under the lock: they must be quick,
+        must not block on another thread that needs the lock, and should not raise (an
+        exception reaches the REST handler)."""
+        for listener in list(self.order_events):
+            listener(event)
 
     def all_orders(self) -> list[Order]:
         return [order for account in self.accounts.values() for order in account.orders]

@@ -6,7 +6,7 @@ import datetime as dt
 import email.utils
 import heapq
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 
@@ -17,7 +17,7 @@ from ._core import Core
 from ._faults import Fault, FaultList
 from ._gateway import is_data_call, process
 from ._http import FakeRequest, FakeResponse
-from ._state import FakeApp, FakeStats, Holding, Order
+from ._state import ApprovalKeyRecord, FakeApp, FakeStats, Holding, Order, OrderEvent
 from ._trading import fill_crossing
 from ._transport import AsyncFakeTransport, FakeTransport
 from ._universe import Listing
@@ -95,10 +95,40 @@ class FakeKIS:
         """Every listed code (6 characters; ETNs without their ``Q`` prefix)."""
         return list(self._core.universe.codes)
 
-    def add_app(self, env: EnvName | str = "real", *, cash: int | None = None) -> FakeApp:
-        """Register an app in *env* with deterministic credentials and a fresh account."""
+    def add_app(
+        self, env: EnvName | str = "real", *, cash: int | None = None, hts_id: str | None = None
+    ) -> FakeApp:
+        """Register an app in *env* with deterministic credentials and a fresh account.
+
+        *hts_id* is the HTS user ID (the execution notices' ``tr_key`` on the WebSocket);
+        default ``"hts"`` + the account's 8 digits."""
         with self._core.lock:
-            return self._core.add_app(parse_env(env), cash)
+            return self._core.add_app(parse_env(env), cash, hts_id)
+
+    def approval_keys(self, app_key: str | None = None) -> list[ApprovalKeyRecord]:
+        """WebSocket approval keys issued so far (for *app_key*, or all), oldest first."""
+        with self._core.lock:
+            return [
+                record
+                for record in self._core.approval_keys.values()
+                if app_key is None or record.app_key == app_key
+            ]
+
+    def on_order_event(self, listener: Callable[[OrderEvent], None]) -> Callable[[], None]:
+        """Call *listener* for every :class:`OrderEvent` (acceptance, fill, revision,
+        cancellation, late refusal); returns a function that removes it.
+
+        The listener runs on the thread that changed the order while the fake's lock is held:
+        it must return quickly and must not wait for another thread that takes the lock."""
+        with self._core.lock:
+            self._core.order_events.append(listener)
+
+        def remove() -> None:
+            with self._core.lock:
+                if listener in self._core.order_events:
+                    self._core.order_events.remove(listener)
+
+        return remove
 
     def transport(self) -> FakeTransport:
         """A sync in-process :class:`httpx.BaseTransport`."""

@@ -14,20 +14,36 @@ import attrs
 
 from kisclient._config import EnvName
 
-__all__ = ["Account", "FakeApp", "FakeStats", "Holding", "Order", "TokenRecord"]
+__all__ = [
+    "Account",
+    "ApprovalKeyRecord",
+    "FakeApp",
+    "FakeStats",
+    "Holding",
+    "Order",
+    "OrderEvent",
+    "OrderEventKind",
+    "TokenRecord",
+]
 
 
 @attrs.frozen
 class FakeApp:
     """Credentials of one app registered with the fake.
 
-    ``account`` is ``"NNNNNNNN-01"``. The key and secret never appear in ``repr()``.
+    ``account`` is ``"NNNNNNNN-01"``. ``hts_id`` is the HTS user ID, the ``tr_key`` of the
+    WebSocket execution notices (H0STCNI0/H0STCNI9); it defaults to ``"hts"`` + the account's
+    8 digits. The key, secret and HTS ID never appear in ``repr()``.
     """
 
     env: EnvName
     app_key: str = attrs.field(repr=False)
     app_secret: str = attrs.field(repr=False)
     account: str
+    hts_id: str = attrs.field(
+        default=attrs.Factory(lambda self: "hts" + self.account.split("-")[0], takes_self=True),
+        repr=False,
+    )
 
     @property
     def cano(self) -> str:
@@ -49,6 +65,18 @@ class TokenRecord:
     issued_at: float
     expires_at: float
     revoked: bool = False
+
+
+@attrs.frozen
+class ApprovalKeyRecord:
+    """One WebSocket approval key issued by ``/oauth2/Approval``: for *app_key* in *env*,
+    issued at *issued_at* (``clock.time()`` seconds on the fake's clock). The key itself and the
+    app key never appear in ``repr()``."""
+
+    value: str = attrs.field(repr=False)
+    app_key: str = attrs.field(repr=False)
+    env: EnvName
+    issued_at: float
 
 
 @attrs.define
@@ -89,6 +117,42 @@ class Order:
     def open_qty(self) -> int:
         """Quantity neither filled nor cancelled."""
         return self.qty - self.filled_qty - self.cancelled_qty if self.kind == "order" else 0
+
+
+OrderEventKind = Literal["accepted", "filled", "revised", "cancelled", "refused"]
+
+
+@attrs.frozen
+class OrderEvent:
+    """Something the order engine did to an app's order, for observers (the WebSocket fake's
+    execution notices).
+
+    - ``accepted``: a new order-cash order (``order_qty`` / ``order_price``: its quantity and
+      limit price, 0 for a market order).
+    - ``filled``: one execution of ``fill_qty`` at ``fill_price`` (the engine fills an order's
+      whole open quantity at once; each execution is one event).
+    - ``revised``: a re-price; ``order_no`` is the new order, ``orig_order_no`` the revised one.
+    - ``cancelled``: ``order_no`` is the cancellation, ``orig_order_no`` the cancelled order,
+      ``order_qty`` the cancelled quantity.
+    - ``refused``: an order-cash request refused after its fields were read (cash, holdings,
+      tick); it never got an order number, so ``order_no`` is ``""``.
+
+    ``time`` is the fake's clock (KST). The app key never appears in ``repr()``.
+    """
+
+    kind: OrderEventKind
+    app_key: str = attrs.field(repr=False)
+    env: EnvName
+    order_no: str
+    side: Literal["buy", "sell"]
+    code: str
+    order_qty: int
+    order_price: int
+    ord_dvsn: str
+    time: dt.datetime
+    orig_order_no: str = ""
+    fill_qty: int = 0
+    fill_price: int = 0
 
 
 @attrs.define

@@ -4,6 +4,9 @@ Model: orders execute in full and at once at the current price when marketable (
 or limits that cross); other limit orders rest until :meth:`FakeKIS.set_price` makes them cross
 or they are cancelled. Cash moves at execution (no fees, no settlement lag). Business refusals
 are HTTP 200 with ``rt_cd`` other than ``"0"``.
+
+Every acceptance, execution, revision, cancellation and late refusal is reported to the core's
+``order_events`` observers (:class:`~kisclient.testing.OrderEvent`), under the lock.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from kisclient._config import Env, env_settings
 from ._core import BRANCH, Core, Ctx
 from ._http import FakeResponse, envelope
 from ._quotes import price_snapshot
-from ._state import Account, Holding, Order
+from ._state import Account, Holding, Order, OrderEvent, OrderEventKind
 from ._universe import tick_size
 
 __all__ = ["balance", "daily_ccld", "fill_crossing", "order_cash", "order_rvsecncl"]
@@ -38,8 +41,40 @@ def _int(value: Any) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
-def _execute(core: Core, account: Account, order: Order, price: int) -> None:
-    """Fill *order*'s open quantity at *price* and move cash and shares."""
+def _event(
+    core: Core,
+    kind: OrderEventKind,
+    app_key: str,
+    order: Order,
+    *,
+    fill_qty: int = 0,
+    fill_price: int = 0,
+) -> None:
+    """Report *kind* for *order* of *app_key* to the core's observers."""
+    app = core.apps.get(app_key)
+    if app is None or not core.order_events:
+        return
+    core.emit_order_event(
+        OrderEvent(
+            kind,
+            app_key,
+            app.env,
+            order.order_no,
+            order.side,
+            order.code,
+            order.qty,
+            order.order_price,
+            order.ord_dvsn,
+            core.now(),
+            orig_order_no=order.orgn_odno,
+            fill_qty=fill_qty,
+            fill_price=fill_price,
+        )
+    )
+
+
+def _execute(core: Core, app_key: str, account: Account, order: Order, price: int) -> None:
+    """Fill *order*'s open quantity at *price*, move cash and shares, report the fill."""
     qty = order.open_qty
     order.filled_qty += qty
     order.price = price
@@ -58,6 +93,7 @@ def _execute(core: Core, account: Account, order: Order, price: int) -> None:
         account.cash += qty * price
         if holding.qty == 0:
             del account.holdings[order.code]
+    _event(core, "filled", app_key, order, fill_qty=qty, fill_price=price)
 
 
 def _crosses(order: Order, price: int) -> bool:
@@ -69,10 +105,10 @@ def _crosses(order: Order, price: int) -> bool:
 def fill_crossing(core: Core, code: str) -> None:
     """Execute every resting order for *code* that the current price now crosses."""
     price = core.price_of(code)
-    for account in core.accounts.values():
+    for app_key, account in core.accounts.items():
         for order in account.orders:
             if order.code == code and order.open_qty and _crosses(order, price):
-                _execute(core, account, order, price)
+                _execute(core, app_key, account, order, price)
 
 
 def _account_matches(ctx: Ctx, fields: dict[str, Any] | Any) -> bool:
@@ -133,12 +169,28 @@ def order_cash(ctx: Ctx) -> FakeResponse:
         return ctx.reject(BAD_TICK)
     side: Literal["buy", "sell"] = "buy" if ctx.side == "buy" else "sell"
     limit = unit if ord_dvsn == "00" else price
+    refusal = None
     if side == "buy" and qty * limit > account.cash - _reserved(account, "buy"):
-        return ctx.reject(INSUFFICIENT_CASH[ctx.env])
+        refusal = INSUFFICIENT_CASH[ctx.env]
     if side == "sell":
         held = account.holdings.get(listing.code)
         if held is None or qty > held.qty - _reserved(account, "sell", listing.code):
-            return ctx.reject(NOT_TRADABLE)
+            refusal = NOT_TRADABLE
+    if refusal is not None:
+        refused = Order(
+            "",
+            side,
+            listing.code,
+            qty,
+            limit,
+            ctx.tr_id,
+            core.now(),
+            ord_dvsn=ord_dvsn,
+            order_price=unit if ord_dvsn == "00" else 0,
+            branch=BRANCH,
+        )
+        _event(core, "refused", ctx.app.app_key, refused)
+        return ctx.reject(refusal)
     order = Order(
         core.next_order_no(),
         side,
@@ -152,8 +204,9 @@ def order_cash(ctx: Ctx) -> FakeResponse:
         branch=BRANCH,
     )
     account.orders.append(order)
+    _event(core, "accepted", ctx.app.app_key, order)
     if _crosses(order, price):
-        _execute(core, account, order, price)
+        _execute(core, ctx.app.app_key, account, order, price)
     return ctx.ok(ORDER_OK[(ctx.env, side)], output=_order_output(order))
 
 
@@ -203,6 +256,7 @@ def order_rvsecncl(ctx: Ctx) -> FakeResponse:
             branch=BRANCH,
         )
         account.orders.append(record)
+        _event(core, "cancelled", ctx.app.app_key, record)
         return ctx.ok(ORDER_OK[(ctx.env, "cancel")], output=_order_output(record))
     unit = _int(body.get("ORD_UNPR"))
     listing = core.universe.get(original.code)
@@ -224,8 +278,9 @@ def order_rvsecncl(ctx: Ctx) -> FakeResponse:
         branch=BRANCH,
     )
     account.orders.append(record)
+    _event(core, "revised", ctx.app.app_key, record)
     if _crosses(record, core.price_of(original.code)):
-        _execute(core, account, record, core.price_of(original.code))
+        _execute(core, ctx.app.app_key, account, record, core.price_of(original.code))
     return ctx.ok(ORDER_OK[(ctx.env, "cancel")], output=_order_output(record))
 
 
