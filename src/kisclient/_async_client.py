@@ -20,6 +20,7 @@ from ._base import ClientBase
 from ._core import Call
 from ._errors import KISError
 from ._operations import Flow, Gather, Response
+from ._stream import AsyncStream, StreamOptions
 from ._surface import PageFlow, operation, pages
 from ._token_store import Token
 
@@ -28,7 +29,7 @@ __all__ = ["AsyncKISClient"]
 T = TypeVar("T")
 
 
-class AsyncKISClient(ClientBase[httpx.AsyncBaseTransport]):
+class AsyncKISClient(ClientBase[httpx.AsyncBaseTransport, AsyncStream]):
     """The awaitable twin of :class:`~kisclient.KISClient`: same arguments, same methods.
 
     It shares its token and its rate budget with every sync client and process of the same
@@ -185,5 +186,8 @@ class AsyncKISClient(ClientBase[httpx.AsyncBaseTransport]):
                 return exc
         return None
 
-    async def _issue_token_async(self) -> Mapping[str, Any]:
-        return (await self._execute(self._token_call(), limited=False, once=True)).data
+    async def _apost_once(self, call: Call) -> Mapping[str, Any]:
+        return (await self._execute(call, limited=False, once=True)).data
+
+    def _make_stream(self, options: StreamOptions) -> AsyncStream:
+        return self._stream_session(options, threaded=False)

@@ -9,6 +9,7 @@ the operations of :mod:`kisclient._operations`.
 from __future__ import annotations
 
 import abc
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
 
 from . import _operations as ops
+from ._approval import ApprovalKeys, ApprovalKeyStore
 from ._attempt import ONE_ATTEMPT, AttemptFlow, GatewayClock, attempt_flow
 from ._clock import Clock
 from ._config import ENDPOINTS, KST, Endpoint, Env, EnvName, Side, endpoint_by_path
@@ -28,6 +30,8 @@ from ._quote_cache import QuoteCache
 from ._ratelimit import RateLimiter, Window, make_limiter
 from ._redaction import install_log_redaction
 from ._settings import DEFAULTS, ClientOptions, ClientSettings, settings_from_env
+from ._stream import STREAM_DEFAULTS, AsyncStream, StreamOptions
+from ._stream_lease import StreamLease
 from ._surface import PageFlow, operation, pages
 from ._token import TokenManager
 from ._token_store import TokenStore
@@ -37,6 +41,8 @@ __all__ = ["ClientBase", "ProgressCallback"]
 
 #: The transport type a client takes (``httpx.BaseTransport`` or ``httpx.AsyncBaseTransport``).
 TransportT = TypeVar("TransportT")
+#: The stream a client makes (:class:`~kisclient._stream.Stream` or ``AsyncStream``).
+StreamT = TypeVar("StreamT")
 
 #: Called as ``progress(done, total)`` as the codes of a batch settle.
 ProgressCallback = Callable[[int, int], None]
@@ -44,7 +50,7 @@ ProgressCallback = Callable[[int, int], None]
 log = logging.getLogger("kisclient")
 
 
-class ClientBase(abc.ABC, Generic[TransportT]):
+class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
     """State and decisions common to :class:`KISClient` and :class:`AsyncKISClient`, and their
     one constructor.
 
@@ -143,6 +149,12 @@ class ClientBase(abc.ABC, Generic[TransportT]):
         self._rng = random.Random()
         self._quotes = QuoteCache(settings.quote_cache_ttl_s, settings.clock)
         self._gateway = GatewayClock(settings.clock)
+        self._approval_keys = ApprovalKeys(
+            ApprovalKeyStore(settings.state_dir, settings.env, settings.app_key),
+            settings.clock,
+            self._issue_approval_sync,
+            aissue_fn=self._issue_approval_async,
+        )
 
     def _attempts(self, call: Call, *, limited: bool = True, once: bool = False) -> AttemptFlow:
         """The attempt flow of *call* with this client's settings, budget and clocks."""
@@ -205,12 +217,75 @@ class ClientBase(abc.ABC, Generic[TransportT]):
         batch.elapsed_s = self._settings.clock.monotonic() - started
         return batch
 
-    # Subclasses provide these two I/O functions for the token manager.
+    # --- the token and approval-key calls (sent once: their managers pace and retry) ---
+
     def _issue_token_sync(self) -> Mapping[str, Any]:
-        raise NotImplementedError("this client issues tokens asynchronously")
+        return self._post_once(self._token_call())
 
     async def _issue_token_async(self) -> Mapping[str, Any]:
-        raise NotImplementedError("this client issues tokens synchronously")
+        return await self._apost_once(self._token_call())
+
+    def _issue_approval_sync(self) -> Mapping[str, Any]:
+        return self._post_once(self._approval_call())
+
+    async def _issue_approval_async(self) -> Mapping[str, Any]:
+        return await self._apost_once(self._approval_call())
+
+    def _post_once(self, call: Call) -> Mapping[str, Any]:
+        """Send *call* once, outside the rate limit; its body. The sync shell provides it."""
+        raise NotImplementedError("this client sends asynchronously")
+
+    async def _apost_once(self, call: Call) -> Mapping[str, Any]:
+        """The async :meth:`_post_once`: the async shell's own, or the sync one in a thread."""
+        return await asyncio.to_thread(self._post_once, call)
+
+    # --- real-time streams ---
+
+    def stream(
+        self,
+        *,
+        reconnect_initial: float = STREAM_DEFAULTS.reconnect_initial,
+        reconnect_max: float = STREAM_DEFAULTS.reconnect_max,
+        silence_timeout: float = STREAM_DEFAULTS.silence_timeout,
+        queue_size: int = STREAM_DEFAULTS.queue_size,
+        subscribe_rate: float = STREAM_DEFAULTS.subscribe_rate,
+        ack_timeout: float = STREAM_DEFAULTS.ack_timeout,
+    ) -> StreamT:
+        """The app key's real-time session (trades, order books, fill notices) over KIS's
+        WebSocket at ``ws_url``; use it as a context manager (``with`` / ``async with``).
+
+        Entering it takes the app key's one session (raising
+        :class:`~kisclient.StreamSlotBusy` when another process on this ``state_dir`` owns it),
+        gets an approval key from the shared store and connects. The arguments are described on
+        :class:`~kisclient._stream.StreamOptions`.
+        """
+        options = StreamOptions(
+            reconnect_initial=reconnect_initial,
+            reconnect_max=reconnect_max,
+            silence_timeout=silence_timeout,
+            queue_size=queue_size,
+            subscribe_rate=subscribe_rate,
+            ack_timeout=ack_timeout,
+        )
+        return self._make_stream(options)
+
+    @abc.abstractmethod
+    def _make_stream(self, options: StreamOptions) -> StreamT:
+        """The shell's stream (:class:`Stream` or :class:`AsyncStream`) over
+        :meth:`_stream_session`."""
+
+    def _stream_session(self, options: StreamOptions, *, threaded: bool) -> AsyncStream:
+        """A new session core (it must be made on the loop that will run it)."""
+        s = self._settings
+        return AsyncStream(
+            url=s.ws_url,
+            env=s.env,
+            hts_id=s.hts_id,
+            approval=self._approval_keys,
+            lease=StreamLease(s.state_dir, s.env, s.app_key),
+            options=options,
+            threaded=threaded,
+        )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Self:
@@ -483,6 +558,17 @@ class ClientBase(abc.ABC, Generic[TransportT]):
         return Call(
             ENDPOINTS["revoke"],
             body={"appkey": s.app_key, "appsecret": s.app_secret, "token": access_token},
+        )
+
+    def _approval_call(self) -> Call:
+        s = self._settings
+        return Call(
+            ENDPOINTS["approval"],
+            body={
+                "grant_type": "client_credentials",
+                "appkey": s.app_key,
+                "secretkey": s.app_secret,
+            },
         )
 
     def _hashkey_call(self, body: Mapping[str, Any]) -> Call:

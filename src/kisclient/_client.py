@@ -14,6 +14,7 @@ from ._base import ClientBase
 from ._core import Call
 from ._errors import KISError
 from ._operations import Flow, Gather, Response
+from ._stream import Stream, StreamOptions
 from ._surface import PageFlow, operation, pages
 from ._token_store import Token
 
@@ -22,7 +23,7 @@ __all__ = ["KISClient"]
 T = TypeVar("T")
 
 
-class KISClient(ClientBase[httpx.BaseTransport]):
+class KISClient(ClientBase[httpx.BaseTransport, Stream]):
     """A blocking KIS client. Use it as a context manager, or call :meth:`close`.
 
     Every call goes: shared rate limit → a valid token from the shared store → attempts bounded
@@ -175,5 +176,8 @@ class KISClient(ClientBase[httpx.BaseTransport]):
                 return exc
         return None
 
-    def _issue_token_sync(self) -> Mapping[str, Any]:
-        return self._execute(self._token_call(), limited=False, once=True).data
+    def _post_once(self, call: Call) -> Mapping[str, Any]:
+        return self._execute(call, limited=False, once=True).data
+
+    def _make_stream(self, options: StreamOptions) -> Stream:
+        return Stream(lambda: self._stream_session(options, threaded=True))

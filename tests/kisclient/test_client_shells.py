@@ -64,6 +64,8 @@ def test_public_signatures_match(tmp_path: pathlib.Path) -> None:
         assert sync_params == async_params, name
         assert sync_params[:1] != [("self", inspect.Parameter.POSITIONAL_OR_KEYWORD, None)]
         assert not inspect.iscoroutinefunction(bound), name
+        if name == "stream":  # the shell's stream (a context manager): see test_stream.py
+            continue
         if name == "paginate":
             assert inspect.isasyncgenfunction(bound_twin), name
         else:
