@@ -127,11 +127,14 @@ class Credentials:
 @attrs.frozen
 class KISTarget:
     """Which KIS the clients talk to: the environment, the base URL (``None``: the
-    environment's official host) and kisclient's state directory (``None``: its default)."""
+    environment's official host), kisclient's state directory (``None``: its default), the
+    WebSocket URL (``None``: the environment's) and the HTS id fill notices come under."""
 
     env: Env
     base_url: str | None = None
     state_dir: pathlib.Path | None = None
+    ws_url: str | None = None
+    hts_id: str | None = attrs.field(default=None, repr=False)
 
 
 def build_services(
@@ -156,6 +159,8 @@ def build_services(
         "base_url": target.base_url,
         "state_dir": target.state_dir,
         "clock": clock,
+        "ws_url": target.ws_url,
+        "hts_id": target.hts_id,
     }
     kis = KISClient(**common, transport=transport)
 

@@ -306,6 +306,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
         valid=lambda v: not v.exists() or v.is_dir(),
     ),
     SettingSpec(
+        "kis.ws_url", "KIS_WS_URL", str, None, "a URL starting with ws:// or wss://",
+        "the environment's official WebSocket host",
+        "The real-time WebSocket (fill notices when `pipeline.fill_notices` is on).",
+        valid=lambda v: v.startswith(("ws://", "wss://")),
+    ),
+    SettingSpec(
+        "kis.hts_id", "KIS_HTS_ID", str, None, "an HTS user id (no spaces)", "unset",
+        "The HTS user id that KIS sends fill notices under (needed by `pipeline.fill_notices`).",
+        valid=lambda v: bool(v) and not any(c.isspace() for c in v),
+    ),
+    SettingSpec(
         "kis.credentials_file", "HANTU_CREDENTIALS_FILE", pathlib.Path, None, "a file path",
         "unset",
         "A `KEY=VALUE` file (the systemd `EnvironmentFile` format; `#` comments and `export` "
@@ -384,6 +395,8 @@ class Settings:
     config_path: pathlib.Path | None
     clock_warn_seconds: float = 5.0
     clock_fail_seconds: float = 60.0
+    kis_ws_url: str | None = None
+    kis_hts_id: str | None = attrs.field(default=None, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -398,7 +411,9 @@ class Settings:
     @property
     def kis_target(self) -> KISTarget:
         """Which KIS the clients talk to (see :func:`~hantu_sched.build_services`)."""
-        return KISTarget(self.kis_env, self.kis_base_url, self.kis_state_dir)
+        return KISTarget(
+            self.kis_env, self.kis_base_url, self.kis_state_dir, self.kis_ws_url, self.kis_hts_id
+        )
 
     def calendar(self) -> KRXCalendar:
         """The KRX calendar with the configured extra closures."""
@@ -723,6 +738,8 @@ def load_settings(
         config_path=config_path,
         clock_warn_seconds=warn,
         clock_fail_seconds=fail,
+        kis_ws_url=values["kis.ws_url"],
+        kis_hts_id=values["kis.hts_id"],
     )
     _check_mode_env(settings)
     settings.job_registry(settings.pipeline_config())  # every problem surfaces at load time

@@ -58,6 +58,19 @@ from ._models import (
 from ._operations import Response
 from ._ratelimit import CONSERVATIVE, Window
 from ._settings import default_base_url, default_state_dir, parse_env
+from ._stream import AsyncStream, Stream
+from ._stream_events import (
+    Fill,
+    Level,
+    OrderBook,
+    StreamConnected,
+    StreamEvent,
+    StreamOverflow,
+    StreamReconnecting,
+    StreamResubscribed,
+    SubscriptionRefused,
+    Trade,
+)
 from ._token_status import TokenStatus, token_status
 from ._validation import Account, StockCode, normalize_code, parse_account, validate_isin
 from ._version import __version__
@@ -67,6 +80,7 @@ __all__ = [
     "KST",
     "Account",
     "AsyncKISClient",
+    "AsyncStream",
     "AuthError",
     "BadRequest",
     "Balance",
@@ -80,6 +94,7 @@ __all__ = [
     "EndpointUnavailable",
     "Env",
     "FakeClock",
+    "Fill",
     "GatewayError",
     "Holding",
     "InvalidAccount",
@@ -90,7 +105,9 @@ __all__ = [
     "KISError",
     "KISRejected",
     "Kind",
+    "Level",
     "MarketClosed",
+    "OrderBook",
     "OrderOutcomeUnknown",
     "OrderResult",
     "OutcomeUnknown",
@@ -107,12 +124,20 @@ __all__ = [
     "ServiceUnavailable",
     "Side",
     "StockCode",
+    "Stream",
+    "StreamConnected",
+    "StreamEvent",
+    "StreamOverflow",
+    "StreamReconnecting",
+    "StreamResubscribed",
     "StreamSlotBusy",
     "SubscriptionLimitExceeded",
+    "SubscriptionRefused",
     "SystemClock",
     "TokenError",
     "TokenIssueThrottled",
     "TokenStatus",
+    "Trade",
     "ValidationError",
     "Window",
     "WrongEnvironment",

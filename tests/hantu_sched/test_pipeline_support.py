@@ -30,7 +30,7 @@ from hantu_sched import (
 )
 from hantu_sched.pipeline import KIS_ASYNC_SERVICE, KIS_SERVICE, UNIVERSE_SERVICE
 from kisclient import AsyncKISClient, KISClient, RetryPolicy
-from kisclient.testing import FakeApp, FakeKIS, OffsetClock
+from kisclient.testing import FakeApp, FakeKIS, FakeWSServer, OffsetClock
 
 #: A Thursday, a regular 09:00-15:30 KRX session.
 DAY = dt.date(2026, 11, 26)
@@ -61,6 +61,7 @@ class Harness:
     batch_ids: tuple[str, ...] = ("1", "2", "3")
     stop: threading.Event = attrs.field(factory=threading.Event)
     extra_services: dict[str, Any] = attrs.field(factory=dict)
+    ws: FakeWSServer | None = None
 
     def async_client(self) -> AsyncKISClient:
         return AsyncKISClient(
@@ -125,6 +126,8 @@ class Harness:
 
     def close(self) -> None:
         self.kis.close()
+        if self.ws is not None:
+            self.ws.close()
 
 
 def make_harness(
@@ -137,9 +140,13 @@ def make_harness(
     universe: bool = True,
     universe_size: int = 120,
     kis_offset_s: float = 0.0,
+    stream: bool = False,
+    hts_id: bool = True,
 ) -> Harness:
     """A paper (or real) account on the fake; *kis_offset_s* sets KIS's clock that many seconds
-    ahead of this host's (negative: behind)."""
+    ahead of this host's (negative: behind). With *stream*, a fake WebSocket is started for the
+    client's stream (``harness.ws``; the client gets the app's HTS id unless *hts_id* is
+    false)."""
     clock = clock or FakeClock(start or at("10:00"))
     fake = FakeKIS(
         clock=OffsetClock(clock, kis_offset_s) if kis_offset_s else clock,
@@ -148,6 +155,7 @@ def make_harness(
         rate_limits={"real": None, "paper": None},
     )
     app = fake.add_app(env=env)
+    ws = FakeWSServer(fake, env=env).start() if stream else None
     kis = KISClient(
         app.app_key,
         app.app_secret,
@@ -158,8 +166,10 @@ def make_harness(
         clock=clock,
         rate_limits=[],
         retry=NO_JITTER,
+        ws_url=ws.url if ws is not None else None,
+        hts_id=app.hts_id if hts_id else None,
     )
-    harness = Harness(fake, clock, app, kis, storage or MemoryStorage(), tmp_path)
+    harness = Harness(fake, clock, app, kis, storage or MemoryStorage(), tmp_path, ws=ws)
     if universe:
         harness.extra_services[UNIVERSE_SERVICE] = fake.universe
     return harness

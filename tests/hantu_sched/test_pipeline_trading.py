@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import logging
 import pathlib
 import sys
 import threading
@@ -347,3 +348,60 @@ def test_an_order_whose_outcome_stays_unknown_is_never_resent(harness: Harness) 
     TradingReconcileJob(PAPER)(harness.ctx("trading", resume=True))
     assert records(harness)[codes[0]]["status"] == "absent"
     assert harness.order_codes() == codes[1:]
+
+
+# --- fill notices (the client's stream) ---------------------------------------------------------
+
+NOTICES = PipelineConfig(trading_mode="paper", top_n=4, fill_notices=True)
+
+
+def test_fill_notices_and_polling_both_record_every_fill(tmp_path: pathlib.Path) -> None:
+    h = make_harness(tmp_path, stream=True)
+    try:
+        codes = select(h)
+        TradingJob(NOTICES)(h.ctx("trading"))
+        assert h.ws is not None
+        stats = h.ws.stats
+    finally:
+        h.close()
+    orders = h.fake.orders(h.app.app_key)
+    assert [o.code for o in orders] == codes
+    run = h.record(RECORD_TRADING)
+    expected = {o.order_no: o.qty for o in orders}
+    assert run["polled_fills"] == expected
+    assert run["notice_fills"] == expected  # every fill also arrived as a notice
+    assert stats.registrations == 1  # the paper notices (H0STCNI9) under the app's HTS id
+    assert stats.notices >= 2 * len(orders)  # an acceptance and a fill per order
+
+
+def test_without_an_hts_id_trading_polls_only(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = make_harness(tmp_path, stream=True, hts_id=False)
+    try:
+        select(h)
+        with caplog.at_level(logging.WARNING):
+            TradingJob(NOTICES)(h.ctx("trading"))
+    finally:
+        h.close()
+    run = h.record(RECORD_TRADING)
+    assert run["notice_fills"] == {}
+    assert len(run["polled_fills"]) == 4
+    assert any("fill notices unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_a_stream_already_open_on_the_app_key_leaves_trading_on_polling(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = make_harness(tmp_path, stream=True)
+    try:
+        select(h)
+        with h.kis.stream(), caplog.at_level(logging.WARNING):  # the session is taken
+            TradingJob(NOTICES)(h.ctx("trading"))
+    finally:
+        h.close()
+    assert len(h.record(RECORD_TRADING)["polled_fills"]) == 4
+    warnings = [
+        r.getMessage() for r in caplog.records if "fill notices unavailable" in r.getMessage()
+    ]
+    assert warnings and "slot" in warnings[0] and "one session per app key" in warnings[0]

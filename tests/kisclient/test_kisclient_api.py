@@ -15,6 +15,18 @@ import kisclient.testing
 from kisclient._settings import DEFAULTS, ClientOptions, ClientSettings
 
 KISCLIENT = {
+    "AsyncStream",
+    "Stream",
+    "Fill",
+    "Level",
+    "OrderBook",
+    "StreamConnected",
+    "StreamEvent",
+    "StreamOverflow",
+    "StreamReconnecting",
+    "StreamResubscribed",
+    "SubscriptionRefused",
+    "Trade",
     "Account",
     "AsyncKISClient",
     "AuthError",

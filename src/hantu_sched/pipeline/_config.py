@@ -132,6 +132,9 @@ class PipelineConfig:
       injected clock) to log order status and honour a stop.
     - ``cancel_before_close_minutes``: this long before the close, cancel this strategy's
       unfilled orders of the day (``0``: leave them to ``market_close``).
+    - ``fill_notices``: take fills from KIS's real-time notices (the client's stream; needs
+      ``KIS_HTS_ID``) as well as from polling, which stays the fallback; the trading record
+      counts both.
     """
 
     universe: tuple[str, ...] | pathlib.Path | None = attrs.field(
@@ -154,6 +157,7 @@ class PipelineConfig:
     order_type: OrderType = attrs.field(default="limit", validator=_one_of(_ORDER_TYPES))
     monitor_interval_minutes: int = attrs.field(default=30, validator=_int_at_least(1))
     cancel_before_close_minutes: int = attrs.field(default=10, validator=_int_at_least(0))
+    fill_notices: bool = attrs.field(default=False, validator=_is_bool)
 
     def __attrs_post_init__(self) -> None:
         if self.max_price is not None and self.max_price < self.min_price:

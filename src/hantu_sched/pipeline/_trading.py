@@ -30,7 +30,10 @@ A run, in order:
 6. Hold: wake every ``monitor_interval_minutes`` on the clock (``ctx.sleep_until``, so a stop
    request ends the job promptly with :class:`~hantu_sched.JobInterrupted`), log the state of
    this run's orders, cancel this strategy's unfilled orders ``cancel_before_close_minutes``
-   before the close, and return at the session close.
+   before the close, and return at the session close. With ``fill_notices`` the stream's fill
+   notices (opened before the first order) are taken at every wake-up too; the trading record
+   keeps the fills each path saw (``notice_fills``, ``polled_fills``). Polling stays the
+   fallback, and recovery reconciles by polling alone.
 
 The reconciler (registered with the job) runs after an unfinished trading run: it settles the
 order records, and stores today's orders and positions as the ``trading_reconcile`` record.
@@ -44,6 +47,7 @@ from typing import Any
 import attrs
 
 from kisclient import (
+    DailyOrder,
     Env,
     KISClient,
     KISError,
@@ -56,6 +60,7 @@ from kisclient import (
 
 from .._jobs import JobContext
 from ._config import PipelineConfig
+from ._fill_notices import FillNotices
 from ._orders import (
     ACTIVE_STATUSES,
     DayOrders,
@@ -77,6 +82,9 @@ from ._services import (
 )
 
 __all__ = ["TradingJob", "TradingReconcileJob", "final_selection"]
+
+#: At the close, how long (real seconds) trading waits for notices of fills polling has seen.
+NOTICE_GRACE_S = 2.0
 
 
 def check_environment(kis: KISClient, config: PipelineConfig) -> None:
@@ -124,6 +132,9 @@ class _Run:
     placed: dict[str, str] = attrs.field(factory=dict)  # code -> status
     skipped: dict[str, str] = attrs.field(factory=dict)  # code -> reason
     cancelled_before_close: list[str] = attrs.field(factory=list)
+    #: Filled quantity per order number, as fill notices reported it and as polling found it.
+    notice_fills: dict[str, int] = attrs.field(factory=dict)
+    polled_fills: dict[str, int] = attrs.field(factory=dict)
     resumed: bool = False
     finished_at: str | None = None
 
@@ -159,12 +170,23 @@ class TradingJob:
         selection = final_selection(ctx, cfg)
         run.selection = [item["code"] for item in selection]
         log.info("final selection: %s", ", ".join(run.selection) or "none")
-        self._place(ctx, kis, selection, day, run)
-        self._save(ctx, run)
-        self._hold(ctx, kis, run)
+        notices = FillNotices(kis, log)
+        if cfg.fill_notices and cfg.trading_mode != "dry-run":
+            notices.open()
+        try:
+            self._place(ctx, kis, selection, day, run)
+            self._save(ctx, run)
+            self._hold(ctx, kis, run, notices)
+        finally:
+            notices.close()
         run.finished_at = ctx.clock.now().isoformat()
         self._save(ctx, run)
-        log.info("trading done at the close: %d order(s) placed", len(run.placed))
+        log.info(
+            "trading done at the close: %d order(s) placed; fills: %d by notice, %d by polling",
+            len(run.placed),
+            len(run.notice_fills),
+            len(run.polled_fills),
+        )
 
     @staticmethod
     def _wait_for_the_open_on_kis_clock(ctx: JobContext, kis: KISClient) -> None:
@@ -341,7 +363,7 @@ class TradingJob:
 
     # --- holding ---
 
-    def _hold(self, ctx: JobContext, kis: KISClient, run: _Run) -> None:
+    def _hold(self, ctx: JobContext, kis: KISClient, run: _Run, notices: FillNotices) -> None:
         cfg, log = self.config, ctx.logger
         close = ctx.session.close
         step = dt.timedelta(minutes=cfg.monitor_interval_minutes)
@@ -382,6 +404,28 @@ class TradingJob:
                 filled,
                 len(orders),
             )
+            self._note_fills(ctx, run, notices, orders, mine)
+        if live and notices.active:
+            # the last notices may still be on the wire: wait briefly for every polled fill's
+            mine = self._my_order_numbers(ctx)
+            notices.drain(mine, until_filled=list(run.polled_fills), grace_s=NOTICE_GRACE_S)
+            run.notice_fills = dict(notices.filled)
+
+    def _note_fills(
+        self,
+        ctx: JobContext,
+        run: _Run,
+        notices: FillNotices,
+        orders: list[DailyOrder],
+        mine: set[str],
+    ) -> None:
+        """Record what polling found filled and what the notices said, side by side."""
+        run.polled_fills.update(
+            {o.order_no: o.filled_quantity for o in orders if o.filled_quantity}
+        )
+        notices.drain(mine)
+        run.notice_fills = dict(notices.filled)
+        self._save(ctx, run)
 
     def _my_order_numbers(self, ctx: JobContext) -> set[str]:
         return {
