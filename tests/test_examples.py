@@ -18,6 +18,10 @@ EXPECTED = {
     "quote.py": r"^005930: [\d,]+ KRW",
     "async_batch_quotes.py": r"120 quotes in 4 requests; failed: \['NOT-A-CODE'\]",
     "custom_job.py": r"custom screening kept \d+ of 12 codes(?s:.*)day complete: 8/8 units done",
+    "live_trades_and_fills.py": (
+        r"connected \(attempt 1\)\n(trade 005930 \d+ @ [\d,]+ at \d{6}\n){3}"
+        r"order (\d{10}) accepted: buy 10 x 005930\norder \2 filled: buy 10 x 005930"
+    ),
     "paper_order_reconcile.py": (
         r"found order \d{10}: buy 10 x 005930.*\n.*orders the server executed: 1"
     ),
