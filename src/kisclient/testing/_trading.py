@@ -176,23 +176,8 @@ def order_cash(ctx: Ctx) -> FakeResponse:
         held = account.holdings.get(listing.code)
         if held is None or qty > held.qty - _reserved(account, "sell", listing.code):
             refusal = NOT_TRADABLE
-    if refusal is not None:
-        refused = Order(
-            "",
-            side,
-            listing.code,
-            qty,
-            limit,
-            ctx.tr_id,
-            core.now(),
-            ord_dvsn=ord_dvsn,
-            order_price=unit if ord_dvsn == "00" else 0,
-            branch=BRANCH,
-        )
-        _event(core, "refused", ctx.app.app_key, refused)
-        return ctx.reject(refusal)
     order = Order(
-        core.next_order_no(),
+        "" if refusal is not None else core.next_order_no(),  # a refused order gets no number
         side,
         listing.code,
         qty,
@@ -203,6 +188,9 @@ def order_cash(ctx: Ctx) -> FakeResponse:
         order_price=unit if ord_dvsn == "00" else 0,
         branch=BRANCH,
     )
+    if refusal is not None:
+        _event(core, "refused", ctx.app.app_key, order)
+        return ctx.reject(refusal)
     account.orders.append(order)
     _event(core, "accepted", ctx.app.app_key, order)
     if _crosses(order, price):

@@ -985,27 +985,12 @@ class FakeWSServer:
         key = "".join(self._key_rng.choices(_ALNUM, k=32))
         iv = "".join(self._key_rng.choices(_ALNUM, k=16))
         s.keys[tr_id] = (key, iv)
-        if duplicate:
-            self._answer(
-                s,
-                tr_id,
-                tr_key,
-                "1",
-                "OPSP0002",
-                "ALREADY IN SUBSCRIBE",
-                output={"iv": iv, "key": key},
-                encrypt=encrypt,
-                count="duplicates",
-            )
-        else:
-            self._answer(
-                s,
-                tr_id,
-                tr_key,
-                "0",
-                "OPSP0000",
-                "SUBSCRIBE SUCCESS",
-                output={"iv": iv, "key": key},
-                encrypt=encrypt,
-                count="registrations",
-            )
+        rt_cd, msg_cd, msg, counter = (
+            ("1", "OPSP0002", "ALREADY IN SUBSCRIBE", "duplicates")
+            if duplicate
+            else ("0", "OPSP0000", "SUBSCRIBE SUCCESS", "registrations")
+        )
+        self._answer(
+            s, tr_id, tr_key, rt_cd, msg_cd, msg,
+            output={"iv": iv, "key": key}, encrypt=encrypt, count=counter,
+        )  # fmt: skip
