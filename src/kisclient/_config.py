@@ -130,14 +130,19 @@ class Endpoint:
     authenticated: bool = True
     #: Whether ``appkey``/``appsecret`` go in the headers (OAuth endpoints take them in the body).
     key_headers: bool = True
+    #: Ids for records older than the current ids cover (the daily orders before 3 months).
+    archive_tr_ids: dict[tuple[Env, Side | None], str] = attrs.field(factory=dict)
 
-    def tr_id(self, env: Env, side: Side | None = None, *, legacy: bool = False) -> str:
-        """Return the ``tr_id`` for *env* (and *side* for orders).
+    def tr_id(
+        self, env: Env, side: Side | None = None, *, legacy: bool = False, archive: bool = False
+    ) -> str:
+        """Return the ``tr_id`` for *env* (and *side* for orders): the current one, the legacy
+        one, or the archive one.
 
         Raises :class:`KeyError` when the endpoint has no such ``tr_id`` in *env*; callers turn
         that into a typed error (see :func:`kisclient._errors.EndpointUnavailable`).
         """
-        table = self.legacy_tr_ids if legacy else self.tr_ids
+        table = self.archive_tr_ids if archive else self.legacy_tr_ids if legacy else self.tr_ids
         return table[(env, side)]
 
     def available_in(self, env: Env) -> bool:
@@ -147,9 +152,9 @@ class Endpoint:
         return any(key_env is env for key_env, _ in self.tr_ids)
 
     def all_tr_ids(self, env: Env) -> dict[str, Side | None]:
-        """Every ``tr_id`` (current and legacy) accepted in *env*, mapped to its side."""
+        """Every ``tr_id`` (current, legacy, archive) accepted in *env*, mapped to its side."""
         found: dict[str, Side | None] = {}
-        for table in (self.tr_ids, self.legacy_tr_ids):
+        for table in (self.tr_ids, self.legacy_tr_ids, self.archive_tr_ids):
             for (key_env, side), tr in table.items():
                 if key_env is env:
                     found[tr] = side
@@ -229,11 +234,83 @@ ENDPOINTS: dict[str, Endpoint] = {
             legacy_tr_ids=_with_paper_twin({None: "TTTC0803U"}),
             idempotent=False,
         ),
+        # Current ids within 3 months (TTTC0081R / VTTC0081R), archive ids for older orders
+        # (CTSC9215R / VTSC9215R), the pre-2025 id behind legacy_order_tr_ids (TTTC8001R).
         Endpoint(
             "inquire_daily_ccld",
             "GET",
             f"{_TRADING}/inquire-daily-ccld",
-            _with_paper_twin({None: "TTTC8001R"}),
+            _with_paper_twin({None: "TTTC0081R"}),
+            legacy_tr_ids=_with_paper_twin({None: "TTTC8001R"}),
+            archive_tr_ids=_with_paper_twin({None: "CTSC9215R"}),
+        ),
+        # --- issue 12: market data. Ids marked "other" in kis-endpoints.md (no environment
+        # switch in the official sample, paper support not stated) are registered for both
+        # environments; a paper client with a data key sends them to the real host anyway.
+        Endpoint(
+            "inquire_asking_price_exp_ccn",
+            "GET",
+            f"{_QUOTATIONS}/inquire-asking-price-exp-ccn",
+            _both("FHKST01010200"),
+        ),
+        Endpoint(
+            "inquire_time_itemchartprice",
+            "GET",
+            f"{_QUOTATIONS}/inquire-time-itemchartprice",
+            _both("FHKST03010200"),
+        ),
+        Endpoint(
+            "inquire_time_dailychartprice",
+            "GET",
+            f"{_QUOTATIONS}/inquire-time-dailychartprice",
+            _both("FHKST03010230"),
+        ),
+        Endpoint(
+            "search_stock_info", "GET", f"{_QUOTATIONS}/search-stock-info", _both("CTPF1002R")
+        ),
+        Endpoint("search_info", "GET", f"{_QUOTATIONS}/search-info", _both("CTPF1604R")),
+        Endpoint("volume_rank", "GET", f"{_QUOTATIONS}/volume-rank", _both("FHPST01710000")),
+        Endpoint(
+            "ranking_fluctuation",
+            "GET",
+            "/uapi/domestic-stock/v1/ranking/fluctuation",
+            _both("FHPST01700000"),
+        ),
+        Endpoint(
+            "ranking_market_cap",
+            "GET",
+            "/uapi/domestic-stock/v1/ranking/market-cap",
+            _both("FHPST01740000"),
+        ),
+        # Real only: the sample has one id and no paper twin.
+        Endpoint(
+            "chk_holiday", "GET", f"{_QUOTATIONS}/chk-holiday", {(Env.REAL, None): "CTCA0903R"}
+        ),
+        # --- issue 12: the order lifecycle and the account ---
+        Endpoint(
+            "inquire_psbl_order",
+            "GET",
+            f"{_TRADING}/inquire-psbl-order",
+            _with_paper_twin({None: "TTTC8908R"}),
+        ),
+        # Real only (KIS does not offer them on paper): the client derives the paper answer.
+        Endpoint(
+            "inquire_psbl_rvsecncl",
+            "GET",
+            f"{_TRADING}/inquire-psbl-rvsecncl",
+            {(Env.REAL, None): "TTTC0084R"},
+        ),
+        Endpoint(
+            "inquire_psbl_sell",
+            "GET",
+            f"{_TRADING}/inquire-psbl-sell",
+            {(Env.REAL, None): "TTTC8408R"},
+        ),
+        Endpoint(
+            "inquire_period_profit",
+            "GET",
+            f"{_TRADING}/inquire-period-profit",
+            {(Env.REAL, None): "TTTC8708R"},
         ),
     )
 }
