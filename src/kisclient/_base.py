@@ -493,6 +493,12 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
                 return step
             yield Sleep(step)
 
+    # --- market data (issue 12) ---
+
+    # --- the order lifecycle (issue 12) ---
+
+    # --- any endpoint ---
+
     @operation
     def request(
         self,
