@@ -16,7 +16,7 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from ._attempt import Effect, Finished, Invalidate, Penalize, Send, Settle, Sleep, Step, advance
-from ._base import ClientBase
+from ._base import ClientBase, Route
 from ._core import Call
 from ._errors import KISError
 from ._operations import Flow, Gather, Response
@@ -136,26 +136,30 @@ class AsyncKISClient(ClientBase[httpx.AsyncBaseTransport, AsyncStream]):
         if isinstance(step, Exception):
             raise step
 
-    async def _execute(self, call: Call, *, limited: bool = True, once: bool = False) -> Response:
+    async def _execute(
+        self, call: Call, *, limited: bool = True, once: bool = False, route: str | None = None
+    ) -> Response:
         """Send one call outside an operation; raise its error."""
-        outcome = await self._send(call, limited=limited, once=once)
+        outcome = await self._send(call, limited=limited, once=once, route=route)
         if isinstance(outcome, Response):
             return outcome
         raise outcome
 
     async def _send(
-        self, call: Call, *, limited: bool = True, once: bool = False
+        self, call: Call, *, limited: bool = True, once: bool = False, route: str | None = None
     ) -> Response | KISError:
-        """Perform *call*'s attempt flow (see :mod:`kisclient._attempt`), awaiting."""
-        flow = self._attempts(call, limited=limited, once=once)
+        """Perform *call*'s attempt flow (see :mod:`kisclient._attempt`) over its route,
+        awaiting."""
+        via = self._route(call, route)
+        flow = self._attempts(call, via, limited=limited, once=once)
         try:
             effect = next(flow)
             while True:
-                effect = flow.send(await self._perform(effect))
+                effect = flow.send(await self._perform(effect, via))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    async def _perform(self, effect: Effect) -> object:
+    async def _perform(self, effect: Effect, route: Route) -> object:
         """Perform one effect of the attempt flow; nothing here blocks the event loop (token
         files and the shared limiter's penalty run in worker threads)."""
         if type(effect) is Send:
@@ -167,27 +171,27 @@ class AsyncKISClient(ClientBase[httpx.AsyncBaseTransport, AsyncStream]):
             except httpx.HTTPError as exc:
                 return exc
         if effect is Step.ADMIT:
-            return await self._limiter.aacquire()
+            return await route.limiter.aacquire()
         if effect is Step.TOKEN:
             try:
-                return await self._tokens.aget()
+                return await route.tokens.aget()
             except KISError as exc:
                 return exc
         if type(effect) is Settle:
-            await self._limiter.asettle(effect.admitted)
+            await route.limiter.asettle(effect.admitted)
         elif type(effect) is Sleep:
             await self._settings.clock.asleep(effect.seconds)
         elif type(effect) is Penalize:
-            await self._limiter.apenalize(effect.seconds)
+            await route.limiter.apenalize(effect.seconds)
         elif type(effect) is Invalidate:
             try:
-                return await self._tokens.ainvalidate(effect.token)
+                return await route.tokens.ainvalidate(effect.token)
             except KISError as exc:
                 return exc
         return None
 
-    async def _apost_once(self, call: Call) -> Mapping[str, Any]:
-        return (await self._execute(call, limited=False, once=True)).data
+    async def _apost_once(self, call: Call, route: str) -> Mapping[str, Any]:
+        return (await self._execute(call, limited=False, once=True, route=route)).data
 
     def _make_stream(self, options: StreamOptions) -> AsyncStream:
         return self._stream_session(options, threaded=False)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime as dt
+import functools
 import logging
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
+
+import attrs
 
 from . import _operations as ops
 from ._approval import ApprovalKeys, ApprovalKeyStore
@@ -48,6 +51,21 @@ StreamT = TypeVar("StreamT")
 ProgressCallback = Callable[[int, int], None]
 
 log = logging.getLogger("kisclient")
+
+
+@attrs.frozen
+class Route:
+    """Where a call goes and whose key, token and rate budget it spends: the account's route,
+    or a real *data key*'s for market data beside a paper account. Each key has its own token
+    store, lock and windows in ``state_dir`` (shared with every process on that key)."""
+
+    name: str
+    env: Env
+    base_url: str
+    app_key: str = attrs.field(repr=False)
+    app_secret: str = attrs.field(repr=False)
+    tokens: TokenManager
+    limiter: RateLimiter
 
 
 class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
@@ -89,6 +107,9 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         order_settle: float = DEFAULTS.order_settle,
         ws_url: str | None = DEFAULTS.ws_url,
         hts_id: str | None = DEFAULTS.hts_id,
+        data_key: str | None = DEFAULTS.data_key,
+        data_secret: str | None = DEFAULTS.data_secret,
+        data_base_url: str | None = DEFAULTS.data_base_url,
     ) -> None:
         options = ClientOptions(
             env=env,
@@ -108,6 +129,9 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
             order_settle=order_settle,
             ws_url=ws_url,
             hts_id=hts_id,
+            data_key=data_key,
+            data_secret=data_secret,
+            data_base_url=data_base_url,
         )
         settings = ClientSettings.build(app_key, app_secret, options)
         self._init_common(settings)
@@ -129,22 +153,16 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
     def _init_common(self, settings: ClientSettings) -> None:
         self._settings = settings
         install_log_redaction()
-        store = TokenStore(settings.state_dir, settings.env, settings.app_key)
-        self._tokens = TokenManager(
-            store,
-            clock=settings.clock,
-            issue=self._issue_token_sync,
-            aissue=self._issue_token_async,
-            refresh_margin_s=settings.refresh_margin_s,
-            min_issue_interval_s=settings.token_min_interval_s,
+        self._account_route = self._make_route(
+            "account", settings.env, settings.base_url, settings.app_key, settings.app_secret
         )
-        self._limiter: RateLimiter = make_limiter(
-            settings.windows(),
-            env=settings.env,
-            app_key=settings.app_key,
-            state_dir=settings.state_dir,
-            clock=settings.clock,
-        )
+        self._data_route = self._account_route
+        if settings.data_key and settings.data_secret and settings.data_base_url:
+            self._data_route = self._make_route(
+                "data", Env.REAL, settings.data_base_url, settings.data_key, settings.data_secret
+            )
+        self._tokens = self._account_route.tokens
+        self._limiter = self._account_route.limiter
         self._budget = RetryBudget(capacity=settings.retry_budget)
         self._rng = random.Random()
         self._quotes = QuoteCache(settings.quote_cache_ttl_s, settings.clock)
@@ -156,14 +174,46 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
             aissue_fn=self._issue_approval_async,
         )
 
-    def _attempts(self, call: Call, *, limited: bool = True, once: bool = False) -> AttemptFlow:
-        """The attempt flow of *call* with this client's settings, budget and clocks."""
+    def _make_route(
+        self, name: str, env: Env, base_url: str, app_key: str, app_secret: str
+    ) -> Route:
+        """One key's host, token manager and shared rate windows (see :class:`Route`)."""
+        s = self._settings
+        tokens = TokenManager(
+            TokenStore(s.state_dir, env, app_key),
+            clock=s.clock,
+            issue=functools.partial(self._issue_token_sync, name),
+            aissue=functools.partial(self._issue_token_async, name),
+            refresh_margin_s=s.refresh_margin_s,
+            min_issue_interval_s=s.token_min_interval_s,
+        )
+        limiter = make_limiter(
+            s.windows(env), env=env, app_key=app_key, state_dir=s.state_dir, clock=s.clock
+        )
+        return Route(name, env, base_url, app_key, app_secret, tokens, limiter)
+
+    def _route(self, call: Call, name: str | None = None) -> Route:
+        """Where *call* goes: the route *name*, or by its endpoint (market data to the data
+        key when there is one)."""
+        if name == "data" or (name is None and call.endpoint.is_market_data):
+            return self._data_route
+        return self._account_route
+
+    @property
+    def _data_env(self) -> Env:
+        """The environment market-data operations are built for (real with a data key)."""
+        return self._data_route.env
+
+    def _attempts(
+        self, call: Call, route: Route, *, limited: bool = True, once: bool = False
+    ) -> AttemptFlow:
+        """The attempt flow of *call* over *route*, with this client's budget and clocks."""
         s = self._settings
         return attempt_flow(
             call,
-            base_url=s.base_url,
-            app_key=s.app_key,
-            app_secret=s.app_secret,
+            base_url=route.base_url,
+            app_key=route.app_key,
+            app_secret=route.app_secret,
             policy=ONE_ATTEMPT if once else s.retry,
             budget=self._budget,
             rng=self._rng,
@@ -187,7 +237,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
     def _useful_concurrency(self, requested: int) -> int:
         """*requested*, capped at the smallest window's limit: more requests in flight than one
         window admits cannot go faster, they only queue in the limiter (1 on paper)."""
-        windows = self._settings.windows()
+        windows = self._settings.windows(self._data_env)
         return min(requested, *(w.limit for w in windows)) if windows else requested
 
     def _start_batch(self, codes: Iterable[str]) -> tuple[PriceBatch, list[StockCode], int]:
@@ -219,25 +269,26 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
 
     # --- the token and approval-key calls (sent once: their managers pace and retry) ---
 
-    def _issue_token_sync(self) -> Mapping[str, Any]:
-        return self._post_once(self._token_call())
+    def _issue_token_sync(self, route: str) -> Mapping[str, Any]:
+        return self._post_once(self._token_call(route), route)
 
-    async def _issue_token_async(self) -> Mapping[str, Any]:
-        return await self._apost_once(self._token_call())
+    async def _issue_token_async(self, route: str) -> Mapping[str, Any]:
+        return await self._apost_once(self._token_call(route), route)
 
     def _issue_approval_sync(self) -> Mapping[str, Any]:
-        return self._post_once(self._approval_call())
+        return self._post_once(self._approval_call(), "account")
 
     async def _issue_approval_async(self) -> Mapping[str, Any]:
-        return await self._apost_once(self._approval_call())
+        return await self._apost_once(self._approval_call(), "account")
 
-    def _post_once(self, call: Call) -> Mapping[str, Any]:
-        """Send *call* once, outside the rate limit; its body. The sync shell provides it."""
+    def _post_once(self, call: Call, route: str) -> Mapping[str, Any]:
+        """Send *call* once over the route *route*, outside the rate limit; its body. The sync
+        shell provides it."""
         raise NotImplementedError("this client sends asynchronously")
 
-    async def _apost_once(self, call: Call) -> Mapping[str, Any]:
+    async def _apost_once(self, call: Call, route: str) -> Mapping[str, Any]:
         """The async :meth:`_post_once`: the async shell's own, or the sync one in a thread."""
-        return await asyncio.to_thread(self._post_once, call)
+        return await asyncio.to_thread(self._post_once, call, route)
 
     # --- real-time streams ---
 
@@ -322,8 +373,10 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
 
     @property
     def token_issuances(self) -> int:
-        """How many access tokens this client issued (each one notifies the account holder)."""
-        return self._tokens.issuances
+        """How many access tokens this client issued (each one notifies the account holder),
+        the data key's included."""
+        data = self._data_route.tokens
+        return self._tokens.issuances + (data.issuances if data is not self._tokens else 0)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(env={self.env!r}, base_url={self.base_url!r})"
@@ -365,7 +418,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         cached = self._cached_quote(code)
         if cached is not None:
             return cached
-        return self._remember_quote((yield from ops.get_price(self._settings.env, code)))
+        return self._remember_quote((yield from ops.get_price(self._data_env, code)))
 
     @operation
     def get_prices(
@@ -390,7 +443,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         batch, todo, total = self._start_batch(codes)
-        groups = ops.batch_groups(self._settings.env, todo, multi)
+        groups = ops.batch_groups(self._data_env, todo, multi)
         settled = total - len(todo)
 
         def group_done(index: int) -> None:
@@ -400,7 +453,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
                 progress(settled, total)
 
         outcomes = yield Gather(
-            [ops.get_prices_for(self._settings.env, group, batch) for group in groups],
+            [ops.get_prices_for(self._data_env, group, batch) for group in groups],
             limit=self._useful_concurrency(concurrency),
             on_done=group_done,
         )
@@ -412,7 +465,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
     @operation
     def get_daily_prices(self, code: str, start: dt.date, end: dt.date) -> Flow[list[DailyBar]]:
         """Daily bars in ``[start, end]``, oldest first (paging past the 100-row limit)."""
-        return (yield from ops.get_daily_prices(self._settings.env, code, start, end))
+        return (yield from ops.get_daily_prices(self._data_env, code, start, end))
 
     @operation
     def get_balance(self) -> Flow[Balance]:
@@ -548,14 +601,14 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
 
     # --- calls ---
 
-    def _token_call(self) -> Call:
-        s = self._settings
+    def _token_call(self, route: str) -> Call:
+        key = self._data_route if route == "data" else self._account_route
         return Call(
             ENDPOINTS["token"],
             body={
                 "grant_type": "client_credentials",
-                "appkey": s.app_key,
-                "appsecret": s.app_secret,
+                "appkey": key.app_key,
+                "appsecret": key.app_secret,
             },
         )
 

@@ -10,7 +10,7 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from ._attempt import Effect, Finished, Invalidate, Penalize, Send, Settle, Sleep, Step, advance
-from ._base import ClientBase
+from ._base import ClientBase, Route
 from ._core import Call
 from ._errors import KISError
 from ._operations import Flow, Gather, Response
@@ -125,24 +125,30 @@ class KISClient(ClientBase[httpx.BaseTransport, Stream]):
         if isinstance(step, Exception):
             raise step
 
-    def _execute(self, call: Call, *, limited: bool = True, once: bool = False) -> Response:
+    def _execute(
+        self, call: Call, *, limited: bool = True, once: bool = False, route: str | None = None
+    ) -> Response:
         """Send one call outside an operation (token, revoke, a page); raise its error."""
-        outcome = self._send(call, limited=limited, once=once)
+        outcome = self._send(call, limited=limited, once=once, route=route)
         if isinstance(outcome, KISError):
             raise outcome
         return outcome
 
-    def _send(self, call: Call, *, limited: bool = True, once: bool = False) -> Response | KISError:
-        """Perform *call*'s attempt flow (see :mod:`kisclient._attempt`), blocking."""
-        flow = self._attempts(call, limited=limited, once=once)
+    def _send(
+        self, call: Call, *, limited: bool = True, once: bool = False, route: str | None = None
+    ) -> Response | KISError:
+        """Perform *call*'s attempt flow (see :mod:`kisclient._attempt`) over its route,
+        blocking."""
+        via = self._route(call, route)
+        flow = self._attempts(call, via, limited=limited, once=once)
         try:
             effect = next(flow)
             while True:
-                effect = flow.send(self._perform(effect))
+                effect = flow.send(self._perform(effect, via))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    def _perform(self, effect: Effect) -> object:
+    def _perform(self, effect: Effect, route: Route) -> object:
         """Perform one effect of the attempt flow and return what the flow expects back."""
         if type(effect) is Send:
             try:
@@ -157,27 +163,27 @@ class KISClient(ClientBase[httpx.BaseTransport, Stream]):
                 return exc
             return response
         if effect is Step.ADMIT:
-            return self._limiter.acquire()
+            return route.limiter.acquire()
         if effect is Step.TOKEN:
             try:
-                return self._tokens.get()
+                return route.tokens.get()
             except KISError as exc:
                 return exc
         if type(effect) is Settle:
-            self._limiter.settle(effect.admitted)
+            route.limiter.settle(effect.admitted)
         elif type(effect) is Sleep:
             self._settings.clock.sleep(effect.seconds)
         elif type(effect) is Penalize:
-            self._limiter.penalize(effect.seconds)
+            route.limiter.penalize(effect.seconds)
         elif type(effect) is Invalidate:
             try:
-                return self._tokens.invalidate(effect.token)
+                return route.tokens.invalidate(effect.token)
             except KISError as exc:
                 return exc
         return None
 
-    def _post_once(self, call: Call) -> Mapping[str, Any]:
-        return self._execute(call, limited=False, once=True).data
+    def _post_once(self, call: Call, route: str) -> Mapping[str, Any]:
+        return self._execute(call, limited=False, once=True, route=route).data
 
     def _make_stream(self, options: StreamOptions) -> Stream:
         return Stream(lambda: self._stream_session(options, threaded=True))

@@ -109,6 +109,9 @@ TOKEN_REUSE_WINDOW_S = 6 * 3600.0
 TOKEN_LIFETIME_S = 86400
 
 
+_RANKING = "/uapi/domestic-stock/v1/ranking/"
+
+
 @attrs.frozen
 class Endpoint:
     """One REST operation.
@@ -144,6 +147,13 @@ class Endpoint:
         """
         table = self.archive_tr_ids if archive else self.legacy_tr_ids if legacy else self.tr_ids
         return table[(env, side)]
+
+    @property
+    def is_market_data(self) -> bool:
+        """A quotation or ranking: what a paper client with a real *data key* sends to the real
+        host with that key (orders, the account and the OAuth endpoints stay with the account's
+        key)."""
+        return self.path.startswith(("/uapi/domestic-stock/v1/quotations/", _RANKING))
 
     def available_in(self, env: Env) -> bool:
         """Whether this endpoint exists in *env* (token endpoints exist everywhere)."""

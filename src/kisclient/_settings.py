@@ -39,6 +39,8 @@ ENV_VARS = {
     "KIS_STATE_DIR": "state_dir",
     "KIS_WS_URL": "ws_url",
     "KIS_HTS_ID": "hts_id",
+    "KIS_DATA_APP_KEY": "data_key",
+    "KIS_DATA_APP_SECRET": "data_secret",
 }
 _REQUIRED_ENV_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET")
 
@@ -98,6 +100,9 @@ class ClientOptions:
     order_settle: float = 60.0
     ws_url: str | None = None
     hts_id: str | None = None
+    data_key: str | None = None
+    data_secret: str | None = None
+    data_base_url: str | None = None
 
 
 #: The defaults of every optional constructor argument (see :class:`ClientOptions`).
@@ -132,6 +137,16 @@ class ClientSettings:
     #: The HTS user id that fill notices are subscribed under (``hts_id``); secret-adjacent,
     #: never in the repr.
     hts_id: str | None = attrs.field(default=None, repr=False)
+    #: A real app key (and secret) for market data beside a paper account (``data_key``).
+    data_key: str | None = attrs.field(default=None, repr=False)
+    data_secret: str | None = attrs.field(default=None, repr=False)
+    #: Where market data goes with the data key (``data_base_url``, default the real host).
+    data_base_url: str | None = None
+
+    @property
+    def data_env(self) -> Env:
+        """The environment market-data calls are made in: real with a data key."""
+        return Env.REAL if self.data_key else self.env
 
     @classmethod
     def build(
@@ -159,6 +174,7 @@ class ClientSettings:
             raise ConfigurationError(f"ws_url must start with ws:// or wss://, not {ws_url!r}")
         if o.hts_id is not None and (not o.hts_id.strip() or o.hts_id != o.hts_id.strip()):
             raise ConfigurationError("hts_id must be a non-empty id without surrounding spaces")
+        data_base_url = _data_base_url(o)
         if (
             o.timeout <= 0
             or o.order_settle <= 0
@@ -185,14 +201,19 @@ class ClientSettings:
             order_settle_s=float(o.order_settle),
             ws_url=ws_url,
             hts_id=o.hts_id,
+            data_key=o.data_key,
+            data_secret=o.data_secret,
+            data_base_url=data_base_url,
         )
 
-    def windows(self) -> tuple[Window, ...]:
-        """The client-side windows: the configured (or documented) ones, each stretched by
-        ``rate_margin_s`` (default 0: settling each admission at its answer already keeps the
-        server's count inside its window; a margin is for servers whose windows are fuzzier).
+    def windows(self, env: Env | None = None) -> tuple[Window, ...]:
+        """The client-side windows of *env* (default the account's): the configured (or
+        documented) ones, each stretched by ``rate_margin_s`` (default 0: settling each admission
+        at its answer already keeps the server's count inside its window; a margin is for
+        servers whose windows are fuzzier). A data key on the real host gets the real limits.
         """
-        base = documented_limits(self.env) if self.rate_limits is None else self.rate_limits
+        env = env or self.env
+        base = documented_limits(env) if self.rate_limits is None else self.rate_limits
         return tuple(Window(w.limit, w.seconds + self.rate_margin_s) for w in base)
 
     @property
@@ -208,6 +229,23 @@ class ClientSettings:
         if self.account is None:
             raise ConfigurationError("this call needs an account: pass account='12345678-01'")
         return self.account
+
+
+def _data_base_url(o: ClientOptions) -> str | None:
+    """Check the data key's arguments; the real host (or ``data_base_url``) when one is set."""
+    if (o.data_key is None) != (o.data_secret is None):
+        raise ConfigurationError("data_key and data_secret go together")
+    if o.data_key is None:
+        if o.data_base_url is not None:
+            raise ConfigurationError("data_base_url needs data_key and data_secret")
+        return None
+    for name, value in (("data_key", o.data_key), ("data_secret", o.data_secret)):
+        if not value or value != value.strip():
+            raise ConfigurationError(f"{name} must be non-empty, without surrounding whitespace")
+    url = (o.data_base_url or env_settings(Env.REAL).base_url).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"data_base_url must start with http:// or https://, not {url!r}")
+    return url
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
