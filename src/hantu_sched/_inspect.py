@@ -33,6 +33,7 @@ from kisclient import (
     BadRequest,
     BusinessRejection,
     ConfigurationError,
+    Env,
     InvalidStockCode,
     KISClient,
     KISError,
@@ -254,6 +255,13 @@ def _check_credentials(
     assert creds is not None
     needs_account = settings.pipeline.get("trading_mode", "dry-run") != "dry-run"
     status, proof = prove_credentials(settings, creds, now, timeout, transport)
+    if creds.data_key and creds.data_secret:
+        data_creds = Credentials(creds.data_key, creds.data_secret, None, creds.source)
+        data_status, data_proof = prove_credentials(
+            settings, data_creds, now, timeout, transport, data=True
+        )
+        status = _worst(status, data_status)
+        proof = f"{proof}; data key (real, market data): {data_proof}"
     if creds.account is None:
         account_status = "FAIL" if needs_account else "WARN"
         found = (
@@ -276,8 +284,12 @@ def prove_credentials(
     now: dt.datetime,
     timeout: float,
     transport: httpx.BaseTransport | None = None,
+    *,
+    data: bool = False,
 ) -> tuple[str, str]:
     """Prove *creds* with kisclient: one quote of :data:`PROBE_CODE`, which needs a token.
+    With *data*, *creds* are a data key: proven on the real environment at
+    ``kis.data_base_url`` (default the real host).
 
     A valid token already stored for this app key is reused (KIS issues one token per minute
     per key, and a new one would replace the one a running scheduler holds); otherwise the
@@ -286,7 +298,9 @@ def prove_credentials(
     ``FAIL`` with kisclient's message (which never holds a secret); no answer, or KIS
     refusing a new token within the minute, is ``WARN`` saying the credentials were not
     checked. Returns the status and one line."""
-    stored = token_status(settings.state_dir, settings.kis_env, creds.app_key, now=now)
+    env = Env.REAL if data else settings.kis_env
+    base_url = settings.kis_data_base_url if data else settings.kis_base_url
+    stored = token_status(settings.state_dir, env, creds.app_key, now=now)
     reused = (
         f"reused the stored token valid until {stored.expires_at.isoformat()}, no new token issued"
         if stored.state == "valid" and stored.expires_at is not None
@@ -300,8 +314,8 @@ def prove_credentials(
         with KISClient(
             creds.app_key,
             creds.app_secret,
-            env=settings.kis_env,
-            base_url=settings.kis_base_url,
+            env=env,
+            base_url=base_url,
             state_dir=settings.state_dir,
             transport=transport,
             timeout=timeout,

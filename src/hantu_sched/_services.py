@@ -122,6 +122,9 @@ class Credentials:
     app_secret: str = attrs.field(repr=False)
     account: str | None
     source: str
+    #: A real key for market data beside a paper account (``KIS_DATA_APP_KEY`` / ``_SECRET``).
+    data_key: str | None = attrs.field(default=None, repr=False)
+    data_secret: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
@@ -135,6 +138,7 @@ class KISTarget:
     state_dir: pathlib.Path | None = None
     ws_url: str | None = None
     hts_id: str | None = attrs.field(default=None, repr=False)
+    data_base_url: str | None = None
 
 
 def build_services(
@@ -161,6 +165,9 @@ def build_services(
         "clock": clock,
         "ws_url": target.ws_url,
         "hts_id": target.hts_id,
+        "data_key": credentials.data_key,
+        "data_secret": credentials.data_secret,
+        "data_base_url": target.data_base_url if credentials.data_key else None,
     }
     kis = KISClient(**common, transport=transport)
 

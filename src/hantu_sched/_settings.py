@@ -76,7 +76,13 @@ __all__ = [
 ]
 
 #: The secrets: environment variables (or credentials-file keys) that are never configuration.
-CREDENTIAL_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ACCOUNT")
+CREDENTIAL_VARS = (
+    "KIS_APP_KEY",
+    "KIS_APP_SECRET",
+    "KIS_ACCOUNT",
+    "KIS_DATA_APP_KEY",
+    "KIS_DATA_APP_SECRET",
+)
 
 
 class SettingsError(ValueError):
@@ -317,6 +323,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
         valid=lambda v: bool(v) and not any(c.isspace() for c in v),
     ),
     SettingSpec(
+        "kis.data_base_url", "KIS_DATA_BASE_URL", str, None,
+        "a URL starting with http:// or https://", "the real environment's official host",
+        "Where market data goes with a data key (`KIS_DATA_APP_KEY` / `KIS_DATA_APP_SECRET`, "
+        "secrets: environment or credentials file only): a paper account then takes quotes, "
+        "bars and rankings from the real host at 18/s, orders and the balance from paper.",
+        valid=lambda v: v.startswith(("http://", "https://")),
+    ),
+    SettingSpec(
         "kis.credentials_file", "HANTU_CREDENTIALS_FILE", pathlib.Path, None, "a file path",
         "unset",
         "A `KEY=VALUE` file (the systemd `EnvironmentFile` format; `#` comments and `export` "
@@ -397,6 +411,7 @@ class Settings:
     clock_fail_seconds: float = 60.0
     kis_ws_url: str | None = None
     kis_hts_id: str | None = attrs.field(default=None, repr=False)
+    kis_data_base_url: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -412,7 +427,12 @@ class Settings:
     def kis_target(self) -> KISTarget:
         """Which KIS the clients talk to (see :func:`~hantu_sched.build_services`)."""
         return KISTarget(
-            self.kis_env, self.kis_base_url, self.kis_state_dir, self.kis_ws_url, self.kis_hts_id
+            self.kis_env,
+            self.kis_base_url,
+            self.kis_state_dir,
+            self.kis_ws_url,
+            self.kis_hts_id,
+            self.kis_data_base_url,
         )
 
     def calendar(self) -> KRXCalendar:
@@ -740,6 +760,7 @@ def load_settings(
         clock_fail_seconds=fail,
         kis_ws_url=values["kis.ws_url"],
         kis_hts_id=values["kis.hts_id"],
+        kis_data_base_url=values["kis.data_base_url"],
     )
     _check_mode_env(settings)
     settings.job_registry(settings.pipeline_config())  # every problem surfaces at load time
@@ -826,4 +847,12 @@ def load_credentials(
             parse_account(account)
         except InvalidAccount as exc:  # the message shows the shape only, never the digits
             raise SettingsError(f"KIS_ACCOUNT from {source}: {exc}") from None
-    return Credentials(found["KIS_APP_KEY"], found["KIS_APP_SECRET"], account, source)
+    data_key, data_secret = found.get("KIS_DATA_APP_KEY"), found.get("KIS_DATA_APP_SECRET")
+    if (data_key is None) != (data_secret is None):
+        raise SettingsError(
+            f"KIS_DATA_APP_KEY and KIS_DATA_APP_SECRET go together (from {source}): set both "
+            "for market data on a real key, or neither"
+        )
+    return Credentials(
+        found["KIS_APP_KEY"], found["KIS_APP_SECRET"], account, source, data_key, data_secret
+    )

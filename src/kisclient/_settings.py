@@ -41,6 +41,7 @@ ENV_VARS = {
     "KIS_HTS_ID": "hts_id",
     "KIS_DATA_APP_KEY": "data_key",
     "KIS_DATA_APP_SECRET": "data_secret",
+    "KIS_DATA_BASE_URL": "data_base_url",
 }
 _REQUIRED_ENV_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET")
 

@@ -183,6 +183,9 @@ def _samples(tmp_path: pathlib.Path) -> dict[str, tuple[str, Callable[[Settings]
         "kis.state_dir": (str(tmp_path / "st"), lambda s: s.state_dir, tmp_path / "st"),
         "kis.ws_url": ("ws://127.0.0.1:2", lambda s: s.kis_target.ws_url, "ws://127.0.0.1:2"),
         "kis.hts_id": ("trader1", lambda s: s.kis_target.hts_id, "trader1"),
+        "kis.data_base_url": (
+            "http://127.0.0.1:3", lambda s: s.kis_target.data_base_url, "http://127.0.0.1:3"
+        ),
         "kis.credentials_file": (str(creds), lambda s: s.credentials_file, creds),
         "doctor.clock_warn_seconds": ("2.5", lambda s: s.clock_warn_seconds, 2.5),
         "doctor.clock_fail_seconds": ("90", lambda s: s.clock_fail_seconds, 90.0),
@@ -269,6 +272,9 @@ def test_credentials_file_kis_variables_rank_between_toml_and_environment(
         "KIS_STATE_DIR",
         "KIS_WS_URL",
         "KIS_HTS_ID",
+        "KIS_DATA_BASE_URL",
+        "KIS_DATA_APP_KEY",
+        "KIS_DATA_APP_SECRET",
     }
     _private_file(creds, "KIS_APP_KEY=k\nKIS_TIMEOUT=3\n")
     with pytest.raises(SettingsError, match="line 2: expected one of KIS_APP_KEY"):

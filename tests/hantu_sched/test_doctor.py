@@ -176,3 +176,47 @@ def test_doctor_uses_kis_variables_from_the_credentials_file(
     assert fake.stats.token_issuances(app.app_key) == 1
     assert str(state) in lines["state_dir"]
     assert code == 0, lines
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_doctor_proves_the_data_key_on_the_real_host(
+    good: bool,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeKIS(seed=7)
+    paper, real = fake.add_app(env="paper"), fake.add_app(env="real")
+    secret = real.app_secret if good else "z" * 180
+    with FakeKISServer(fake) as server:
+        monkeypatch.setenv("KIS_BASE_URL", server.base_url("paper"))
+        monkeypatch.setenv("KIS_DATA_BASE_URL", server.base_url("real"))
+        _use(monkeypatch, paper)
+        monkeypatch.setenv("KIS_DATA_APP_KEY", real.app_key)
+        monkeypatch.setenv("KIS_DATA_APP_SECRET", secret)
+        code, lines, everything = _doctor(capsys, tmp_path)
+    line = lines["credentials"]
+    assert "data key (real, market data)" in line, line
+    assert fake.stats.token_calls(real.app_key) == 1
+    assert fake.stats.token_issuances(paper.app_key) == 1
+    if good:
+        assert code == 0 and line.startswith("OK"), line
+        assert fake.stats.token_issuances(real.app_key) == 1
+    else:
+        assert code == 1 and line.startswith("FAIL"), line
+        assert "data key (real, market data): KIS refused them" in line
+    assert secret not in everything and real.app_key not in everything
+
+
+def test_one_data_variable_without_the_other_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    loopback: tuple[FakeKIS, FakeApp],
+) -> None:
+    _, app = loopback
+    _use(monkeypatch, app)
+    monkeypatch.setenv("KIS_DATA_APP_KEY", "real-key")
+    code, lines, _ = _doctor(capsys, tmp_path)
+    assert code == 1
+    assert "KIS_DATA_APP_KEY and KIS_DATA_APP_SECRET go together" in lines["credentials"]
