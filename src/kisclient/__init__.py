@@ -30,6 +30,7 @@ from ._errors import (
     KISError,
     KISRejected,
     MarketClosed,
+    OrderNotRevisable,
     OrderOutcomeUnknown,
     OutcomeUnknown,
     RateLimited,
@@ -42,6 +43,17 @@ from ._errors import (
     TokenIssueThrottled,
     ValidationError,
     WrongEnvironment,
+)
+from ._market_models import (
+    ExpectedTrade,
+    MarketDay,
+    MinuteBar,
+    OrderBookSnapshot,
+    PeriodProfit,
+    PeriodProfitDay,
+    PeriodProfitSummary,
+    RankedStock,
+    StockInfo,
 )
 from ._models import (
     Balance,
@@ -56,6 +68,7 @@ from ._models import (
     Reconciliation,
 )
 from ._operations import Response
+from ._order_models import Buyable, OrderCondition, PendingOrder, Sellable
 from ._ratelimit import CONSERVATIVE, Window
 from ._settings import default_base_url, default_state_dir, parse_env
 from ._stream import AsyncStream, Stream
@@ -86,6 +99,7 @@ __all__ = [
     "Balance",
     "BalanceSummary",
     "BusinessRejection",
+    "Buyable",
     "Clock",
     "CodeInfo",
     "ConfigurationError",
@@ -93,6 +107,7 @@ __all__ = [
     "DailyOrder",
     "EndpointUnavailable",
     "Env",
+    "ExpectedTrade",
     "FakeClock",
     "Fill",
     "GatewayError",
@@ -107,13 +122,23 @@ __all__ = [
     "Kind",
     "Level",
     "MarketClosed",
+    "MarketDay",
+    "MinuteBar",
     "OrderBook",
+    "OrderBookSnapshot",
+    "OrderCondition",
+    "OrderNotRevisable",
     "OrderOutcomeUnknown",
     "OrderResult",
     "OutcomeUnknown",
+    "PendingOrder",
+    "PeriodProfit",
+    "PeriodProfitDay",
+    "PeriodProfitSummary",
     "PriceBatch",
     "ProgressCallback",
     "Quote",
+    "RankedStock",
     "RateLimited",
     "ReconcileOutcome",
     "Reconciliation",
@@ -121,9 +146,11 @@ __all__ = [
     "Response",
     "RetryBudgetExhausted",
     "RetryPolicy",
+    "Sellable",
     "ServiceUnavailable",
     "Side",
     "StockCode",
+    "StockInfo",
     "Stream",
     "StreamConnected",
     "StreamEvent",

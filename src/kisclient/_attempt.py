@@ -52,11 +52,13 @@ from ._core import (
     parse_http_date,
 )
 from ._errors import (
+    ConfigurationError,
     GatewayError,
     KISConnectionError,
     KISError,
     OrderOutcomeUnknown,
     RetryBudgetExhausted,
+    ValidationError,
 )
 from ._operations import Flow, Gather, Response, Sleep
 from ._token_store import Token
@@ -340,7 +342,10 @@ def advance(operation: Flow[Any], outcome: object) -> Call | Sleep | Gather | Fi
 
     A :class:`~kisclient.KISError` the operation does not handle comes back without the frames
     it crossed. A successful answer the operation cannot read (``ModelError`` and kin) becomes
-    :func:`unreadable_answer`'s ``KISError``: the request did leave.
+    :func:`unreadable_answer`'s ``KISError``: the request did leave. A
+    :class:`~kisclient.ValidationError` or :class:`~kisclient.ConfigurationError` the operation
+    raises after reading an answer (it refuses what was asked, e.g. nothing left to sell)
+    propagates as it is.
     """
     try:
         if isinstance(outcome, KISError):
@@ -349,6 +354,8 @@ def advance(operation: Flow[Any], outcome: object) -> Call | Sleep | Gather | Fi
             return operation.send(outcome)
         try:
             return operation.send(outcome)
+        except (ValidationError, ConfigurationError):
+            raise  # the operation refusing what was asked, after reading an answer: as it is
         except UNREADABLE as exc:
             error = unreadable_answer(outcome, exc)
             error.__cause__ = exc

@@ -20,15 +20,27 @@ from typing import Any, Generic, Self, TypeVar
 
 import attrs
 
+from . import _market
 from . import _operations as ops
+from . import _order_lifecycle as life
 from ._approval import ApprovalKeys, ApprovalKeyStore
 from ._attempt import ONE_ATTEMPT, AttemptFlow, GatewayClock, attempt_flow
 from ._clock import Clock
 from ._config import ENDPOINTS, KST, Endpoint, Env, EnvName, Side, endpoint_by_path
 from ._core import Call, RetryBudget, RetryPolicy, next_page
-from ._errors import KISError, OrderOutcomeUnknown
+from ._errors import KISError, OrderOutcomeUnknown, ValidationError
+from ._market_models import (
+    MarketDay,
+    MinuteBar,
+    OrderBookSnapshot,
+    PeriodProfit,
+    RankedStock,
+    StockInfo,
+)
 from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quote, Reconciliation
 from ._operations import Flow, Gather, Reconciler, Response, Sleep, prepare_codes
+from ._order_lifecycle import OrderRef
+from ._order_models import Buyable, OrderCondition, PendingOrder, Sellable
 from ._quote_cache import QuoteCache
 from ._ratelimit import RateLimiter, Window, make_limiter
 from ._redaction import install_log_redaction
@@ -166,6 +178,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         self._budget = RetryBudget(capacity=settings.retry_budget)
         self._rng = random.Random()
         self._quotes = QuoteCache(settings.quote_cache_ttl_s, settings.clock)
+        self._names: dict[tuple[dt.date, str], str] = {}
         self._gateway = GatewayClock(settings.clock)
         self._approval_keys = ApprovalKeys(
             ApprovalKeyStore(settings.state_dir, settings.env, settings.app_key),
@@ -413,12 +426,20 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
     # --- the public operations, one flow each (see kisclient._surface) ---
 
     @operation
-    def get_price(self, code: str) -> Flow[Quote]:
-        """The current quote of one stock (``inquire-price``), from the cache when fresh."""
+    def get_price(self, code: str, *, with_name: bool = False) -> Flow[Quote]:
+        """The current quote of one stock (``inquire-price``), from the cache when fresh.
+
+        inquire-price has no name field. ``Quote.name`` is filled when the client already knows
+        the name today (from :meth:`get_stock_info`, a 30-code batch or a ranking); with
+        *with_name* an unknown name costs one ``search-stock-info`` (kept for the KST day; a
+        failed look-up leaves it ``""``). It is not fetched by default because it would double
+        the requests of every first quote of a code.
+        """
         cached = self._cached_quote(code)
         if cached is not None:
             return cached
-        return self._remember_quote((yield from ops.get_price(self._data_env, code)))
+        quote = yield from ops.get_price(self._data_env, code)
+        return self._remember_quote((yield from self._named(quote, fetch=with_name)))
 
     @operation
     def get_prices(
@@ -476,24 +497,58 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
 
     @operation
     def order_cash(
-        self, side: Side, code: str, qty: int, price: int | None = None
+        self,
+        side: Side,
+        code: str,
+        qty: int,
+        price: int | None = None,
+        *,
+        condition: OrderCondition | None = None,
     ) -> Flow[OrderResult]:
-        """Place a cash order: a limit order at *price*, or a market order when it is ``None``.
+        """Place a cash order: a limit order at *price*, or a market order when it is ``None``;
+        or the :class:`~kisclient.OrderCondition` *condition* (``ORD_DVSN``). A condition that
+        needs a price without one, one that takes none with one, or one KIS does not take on
+        paper (all but LIMIT and MARKET) raises :class:`~kisclient.ValidationError` before
+        anything is sent.
 
-        Raises :class:`~kisclient.OrderOutcomeUnknown` when the order may have been executed
-        without an answer saying so; pass it to :meth:`reconcile_order` before resending.
+        The :class:`~kisclient.OrderResult` keeps the order's terms, so :meth:`revise_order`
+        and :meth:`cancel_order` take it without a look-up. Raises
+        :class:`~kisclient.OrderOutcomeUnknown` when the order may have been executed without an
+        answer saying so; pass it to :meth:`reconcile_order` before resending.
         """
         s = self._settings
         account, legacy = s.require_account(), s.legacy_order_tr_ids
         return (
-            yield from ops.order_cash(s.env, account, side, code, qty, price, legacy_tr_id=legacy)
+            yield from ops.order_cash(
+                s.env, account, side, code, qty, price, legacy_tr_id=legacy, condition=condition
+            )
         )
 
     @operation
-    def cancel_order(self, order: DailyOrder) -> Flow[OrderResult]:
-        """Cancel what remains of *order* (from :meth:`get_daily_orders`)."""
+    def cancel_order(self, order: OrderRef, *, qty: int | None = None) -> Flow[OrderResult]:
+        """Cancel *qty* shares of *order*, or all that remains (``qty=None``:
+        ``QTY_ALL_ORD_YN`` ``Y``), with ``order-rvsecncl``.
+
+        *order* is the :class:`~kisclient.OrderResult` of :meth:`order_cash` (or of a
+        revision), a :class:`~kisclient.DailyOrder`, a :class:`~kisclient.PendingOrder` (one
+        request), or a bare order number (looked up among today's orders first: two requests).
+        An order with nothing left raises :class:`~kisclient.OrderNotRevisable` (before sending
+        when the object you pass already shows it); a lost answer raises
+        :class:`~kisclient.OrderOutcomeUnknown` and is never resent (see :meth:`reconcile_order`).
+        """
         s = self._settings
-        return (yield from ops.cancel_order(s.env, s.require_account(), order))
+        return (
+            yield from life.revise_or_cancel(
+                s.env,
+                s.require_account(),
+                order,
+                "02",
+                qty=qty,
+                price=None,
+                today=self._today(),
+                legacy_tr_id=s.legacy_order_tr_ids,
+            )
+        )
 
     @operation
     def get_daily_orders(
@@ -505,11 +560,19 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         side: Side | None = None,
     ) -> Flow[list[DailyOrder]]:
         """Orders and fills between *start* and *end* (default: today, KST, on the client's
-        clock), all pages."""
+        clock), all pages, newest first, every documented field kept.
+
+        Orders within three calendar months of today go to the current id (``TTTC0081R`` /
+        ``VTTC0081R``; ``TTTC8001R`` with ``legacy_order_tr_ids``), older ones to the archive
+        id (``CTSC9215R`` / ``VTSC9215R``); a range crossing the boundary is split in two."""
         s, today = self._settings, self._today()
         first, last = start or today, end or start or today
-        account = s.require_account()
-        return (yield from ops.get_daily_orders(s.env, account, first, last, code=code, side=side))
+        account, legacy = s.require_account(), s.legacy_order_tr_ids
+        return (
+            yield from ops.get_daily_orders(
+                s.env, account, first, last, code=code, side=side, today=today, legacy_tr_id=legacy
+            )
+        )
 
     @operation
     def reconcile_order(
@@ -548,7 +611,218 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
 
     # --- market data (issue 12) ---
 
+    @operation
+    def get_orderbook(self, code: str) -> Flow[OrderBookSnapshot]:
+        """The ten-level order book (best first) and the expected trade of *code*
+        (``inquire-asking-price-exp-ccn``: ``output1`` the book, ``output2`` the expected trade)."""
+        return (yield from _market.get_orderbook(self._data_env, code))
+
+    @operation
+    def get_minute_bars(
+        self, code: str, *, day: dt.date | None = None, until: dt.time | None = None
+    ) -> Flow[list[MinuteBar]]:
+        """*day*'s one-minute bars (default today, KST) from 09:00 to *until* (default: now for
+        today, the close for a past day), oldest first.
+
+        Today's come from ``inquire-time-itemchartprice`` (30 bars a call), a past day's from
+        ``inquire-time-dailychartprice`` (120 a call; KIS keeps about a year); both page back
+        one minute before the oldest bar received.
+        """
+        now = self._settings.clock.now().astimezone(KST)
+        today = now.date()
+        day = today if day is None else day
+        if until is None:
+            until = now.time().replace(microsecond=0) if day == today else _market.MARKET_CLOSE
+        return (
+            yield from _market.get_minute_bars(
+                self._data_env, code, day=day, today=today, until=until
+            )
+        )
+
+    @operation
+    def get_bars(
+        self,
+        code: str,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        *,
+        period: _market.Period = "D",
+        adjusted: bool = True,
+    ) -> Flow[list[DailyBar]]:
+        """Bars of *period* (``"D"`` day, ``"W"`` week, ``"M"`` month, ``"Y"`` year) in
+        ``[start, end]``, oldest first (``inquire-daily-itemchartprice``).
+
+        *end* defaults to today (KST); without *start* the answer is the newest 100 periods up
+        to *end* (one call). *adjusted* sends ``FID_ORG_ADJ_PRC`` ``"0"`` (수정주가: prices
+        adjusted for splits and rights issues), ``False`` sends ``"1"`` (원주가, as traded); the
+        facts file gives these meanings for this chart. Week, month and year bars overlapping
+        ``[start, end]`` are whole periods, as KIS computes them.
+        """
+        last = self._today() if end is None else end
+        return (
+            yield from _market.get_bars(
+                self._data_env, code, start, last, period=period, adjusted=adjusted
+            )
+        )
+
+    @operation
+    def get_stock_info(self, code: str) -> Flow[StockInfo]:
+        """*code*'s master data (``search-stock-info``): names, market and listing dates, sector
+        and industry classifications, shares, par value, status flags."""
+        info = yield from _market.get_stock_info(self._data_env, code)
+        if info.name:
+            self._stock_names()[(self._today(), info.code)] = info.name
+        return info
+
+    @operation
+    def get_volume_rank(
+        self, market: _market.Market = "all", *, by: str = "volume"
+    ) -> Flow[list[RankedStock]]:
+        """The top codes by today's volume (``volume-rank``; KIS answers 30), by rank. *market*:
+        ``"all"``, ``"kospi"`` or ``"kosdaq"``; *by*: ``"volume"``, ``"volume_increase"``,
+        ``"turnover"``, ``"traded_value"`` or ``"traded_value_turnover"``."""
+        return (yield from _market.get_volume_rank(self._data_env, market, by))
+
+    @operation
+    def get_fluctuation_rank(
+        self, market: _market.Market = "all", *, direction: str = "up"
+    ) -> Flow[list[RankedStock]]:
+        """Today's biggest risers (*direction* ``"up"``) or fallers (``"down"``) by change rate
+        (``ranking/fluctuation``), by rank."""
+        return (yield from _market.get_fluctuation_rank(self._data_env, market, direction))
+
+    @operation
+    def get_market_cap_rank(self, market: _market.Market = "all") -> Flow[list[RankedStock]]:
+        """The largest companies by market capitalisation (``ranking/market-cap``), by rank."""
+        return (yield from _market.get_market_cap_rank(self._data_env, market))
+
+    @operation
+    def get_holidays(self, start: dt.date | None = None) -> Flow[list[MarketDay]]:
+        """KRX's calendar from *start* (default today, KST) as KIS answers it in one call
+        (``chk-holiday``, real only: on paper it needs a data key; KIS asks for at most one call
+        a day)."""
+        first = self._today() if start is None else start
+        return (yield from _market.get_holidays(self._data_env, first))
+
+    @operation
+    def get_period_profit(
+        self, start: dt.date, end: dt.date | None = None, *, code: str | None = None
+    ) -> Flow[PeriodProfit]:
+        """Realised profit per day in ``[start, end]`` (default end: today) and the period's
+        totals (``inquire-period-profit``, every page; real accounts only)."""
+        s = self._settings
+        last = self._today() if end is None else end
+        account = s.require_account()
+        return (yield from _market.get_period_profit(s.env, account, start, last, code=code))
+
+    def _stock_names(self) -> dict[tuple[dt.date, str], str]:
+        """Names by (KST day, code): ``get_price`` fills ``Quote.name`` from them
+        (inquire-price has no name field)."""
+        return self._names
+
+    def _named(self, quote: Quote, *, fetch: bool) -> Flow[Quote]:
+        """*quote* with its name: from today's name cache, else (with *fetch*) one
+        ``search-stock-info`` (whose failure leaves the name empty rather than failing the
+        quote)."""
+        if quote.name:
+            return quote
+        names, today = self._stock_names(), self._today()
+        name = names.get((today, quote.code))
+        if name is None and not fetch:
+            return quote
+        if name is None:
+            for key in [k for k in names if k[0] != today]:
+                names.pop(key, None)
+            (info,) = yield Gather([_market.get_stock_info(self._data_env, quote.code)])
+            if isinstance(info, KISError) or not info.name:
+                return quote
+            name = names[(today, quote.code)] = info.name
+        return attrs.evolve(quote, name=name)
+
     # --- the order lifecycle (issue 12) ---
+
+    @operation
+    def revise_order(
+        self, order: OrderRef, *, price: int | None = None, qty: int | None = None
+    ) -> Flow[OrderResult]:
+        """Revise *order* (``order-rvsecncl``, ``RVSE_CNCL_DVSN_CD`` ``01``): *qty* of its
+        remaining shares (``None``: all that remains) move to the new *price* (``None``: the
+        order's own price). Re-pricing a market-type order makes it a limit order.
+
+        *order* as for :meth:`cancel_order`: an :class:`~kisclient.OrderResult`,
+        :class:`~kisclient.DailyOrder` or :class:`~kisclient.PendingOrder` costs one request, a
+        bare order number two (a look-up first). Revising an order that already filled raises
+        :class:`~kisclient.OrderNotRevisable`; a lost answer raises
+        :class:`~kisclient.OrderOutcomeUnknown` and is never resent. The result is the new
+        order (its own order number), with its terms.
+        """
+        s = self._settings
+        return (
+            yield from life.revise_or_cancel(
+                s.env,
+                s.require_account(),
+                order,
+                "01",
+                qty=qty,
+                price=price,
+                today=self._today(),
+                legacy_tr_id=s.legacy_order_tr_ids,
+            )
+        )
+
+    @operation
+    def get_pending_orders(self) -> Flow[list[PendingOrder]]:
+        """The orders that can still be revised or cancelled (remaining quantity > 0).
+
+        Real: ``inquire-psbl-rvsecncl``, every page. Paper: KIS does not offer that call there,
+        so the same answer is derived from today's orders (``inquire-daily-ccld``, open orders
+        only: a remaining quantity, not a cancellation), as :class:`~kisclient.PendingOrder`.
+        """
+        s = self._settings
+        return (yield from life.pending_orders(s.env, s.require_account(), self._today()))
+
+    @operation
+    def get_buyable(self, code: str, price: int | None = None) -> Flow[Buyable]:
+        """Cash and quantity orderable for *code* (``inquire-psbl-order``): at *price* (limit),
+        or at the market without one. Open buy orders already hold their cash."""
+        s = self._settings
+        return (yield from life.buyable(s.env, s.require_account(), code, price))
+
+    @operation
+    def get_sellable(self, code: str) -> Flow[Sellable]:
+        """The quantity of *code* a sell order may take now (``.orderable_qty``).
+
+        Real: ``inquire-psbl-sell``. Paper, where KIS does not offer it: from the balance
+        (the holding's ``ord_psbl_qty``; every page of the balance, at paper's 1/s).
+        """
+        s = self._settings
+        return (yield from life.sellable(s.env, s.require_account(), code))
+
+    @operation
+    def sell_all(self, code: str, price: int | None = None) -> Flow[OrderResult]:
+        """Sell everything of *code* that can be sold, in one order: at the market, or a limit
+        at *price*. The quantity is :meth:`get_sellable`'s ``orderable_qty`` (shares already
+        held by open sell orders are left alone).
+
+        Nothing to sell raises :class:`~kisclient.ValidationError` (no order is sent). The
+        order keeps every safety of :meth:`order_cash` (never resent; reconcile a lost answer).
+        """
+        s = self._settings
+        account = s.require_account()
+        available = yield from life.sellable(s.env, account, code)
+        if available.orderable_qty <= 0:
+            raise ValidationError(f"nothing to sell: no sellable quantity of {available.code}")
+        return (
+            yield from ops.order_cash(
+                s.env,
+                account,
+                "sell",
+                code,
+                available.orderable_qty,
+                price,
+                legacy_tr_id=s.legacy_order_tr_ids,
+            )
+        )
 
     # --- any endpoint ---
 

@@ -34,6 +34,7 @@ __all__ = [
     "KISError",
     "KISRejected",
     "MarketClosed",
+    "OrderNotRevisable",
     "OrderOutcomeUnknown",
     "OutcomeUnknown",
     "RateLimited",
@@ -156,6 +157,11 @@ class BusinessRejection(KISRejected):
 
 class MarketClosed(BusinessRejection):
     """A paper order outside market hours (40580000)."""
+
+
+class OrderNotRevisable(BusinessRejection):
+    """A revision or cancellation was refused because the order has nothing (or less than
+    asked) left to change: it already filled, was cancelled, or was revised away."""
 
 
 class ServiceUnavailable(KISRejected):

@@ -534,13 +534,39 @@ class OrderResult:
     msg_cd: str = attrs.field(default="", metadata=_kis(None))
     msg1: str = attrs.field(default="", metadata=_kis(None))
     extra: dict[str, str] = attrs.field(factory=dict)
+    #: What was ordered, kept from the request (not in KIS's answer) so that
+    #: ``revise_order`` / ``cancel_order`` need no look-up: side, code, quantity, limit price
+    #: (``None``: no price) and ``ORD_DVSN``; ``None`` / ``""`` on a result built from an answer
+    #: alone.
+    side: Side | None = attrs.field(default=None, metadata=_kis(None))
+    code: str = attrs.field(default="", metadata=_kis(None))
+    quantity: int | None = attrs.field(default=None, metadata=_kis(None))
+    price: int | None = attrs.field(default=None, metadata=_kis(None))
+    order_division: str = attrs.field(default="", metadata=_kis(None))
 
     @classmethod
     def from_output(
-        cls, output: Mapping[str, Any], msg_cd: str = "", msg1: str = ""
+        cls,
+        output: Mapping[str, Any],
+        msg_cd: str = "",
+        msg1: str = "",
+        request: Mapping[str, Any] | None = None,
     ) -> OrderResult:
-        """Read order-cash (or order-rvsecncl) ``output`` with the envelope's message."""
-        return structure_kis(cls, output, msg_cd=msg_cd, msg1=msg1)
+        """Read order-cash (or order-rvsecncl) ``output`` with the envelope's message; the
+        order's terms come from *request* (the call's ``request`` record) when given."""
+        result = structure_kis(cls, output, msg_cd=msg_cd, msg1=msg1)
+        if not request:
+            return result
+        side = request.get("side")
+        qty, price = request.get("qty"), request.get("price")
+        return attrs.evolve(
+            result,
+            side=side if side in ("buy", "sell") else None,
+            code=str(request.get("code") or ""),
+            quantity=qty if isinstance(qty, int) else None,
+            price=price if isinstance(price, int) else None,
+            order_division=str(request.get("ord_dvsn") or ""),
+        )
 
     @classmethod
     def from_response(cls, body: Mapping[str, Any]) -> OrderResult:
@@ -577,12 +603,42 @@ class DailyOrder:
     rejected_quantity: int = attrs.field(default=0, metadata=_kis("rjct_qty"))
     #: ``ord_dvsn_cd``: ``"00"`` limit, ``"01"`` market, ... (``""`` when the row has none).
     order_division: str = attrs.field(default="", metadata=_kis("ord_dvsn_cd"))
+    # The other documented output1 fields (kis-endpoints.md, 주식일별주문체결조회). Codes and
+    # times stay text.
+    order_division_name: str = attrs.field(default="", metadata=_kis("ord_dvsn_name"))
+    side_name: str = attrs.field(default="", metadata=_kis("sll_buy_dvsn_cd_name"))
+    loan_date: str = attrs.field(default="", metadata=_kis("loan_dt"))
+    orderer_employee_no: str = attrs.field(default="", metadata=_kis("ordr_empno"))
+    #: ``cnc_cfrm_qty`` (취소확인수량; KIS's spelling, not ``cncl_cfrm_qty``).
+    cancel_confirmed_quantity: int = attrs.field(default=0, metadata=_kis("cnc_cfrm_qty"))
+    fill_condition_name: str = attrs.field(default="", metadata=_kis("ccld_cndt_name"))
+    inquiry_ip: str = attrs.field(default="", metadata=_kis("inqr_ip_addr"))
+    receipt_division: str = attrs.field(default="", metadata=_kis("cpbc_ordp_ord_rcit_dvsn_cd"))
+    notice_method: str = attrs.field(default="", metadata=_kis("cpbc_ordp_infm_mthd_dvsn_cd"))
+    notified_at: str = attrs.field(default="", metadata=_kis("infm_tmd"))
+    contact_phone: str = attrs.field(default="", metadata=_kis("ctac_tlno"))
+    product_type: str = attrs.field(default="", metadata=_kis("prdt_type_cd"))
+    exchange_code: str = attrs.field(default="", metadata=_kis("excg_dvsn_cd"))
+    material_division: str = attrs.field(default="", metadata=_kis("cpbc_ordp_mtrl_dvsn_cd"))
+    order_org_no: str = attrs.field(default="", metadata=_kis("ord_orgno"))
+    reservation_end_date: str = attrs.field(default="", metadata=_kis("rsvn_ord_end_dt"))
+    stop_price: str = attrs.field(default="", metadata=_kis("stpm_cndt_pric"))
+    stop_triggered_at: str = attrs.field(default="", metadata=_kis("stpm_efct_occr_dtmd"))
     extra: dict[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DailyOrder:
         """Read one ``output1`` row."""
         return structure_kis(cls, row)
+
+    @property
+    def exchange_id(self) -> str:
+        """``excg_id_dvsn_Cd`` (KRX / NXT / SOR; documented with a capital ``C``, also sent as
+        ``excg_id_dvsn_cd``), kept raw in :attr:`extra` under the name the row used."""
+        for key, value in self.extra.items():
+            if key.lower() == "excg_id_dvsn_cd":
+                return value.strip()
+        return ""
 
     @property
     def is_original(self) -> bool:

@@ -12,6 +12,7 @@ the clients only run its look-ups and sleep on their clock.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ from ._models import (
     ReconcileOutcome,
     Reconciliation,
 )
+from ._order_models import OrderCondition
 from ._validation import Account, StockCode, normalize_code
 
 __all__ = [
@@ -338,21 +340,30 @@ def order_call(
     price: int | None,
     *,
     legacy_tr_id: bool = False,
+    condition: OrderCondition | None = None,
 ) -> Call:
-    """A cash order (facts §5.4): limit when *price* is given, market otherwise."""
+    """A cash order (facts §5.4): limit when *price* is given, market otherwise; or the
+    :class:`~kisclient.OrderCondition` *condition* (checked against *price* and *env* first:
+    a :class:`~kisclient.ValidationError` and nothing sent when they do not fit)."""
     if side not in ("buy", "sell"):
         raise ValidationError(f"side must be 'buy' or 'sell', not {side!r}")
     if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
         raise ValidationError(f"qty must be a positive int, not {qty!r}")
     if price is not None and (isinstance(price, bool) or not isinstance(price, int) or price <= 0):
         raise ValidationError(f"price must be a positive int or None (market order), not {price!r}")
+    if condition is not None:
+        condition = OrderCondition(condition)
+        condition.check(env, price)
+        division = condition.ord_dvsn
+    else:
+        division = "00" if price is not None else "01"
     tr_id = _tr("order_cash", env, side, legacy=legacy_tr_id)
     body = {
         # PDNO is 6 characters, 7 for an ETN (its Q kept; facts §5.4).
         "CANO": account.cano,
         "ACNT_PRDT_CD": account.product_code,
         "PDNO": code.query_code,
-        "ORD_DVSN": "00" if price is not None else "01",
+        "ORD_DVSN": division,
         "ORD_QTY": str(qty),
         "ORD_UNPR": str(price) if price is not None else "0",
     }
@@ -376,32 +387,19 @@ def order_cash(
     price: int | None,
     *,
     legacy_tr_id: bool = False,
+    condition: OrderCondition | None = None,
 ) -> Operation[OrderResult]:
     """Place one cash order. The client stamps the call's ``request`` with the moment each
-    attempt leaves (``sent_at``, ``sent_at_kis``; see ``kisclient._attempt.GatewayClock.stamp``)."""
+    attempt leaves (``sent_at``, ``sent_at_kis``; see ``kisclient._attempt.GatewayClock.stamp``).
+    The result keeps the order's terms from the request (for ``revise_order``)."""
     code = normalize_code(raw_code)
-    call = order_call(env, account, side, code, qty, price, legacy_tr_id=legacy_tr_id)
+    call = order_call(
+        env, account, side, code, qty, price, legacy_tr_id=legacy_tr_id, condition=condition
+    )
     response = yield call
-    return OrderResult.from_output(_output(response, "output"), response.msg_cd, response.msg1)
-
-
-def cancel_order(env: Env, account: Account, order: DailyOrder) -> Operation[OrderResult]:
-    """Cancel the whole remaining quantity of *order* (facts §5.4, order-rvsecncl)."""
-    tr_id = _tr("order_rvsecncl", env)
-    body = {
-        "CANO": account.cano,
-        "ACNT_PRDT_CD": account.product_code,
-        "KRX_FWDG_ORD_ORGNO": order.branch,
-        "ORGN_ODNO": order.order_no,
-        "ORD_DVSN": "00",
-        "RVSE_CNCL_DVSN_CD": "02",
-        "ORD_QTY": "0",
-        "ORD_UNPR": "0",
-        "QTY_ALL_ORD_YN": "Y",
-    }
-    request = {"cancel": order.order_no, "code": order.code, "tr_id": tr_id}
-    response = yield Call(ENDPOINTS["order_rvsecncl"], tr_id, body=body, request=request)
-    return OrderResult.from_output(_output(response, "output"), response.msg_cd, response.msg1)
+    return OrderResult.from_output(
+        _output(response, "output"), response.msg_cd, response.msg1, call.request
+    )
 
 
 def daily_orders_call(
@@ -412,13 +410,18 @@ def daily_orders_call(
     *,
     code: str | None = None,
     side: Side | None = None,
+    tr_id: str | None = None,
+    order_no: str = "",
+    open_only: bool = False,
 ) -> Call:
-    """The first page of the daily order/fill inquiry (inquire-daily-ccld)."""
+    """The first page of the daily order/fill inquiry (inquire-daily-ccld): the current
+    ``tr_id`` unless *tr_id* is given (see :func:`daily_orders_tr_ids`); *order_no* filters on
+    ``ODNO``, *open_only* on ``CCLD_DVSN`` ``02`` (미체결)."""
     pdno = normalize_code(code).code if code else ""
     side_code = {"sell": "01", "buy": "02", None: "00"}[side]
     return Call(
         ENDPOINTS["inquire_daily_ccld"],
-        _tr("inquire_daily_ccld", env),
+        tr_id or _tr("inquire_daily_ccld", env),
         params={
             "CANO": account.cano,
             "ACNT_PRDT_CD": account.product_code,
@@ -427,9 +430,9 @@ def daily_orders_call(
             "SLL_BUY_DVSN_CD": side_code,
             "INQR_DVSN": "00",
             "PDNO": pdno,
-            "CCLD_DVSN": "00",
+            "CCLD_DVSN": "02" if open_only else "00",
             "ORD_GNO_BRNO": "",
-            "ODNO": "",
+            "ODNO": order_no,
             "INQR_DVSN_3": "00",
             "INQR_DVSN_1": "",
             "CTX_AREA_FK100": "",
@@ -446,15 +449,69 @@ def get_daily_orders(
     *,
     code: str | None = None,
     side: Side | None = None,
+    today: dt.date | None = None,
+    legacy_tr_id: bool = False,
+    order_no: str = "",
+    open_only: bool = False,
 ) -> Operation[list[DailyOrder]]:
-    """Orders and fills in ``[start, end]`` (all pages), for reconciliation."""
-    call: Call | None = daily_orders_call(env, account, start, end, code=code, side=side)
+    """Orders and fills in ``[start, end]`` (all pages), newest first.
+
+    The range is split at the 3-month boundary (:func:`daily_orders_tr_ids`): the recent part
+    with the current id (``TTTC0081R`` / ``VTTC0081R``; ``TTTC8001R`` with *legacy_tr_id*),
+    the older part with the archive id (``CTSC9215R`` / ``VTSC9215R``).
+    """
+    if start > end:
+        raise ValueError(f"start {start} is after end {end}")
     orders: list[DailyOrder] = []
-    while call is not None:
-        response = yield call
-        orders.extend(DailyOrder.from_row(r) for r in (response.data.get("output1") or []) if r)
-        call = next_page(call, response.headers, response.data)
+    for tr_id, first, last in daily_orders_tr_ids(
+        env, start, end, today=today or end, legacy=legacy_tr_id
+    ):
+        call: Call | None = daily_orders_call(
+            env,
+            account,
+            first,
+            last,
+            code=code,
+            side=side,
+            tr_id=tr_id,
+            order_no=order_no,
+            open_only=open_only,
+        )
+        while call is not None:
+            response = yield call
+            rows = response.data.get("output1") or []
+            orders.extend(DailyOrder.from_row(r) for r in rows if r)
+            call = next_page(call, response.headers, response.data)
     return orders
+
+
+def three_months_before(day: dt.date) -> dt.date:
+    """The first day the current daily-ccld ids cover: *day* less three calendar months (the
+    day of month clamped, e.g. 31 May → 28/29 Feb)."""
+    year, month0 = divmod(day.year * 12 + day.month - 1 - 3, 12)
+    last = calendar.monthrange(year, month0 + 1)[1]
+    return dt.date(year, month0 + 1, min(day.day, last))
+
+
+def daily_orders_tr_ids(
+    env: Env, start: dt.date, end: dt.date, *, today: dt.date, legacy: bool = False
+) -> list[tuple[str, dt.date, dt.date]]:
+    """The ``(tr_id, first, last)`` look-ups that cover ``[start, end]``, newest first.
+
+    KIS documents the current ids for orders "within 3 months" and the archive ids for older
+    ones (kis-endpoints.md, inquire-daily-ccld) without saying how the boundary is counted; the
+    client counts three calendar months back from *today* (KST) inclusive. A range that crosses
+    the boundary is split into two look-ups.
+    """
+    boundary = three_months_before(today)
+    recent_tr = _tr("inquire_daily_ccld", env, legacy=legacy)
+    looks: list[tuple[str, dt.date, dt.date]] = []
+    if end >= boundary:
+        looks.append((recent_tr, max(start, boundary), end))
+    if start < boundary:
+        archive = ENDPOINTS["inquire_daily_ccld"].tr_id(env, archive=True)
+        looks.append((archive, start, min(end, boundary - dt.timedelta(days=1))))
+    return looks
 
 
 # --- reconciliation -----------------------------------------------------------------------------
@@ -494,6 +551,8 @@ def matches_request(request: Mapping[str, Any], order: DailyOrder) -> bool:
     filtered on it) and price (a market order's row has ``ord_unpr`` 0, or division ``01``). A
     revision or cancellation row never matches (:attr:`DailyOrder.is_original`).
     """
+    if request.get("orgn_odno"):
+        return _matches_change(request, order)
     if not order.is_original:
         return False
     if (order.side, order.code, order.quantity) != (
@@ -509,6 +568,27 @@ def matches_request(request: Mapping[str, Any], order: DailyOrder) -> bool:
     if price is not None:
         return bool(order.price == price)
     return order.price == 0 or order.order_division == "01"
+
+
+def _matches_change(request: Mapping[str, Any], order: DailyOrder) -> bool:
+    """Whether *order* is the row a revise/cancel *request* (``orgn_odno`` set) produced: a
+    row naming that original order, of the same kind (``rvse_cncl``: ``01`` revise, ``02``
+    cancel, read from ``cncl_yn`` / ``rvse_cncl_dvsn_name``), with the request's quantity (when
+    it named one) and, for a revision, its price. The original order itself never matches."""
+    original = str(request.get("orgn_odno", "")).lstrip("0")
+    if order.original_order_no.lstrip("0") != original or not original:
+        return False
+    if (order.side, order.code) != (request.get("side"), str(request.get("code"))):
+        return False
+    kind = order.extra.get("rvse_cncl_dvsn_name", "").strip()
+    is_cancel = order.cancelled or kind == "취소"
+    if is_cancel != (request.get("rvse_cncl") == "02"):
+        return False
+    qty = request.get("qty")
+    if isinstance(qty, int) and order.quantity != qty:
+        return False
+    price = request.get("price")
+    return is_cancel or price is None or order.price == price
 
 
 def reconcile_rows(

@@ -184,7 +184,9 @@ def _samples(tmp_path: pathlib.Path) -> dict[str, tuple[str, Callable[[Settings]
         "kis.ws_url": ("ws://127.0.0.1:2", lambda s: s.kis_target.ws_url, "ws://127.0.0.1:2"),
         "kis.hts_id": ("trader1", lambda s: s.kis_target.hts_id, "trader1"),
         "kis.data_base_url": (
-            "http://127.0.0.1:3", lambda s: s.kis_target.data_base_url, "http://127.0.0.1:3"
+            "http://127.0.0.1:3",
+            lambda s: s.kis_target.data_base_url,
+            "http://127.0.0.1:3",
         ),
         "kis.credentials_file": (str(creds), lambda s: s.credentials_file, creds),
         "doctor.clock_warn_seconds": ("2.5", lambda s: s.clock_warn_seconds, 2.5),

@@ -30,17 +30,27 @@ from kisclient import (
     Account,
     AsyncKISClient,
     Balance,
+    Buyable,
     DailyBar,
     DailyOrder,
     Env,
     FakeClock,
     KISClient,
+    MarketDay,
+    MinuteBar,
+    OrderBookSnapshot,
+    OrderCondition,
     OrderOutcomeUnknown,
     OrderResult,
+    PendingOrder,
+    PeriodProfit,
     PriceBatch,
     Quote,
+    RankedStock,
     Reconciliation,
     Response,
+    Sellable,
+    StockInfo,
 )
 from kisclient._config import Side
 from kisclient._quote_cache import QuoteCache
@@ -121,9 +131,9 @@ class ClientDriver:
 
     # --- the public methods ---
 
-    def get_price(self, code: str) -> Quote:
+    def get_price(self, code: str, *, with_name: bool = False) -> Quote:
         """``get_price`` on the driven client."""
-        return self._settle(self.client.get_price(code))
+        return self._settle(self.client.get_price(code, with_name=with_name))
 
     def get_prices(
         self,
@@ -142,17 +152,111 @@ class ClientDriver:
         """``get_daily_prices`` on the driven client."""
         return self._settle(self.client.get_daily_prices(code, start, end))
 
+    # --- market data (issue 12) ---
+
+    def get_orderbook(self, code: str) -> OrderBookSnapshot:
+        """``get_orderbook`` on the driven client."""
+        return self._settle(self.client.get_orderbook(code))
+
+    def get_minute_bars(
+        self, code: str, *, day: dt.date | None = None, until: dt.time | None = None
+    ) -> list[MinuteBar]:
+        """``get_minute_bars`` on the driven client."""
+        return self._settle(self.client.get_minute_bars(code, day=day, until=until))
+
+    def get_bars(
+        self,
+        code: str,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        *,
+        period: Literal["D", "W", "M", "Y"] = "D",
+        adjusted: bool = True,
+    ) -> list[DailyBar]:
+        """``get_bars`` on the driven client."""
+        return self._settle(
+            self.client.get_bars(code, start, end, period=period, adjusted=adjusted)
+        )
+
+    def get_stock_info(self, code: str) -> StockInfo:
+        """``get_stock_info`` on the driven client."""
+        return self._settle(self.client.get_stock_info(code))
+
+    def get_volume_rank(
+        self, market: Literal["all", "kospi", "kosdaq"] = "all", *, by: str = "volume"
+    ) -> list[RankedStock]:
+        """``get_volume_rank`` on the driven client."""
+        return self._settle(self.client.get_volume_rank(market, by=by))
+
+    def get_fluctuation_rank(
+        self, market: Literal["all", "kospi", "kosdaq"] = "all", *, direction: str = "up"
+    ) -> list[RankedStock]:
+        """``get_fluctuation_rank`` on the driven client."""
+        return self._settle(self.client.get_fluctuation_rank(market, direction=direction))
+
+    def get_market_cap_rank(
+        self, market: Literal["all", "kospi", "kosdaq"] = "all"
+    ) -> list[RankedStock]:
+        """``get_market_cap_rank`` on the driven client."""
+        return self._settle(self.client.get_market_cap_rank(market))
+
+    def get_holidays(self, start: dt.date | None = None) -> list[MarketDay]:
+        """``get_holidays`` on the driven client."""
+        return self._settle(self.client.get_holidays(start))
+
+    def get_period_profit(
+        self, start: dt.date, end: dt.date | None = None, *, code: str | None = None
+    ) -> PeriodProfit:
+        """``get_period_profit`` on the driven client."""
+        return self._settle(self.client.get_period_profit(start, end, code=code))
+
     def get_balance(self) -> Balance:
         """``get_balance`` on the driven client."""
         return self._settle(self.client.get_balance())
 
-    def order_cash(self, side: Side, code: str, qty: int, price: int | None = None) -> OrderResult:
+    def order_cash(
+        self,
+        side: Side,
+        code: str,
+        qty: int,
+        price: int | None = None,
+        *,
+        condition: OrderCondition | None = None,
+    ) -> OrderResult:
         """``order_cash`` on the driven client."""
-        return self._settle(self.client.order_cash(side, code, qty, price))
+        return self._settle(self.client.order_cash(side, code, qty, price, condition=condition))
 
-    def cancel_order(self, order: DailyOrder) -> OrderResult:
+    def cancel_order(
+        self, order: OrderResult | DailyOrder | PendingOrder | str, *, qty: int | None = None
+    ) -> OrderResult:
         """``cancel_order`` on the driven client."""
-        return self._settle(self.client.cancel_order(order))
+        return self._settle(self.client.cancel_order(order, qty=qty))
+
+    def revise_order(
+        self,
+        order: OrderResult | DailyOrder | PendingOrder | str,
+        *,
+        price: int | None = None,
+        qty: int | None = None,
+    ) -> OrderResult:
+        """``revise_order`` on the driven client."""
+        return self._settle(self.client.revise_order(order, price=price, qty=qty))
+
+    def get_pending_orders(self) -> list[PendingOrder]:
+        """``get_pending_orders`` on the driven client."""
+        return self._settle(self.client.get_pending_orders())
+
+    def get_buyable(self, code: str, price: int | None = None) -> Buyable:
+        """``get_buyable`` on the driven client."""
+        return self._settle(self.client.get_buyable(code, price))
+
+    def get_sellable(self, code: str) -> Sellable:
+        """``get_sellable`` on the driven client."""
+        return self._settle(self.client.get_sellable(code))
+
+    def sell_all(self, code: str, price: int | None = None) -> OrderResult:
+        """``sell_all`` on the driven client."""
+        return self._settle(self.client.sell_all(code, price))
 
     def get_daily_orders(
         self,

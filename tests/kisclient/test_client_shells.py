@@ -93,7 +93,11 @@ def test_a_public_method_called_on_the_class_behaves_as_a_function(tmp_path: Pat
     ) as kis:
         quote = KISClient.get_price(kis, "005930")
         assert quote.price == fake.price_of("005930")
-        assert list(inspect.signature(KISClient.get_price).parameters) == ["self", "code"]
+        assert list(inspect.signature(KISClient.get_price).parameters) == [
+            "self",
+            "code",
+            "with_name",
+        ]
         assert "get_price" in repr(KISClient.get_price)
 
 

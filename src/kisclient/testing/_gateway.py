@@ -30,21 +30,56 @@ from ._auth import identify
 from ._core import Core, Ctx
 from ._faults import AFTER_PROCESSING, Fault
 from ._http import FakeRequest, FakeResponse, envelope, text_response
-from ._quotes import daily_chart, daily_price, inquire_price, multprice
+from ._market import (
+    chk_holiday,
+    fluctuation_rank,
+    market_cap_rank,
+    orderbook,
+    period_chart,
+    period_profit,
+    search_info,
+    search_stock_info,
+    time_dailychart,
+    time_itemchart,
+    volume_rank,
+)
+from ._quotes import daily_price, inquire_price, multprice
 from ._state import FakeApp
-from ._trading import balance, daily_ccld, order_cash, order_rvsecncl
+from ._trading import (
+    balance,
+    daily_ccld,
+    order_cash,
+    order_rvsecncl,
+    psbl_order,
+    psbl_rvsecncl,
+    psbl_sell,
+)
 
 __all__ = ["is_data_call", "process"]
 
 _DATA_HANDLERS: dict[str, Callable[[Ctx], FakeResponse]] = {
     "inquire_price": inquire_price,
     "inquire_daily_price": daily_price,
-    "inquire_daily_itemchartprice": daily_chart,
+    # D/W/M/Y and FID_INPUT_DATE_1=00000101 (issue 12; replaces the daily-only daily_chart).
+    "inquire_daily_itemchartprice": period_chart,
+    "inquire_asking_price_exp_ccn": orderbook,
+    "inquire_time_itemchartprice": time_itemchart,
+    "inquire_time_dailychartprice": time_dailychart,
+    "search_stock_info": search_stock_info,
+    "search_info": search_info,
+    "volume_rank": volume_rank,
+    "ranking_fluctuation": fluctuation_rank,
+    "ranking_market_cap": market_cap_rank,
+    "chk_holiday": chk_holiday,
+    "inquire_period_profit": period_profit,
     "intstock_multprice": multprice,
     "inquire_balance": balance,
     "order_cash": order_cash,
     "order_rvsecncl": order_rvsecncl,
     "inquire_daily_ccld": daily_ccld,
+    "inquire_psbl_rvsecncl": psbl_rvsecncl,
+    "inquire_psbl_order": psbl_order,
+    "inquire_psbl_sell": psbl_sell,
 }
 
 

@@ -12,6 +12,7 @@ Every acceptance, execution, revision, cancellation and late refusal is reported
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from typing import Any, Literal
 
 from kisclient._codes import (
@@ -24,8 +25,11 @@ from kisclient._codes import (
     NOT_TRADABLE,
     ORDER_DAY_MISMATCH,
     ORDER_OK,
+    CodeInfo,
+    Kind,
 )
 from kisclient._config import Env, env_settings
+from kisclient._order_lifecycle import NOT_REVISABLE_MSG_CDS
 
 from ._core import BRANCH, Core, Ctx
 from ._http import FakeResponse, envelope
@@ -33,7 +37,53 @@ from ._quotes import price_snapshot
 from ._state import Account, Holding, Order, OrderEvent, OrderEventKind
 from ._universe import tick_size
 
-__all__ = ["balance", "daily_ccld", "fill_crossing", "order_cash", "order_rvsecncl"]
+__all__ = [
+    "balance",
+    "daily_ccld",
+    "fill_crossing",
+    "order_cash",
+    "order_rvsecncl",
+    "psbl_order",
+    "psbl_rvsecncl",
+    "psbl_sell",
+    "set_liquidity",
+]
+
+#: ``ORD_DVSN`` codes per environment (see :class:`kisclient.OrderCondition`): real takes all
+#: twelve; paper only 00 limit and 01 market (the client's documented assumption; other codes
+#: are refused with OPSQ2001, ``rt_cd "1"``, like any bad field).
+ORD_DVSN_ACCEPTED = {
+    Env.REAL: frozenset({"00", "01", "02", "03", "04", "05", "06", "07", "11", "12", "13", "14"}),
+    Env.PAPER: frozenset({"00", "01"}),
+}
+#: Divisions with a price (ORD_UNPR): limit, conditional limit, after-hours single price,
+#: IOC/FOK limit. The others execute at the current price in this fake (its book is one price
+#: per code): market, best, priority, and the pre-/after-market close-price sessions.
+_PRICED = frozenset({"00", "02", "07", "11", "12"})
+#: Immediate-or-cancel (fill what crosses now, cancel the rest) and fill-or-kill (all or none).
+_IOC = frozenset({"11", "13"})
+_FOK = frozenset({"12", "14"})
+
+#: The refusal of a revise/cancel whose order has nothing (or less than asked) left; the code is
+#: the client's (``kisclient._order_lifecycle.NOT_REVISABLE_MSG_CDS``, a third-party record).
+NOT_REVISABLE = CodeInfo(min(NOT_REVISABLE_MSG_CDS), Kind.BUSINESS, "취소가능수량이 없습니다.")
+
+#: Rows per page of inquire-psbl-rvsecncl (one call answers at most 50, [3P] sample notes).
+PSBL_RVSECNCL_PAGE_ROWS = 50
+
+#: Shares available now at the current price per code, for IOC/FOK orders (absent: unlimited).
+_LIQUIDITY: weakref.WeakKeyDictionary[Core, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def set_liquidity(core: Core, code: str, qty: int | None) -> None:
+    """How many shares of *code* an IOC/FOK order can take at the current price (``None``:
+    unlimited, the default). Other orders ignore it. Call with ``core.lock`` held or from the
+    test thread while no request is in flight."""
+    book = _LIQUIDITY.setdefault(core, {})
+    if qty is None:
+        book.pop(code, None)
+    else:
+        book[code] = qty
 
 
 def _int(value: Any) -> int | None:
@@ -73,9 +123,14 @@ def _event(
     )
 
 
-def _execute(core: Core, app_key: str, account: Account, order: Order, price: int) -> None:
-    """Fill *order*'s open quantity at *price*, move cash and shares, report the fill."""
-    qty = order.open_qty
+def _execute(
+    core: Core, app_key: str, account: Account, order: Order, price: int, qty: int | None = None
+) -> None:
+    """Fill *qty* (default: all) of *order*'s open quantity at *price*, move cash and shares,
+    report the fill."""
+    qty = order.open_qty if qty is None else min(qty, order.open_qty)
+    if qty <= 0:
+        return
     order.filled_qty += qty
     order.price = price
     holding = account.holdings.get(order.code)
@@ -97,7 +152,7 @@ def _execute(core: Core, app_key: str, account: Account, order: Order, price: in
 
 
 def _crosses(order: Order, price: int) -> bool:
-    if order.ord_dvsn == "01":
+    if order.ord_dvsn not in _PRICED:
         return True
     return order.order_price >= price if order.side == "buy" else order.order_price <= price
 
@@ -160,15 +215,16 @@ def order_cash(ctx: Ctx) -> FakeResponse:
         return ctx.reject(NOT_TRADABLE)
     ord_dvsn = str(body.get("ORD_DVSN", "")).strip()
     qty, unit = _int(body.get("ORD_QTY")), _int(body.get("ORD_UNPR"))
-    if ord_dvsn not in ("00", "01") or not qty or unit is None:
+    if ord_dvsn not in ORD_DVSN_ACCEPTED[ctx.env] or not qty or unit is None:
         return ctx.reject(BAD_FIELD, "1")
     snap = price_snapshot(core, listing)
     price: int = snap["price"]
     in_band = snap["lower"] <= unit <= snap["upper"]
-    if ord_dvsn == "00" and (unit <= 0 or unit % tick_size(unit, listing.kind) or not in_band):
+    priced = ord_dvsn in _PRICED
+    if priced and (unit <= 0 or unit % tick_size(unit, listing.kind) or not in_band):
         return ctx.reject(BAD_TICK)
     side: Literal["buy", "sell"] = "buy" if ctx.side == "buy" else "sell"
-    limit = unit if ord_dvsn == "00" else price
+    limit = unit if priced else price
     refusal = None
     if side == "buy" and qty * limit > account.cash - _reserved(account, "buy"):
         refusal = INSUFFICIENT_CASH[ctx.env]
@@ -185,7 +241,7 @@ def order_cash(ctx: Ctx) -> FakeResponse:
         ctx.tr_id,
         core.now(),
         ord_dvsn=ord_dvsn,
-        order_price=unit if ord_dvsn == "00" else 0,
+        order_price=unit if priced else 0,
         branch=BRANCH,
     )
     if refusal is not None:
@@ -193,15 +249,47 @@ def order_cash(ctx: Ctx) -> FakeResponse:
         return ctx.reject(refusal)
     account.orders.append(order)
     _event(core, "accepted", ctx.app.app_key, order)
-    if _crosses(order, price):
+    crosses = _crosses(order, price)
+    if ord_dvsn in _IOC or ord_dvsn in _FOK:
+        available = _LIQUIDITY.get(core, {}).get(listing.code, qty) if crosses else 0
+        take = min(qty, available) if ord_dvsn in _IOC else (qty if available >= qty else 0)
+        _execute(core, ctx.app.app_key, account, order, price, take)
+        if order.open_qty:
+            _cancel(core, ctx, account, order, order.open_qty)
+    elif crosses:
         _execute(core, ctx.app.app_key, account, order, price)
     return ctx.ok(ORDER_OK[(ctx.env, side)], output=_order_output(order))
 
 
-def order_rvsecncl(ctx: Ctx) -> FakeResponse:
-    """order-rvsecncl: RVSE_CNCL_DVSN_CD "02" cancels, "01" re-prices the resting quantity.
+def _cancel(core: Core, ctx: Ctx, account: Account, original: Order, qty: int) -> Order:
+    """Cancel *qty* of *original*'s open quantity: a cancellation record, reported."""
+    original.cancelled_qty += qty
+    record = Order(
+        core.next_order_no(),
+        original.side,
+        original.code,
+        qty,
+        0,
+        ctx.tr_id,
+        core.now(),
+        ord_dvsn=original.ord_dvsn,
+        kind="cancel",
+        orgn_odno=original.order_no,
+        branch=BRANCH,
+    )
+    account.orders.append(record)
+    _event(core, "cancelled", ctx.app.app_key, record)
+    return record
 
-    An unknown or fully filled/cancelled ORGN_ODNO → HTTP 200, ``rt_cd "7"``, OPSQ2001.
+
+def order_rvsecncl(ctx: Ctx) -> FakeResponse:
+    """order-rvsecncl: RVSE_CNCL_DVSN_CD "02" cancels, "01" revises part or all of the open
+    quantity (QTY_ALL_ORD_YN "Y": all of it; else ORD_QTY of it).
+
+    A revision moves the quantity to a new order (new ODNO, ``orgn_odno`` the original) at
+    ORD_UNPR with ORD_DVSN; the rest stays on the original. An unknown ORGN_ODNO or field →
+    OPSQ2001 (``rt_cd "7"``); an order with nothing open (filled, cancelled, revised away), or
+    a quantity beyond what is open → :data:`NOT_REVISABLE` (``rt_cd "7"``).
     """
     body = ctx.body()
     if body is None:
@@ -222,34 +310,26 @@ def order_rvsecncl(ctx: Ctx) -> FakeResponse:
         None,
     )
     dvsn = str(body.get("RVSE_CNCL_DVSN_CD", "")).strip()
-    if original is None or not original.open_qty or dvsn not in ("01", "02"):
+    if original is None or dvsn not in ("01", "02"):
         return ctx.reject(BAD_FIELD)
     wanted = _int(body.get("ORD_QTY")) or 0
     all_qty = str(body.get("QTY_ALL_ORD_YN", "")).strip().upper() == "Y"
-    qty = original.open_qty if all_qty or not wanted else min(wanted, original.open_qty)
-    now = core.now()
+    if not all_qty and not wanted:
+        return ctx.reject(BAD_FIELD)
+    if not original.open_qty or (not all_qty and wanted > original.open_qty):
+        return ctx.reject(NOT_REVISABLE)
+    qty = original.open_qty if all_qty else wanted
     if dvsn == "02":
-        original.cancelled_qty += qty
-        record = Order(
-            core.next_order_no(),
-            original.side,
-            original.code,
-            qty,
-            0,
-            ctx.tr_id,
-            now,
-            ord_dvsn=original.ord_dvsn,
-            kind="cancel",
-            orgn_odno=original.order_no,
-            branch=BRANCH,
-        )
-        account.orders.append(record)
-        _event(core, "cancelled", ctx.app.app_key, record)
+        record = _cancel(core, ctx, account, original, qty)
         return ctx.ok(ORDER_OK[(ctx.env, "cancel")], output=_order_output(record))
-    unit = _int(body.get("ORD_UNPR"))
+    ord_dvsn = str(body.get("ORD_DVSN", "")).strip() or original.ord_dvsn
+    if ord_dvsn not in ORD_DVSN_ACCEPTED[ctx.env]:
+        return ctx.reject(BAD_FIELD, "1")
     listing = core.universe.get(original.code)
     assert listing is not None
-    if not unit or unit % tick_size(unit, listing.kind):
+    price = core.price_of(original.code)
+    unit = _int(body.get("ORD_UNPR")) or 0
+    if ord_dvsn in _PRICED and (not unit or unit % tick_size(unit, listing.kind)):
         return ctx.reject(BAD_TICK)
     original.cancelled_qty += qty
     record = Order(
@@ -257,19 +337,147 @@ def order_rvsecncl(ctx: Ctx) -> FakeResponse:
         original.side,
         original.code,
         qty,
-        unit,
+        unit if ord_dvsn in _PRICED else price,
         ctx.tr_id,
-        now,
-        ord_dvsn="00",
-        order_price=unit,
+        core.now(),
+        ord_dvsn=ord_dvsn,
+        order_price=unit if ord_dvsn in _PRICED else 0,
         orgn_odno=original.order_no,
         branch=BRANCH,
     )
     account.orders.append(record)
     _event(core, "revised", ctx.app.app_key, record)
-    if _crosses(record, core.price_of(original.code)):
-        _execute(core, ctx.app.app_key, account, record, core.price_of(original.code))
+    if _crosses(record, price):
+        _execute(core, ctx.app.app_key, account, record, price)
     return ctx.ok(ORDER_OK[(ctx.env, "cancel")], output=_order_output(record))
+
+
+def psbl_rvsecncl(ctx: Ctx) -> FakeResponse:
+    """inquire-psbl-rvsecncl (real only): every order with an open quantity, oldest first,
+    :data:`PSBL_RVSECNCL_PAGE_ROWS` per page; INQR_DVSN_2 "1"/"2" keeps sells/buys."""
+    if not _account_matches(ctx, ctx.query):
+        return ctx.reject(ACCOUNT_INVALID)
+    side = {"1": "sell", "2": "buy"}.get(ctx.query.get("INQR_DVSN_2", "0").strip())
+    live = [
+        o
+        for o in ctx.account.orders
+        if o.kind == "order" and o.open_qty and (side is None or o.side == side)
+    ]
+    numbers = [o.order_no for o in live]
+    first, stop, tr_cont = _page(ctx, numbers, PSBL_RVSECNCL_PAGE_ROWS)
+    rows = [_psbl_row(ctx.core, o) for o in live[first:stop]]
+    last = numbers[stop - 1] if stop else ""
+    return ctx.ok(tr_cont=tr_cont, output=rows, **_cursors(ctx, last))
+
+
+def _psbl_row(core: Core, order: Order) -> dict[str, str]:
+    """One inquire-psbl-rvsecncl row, with the documented names."""
+    listing = core.universe.get(order.code)
+    return {
+        "ord_gno_brno": order.branch,
+        "odno": order.order_no,
+        "orgn_odno": order.orgn_odno,
+        "ord_dvsn_name": _DVSN_NAMES.get(order.ord_dvsn, ""),
+        "pdno": order.code,
+        "prdt_name": listing.name if listing else "",
+        "rvse_cncl_dvsn_name": "정정" if order.orgn_odno else "",
+        "ord_qty": str(order.qty),
+        "ord_unpr": str(order.order_price),
+        "ord_tmd": order.time.strftime("%H%M%S"),
+        "tot_ccld_qty": str(order.filled_qty),
+        "tot_ccld_amt": str(order.filled_qty * order.price),
+        "psbl_qty": str(order.open_qty),
+        "sll_buy_dvsn_cd": "02" if order.side == "buy" else "01",
+        "ord_dvsn_cd": order.ord_dvsn,
+        "mgco_aptm_odno": "",
+        "excg_dvsn_cd": "01",
+        "excg_id_dvsn_cd": "KRX",
+        "excg_id_dvsn_name": "한국거래소",
+        "stpm_cndt_pric": "0",
+        "stpm_efct_occr_yn": "N",
+    }
+
+
+def psbl_order(ctx: Ctx) -> FakeResponse:
+    """inquire-psbl-order: orderable cash is the account's cash less what open buy orders
+    hold; quantities at ORD_UNPR (limit) or the current price (market). No margin: the
+    no-credit (nrcvb) and maximum figures are equal."""
+    q = ctx.query
+    if not _account_matches(ctx, q):
+        return ctx.reject(ACCOUNT_INVALID)
+    listing = ctx.core.universe.get(q.get("PDNO", "").strip())
+    if listing is None:
+        return ctx.reject(NOT_TRADABLE)
+    account = ctx.account
+    unit = _int(q.get("ORD_UNPR", "")) or 0
+    if q.get("ORD_DVSN", "00").strip() not in _PRICED or not unit:
+        unit = ctx.core.price_of(listing.code)
+    cash = max(account.cash - _reserved(account, "buy"), 0)
+    qty = cash // unit if unit else 0
+    output = {
+        "ord_psbl_cash": str(cash),
+        "ord_psbl_sbst": "0",
+        "ruse_psbl_amt": "0",
+        "fund_rpch_chgs": "0",
+        "psbl_qty_calc_unpr": str(unit),
+        "nrcvb_buy_amt": str(qty * unit),
+        "nrcvb_buy_qty": str(qty),
+        "max_buy_amt": str(qty * unit),
+        "max_buy_qty": str(qty),
+        "cma_evlu_amt": "0",
+        "ovrs_re_use_amt_wcrc": "0",
+        "ord_psbl_frcr_amt_wcrc": "0",
+    }
+    return ctx.ok(output=output)
+
+
+def psbl_sell(ctx: Ctx) -> FakeResponse:
+    """inquire-psbl-sell (real only): the holding of PDNO; ``ord_psbl_qty`` is the holding
+    less open sell orders."""
+    q = ctx.query
+    if not _account_matches(ctx, q):
+        return ctx.reject(ACCOUNT_INVALID)
+    code = q.get("PDNO", "").strip()
+    listing = ctx.core.universe.get(code)
+    if listing is None:
+        return ctx.reject(NOT_TRADABLE)
+    account = ctx.account
+    holding = account.holdings.get(listing.code) or Holding(0, 0)
+    price = ctx.core.price_of(listing.code)
+    value = holding.qty * price
+    profit = value - holding.cost
+    output = {
+        "pdno": listing.code,
+        "buy_qty": str(holding.today_buy),
+        "sll_qty": str(holding.today_sell),
+        "cblc_qty": str(holding.qty),
+        "nsvg_qty": "0",
+        "ord_psbl_qty": str(max(holding.qty - _reserved(account, "sell", listing.code), 0)),
+        "pchs_avg_pric": f"{holding.cost / holding.qty:.4f}" if holding.qty else "0.0000",
+        "pchs_amt": str(holding.cost),
+        "now_pric": str(price),
+        "evlu_amt": str(value),
+        "evlu_pfls_amt": str(profit),
+        "evlu_pfls_rt": f"{profit * 100 / holding.cost:.2f}" if holding.cost else "0.00",
+    }
+    return ctx.ok(output=output)
+
+
+#: 주문구분명 per ORD_DVSN, as the order rows name them.
+_DVSN_NAMES = {
+    "00": "지정가",
+    "01": "시장가",
+    "02": "조건부지정가",
+    "03": "최유리지정가",
+    "04": "최우선지정가",
+    "05": "장전 시간외",
+    "06": "장후 시간외",
+    "07": "시간외 단일가",
+    "11": "IOC지정가",
+    "12": "FOK지정가",
+    "13": "IOC시장가",
+    "14": "FOK시장가",
+}
 
 
 def _page(ctx: Ctx, keys: list[str], rows: int) -> tuple[int, int, str]:
@@ -435,7 +643,7 @@ def _ccld_row(core: Core, order: Order) -> dict[str, str]:
         "ord_gno_brno": order.branch,
         "odno": order.order_no,
         "orgn_odno": order.orgn_odno,
-        "ord_dvsn_name": "시장가" if order.ord_dvsn == "01" else "지정가",
+        "ord_dvsn_name": _DVSN_NAMES.get(order.ord_dvsn, "지정가"),
         "rvse_cncl_dvsn_name": change,
         "sll_buy_dvsn_cd": "02" if order.side == "buy" else "01",
         "sll_buy_dvsn_cd_name": ("현금매수" if order.side == "buy" else "현금매도"),
@@ -453,6 +661,23 @@ def _ccld_row(core: Core, order: Order) -> dict[str, str]:
         "cnc_cfrm_qty": str(order.qty if cancel else order.cancelled_qty),
         "rmn_qty": str(order.open_qty),
         "rjct_qty": "0",
-        "ccld_cndt_name": "없음",
-        "excg_id_dvsn_cd": "KRX",
+        "ccld_cndt_name": {"11": "IOC", "12": "FOK", "13": "IOC", "14": "FOK"}.get(
+            order.ord_dvsn, "없음"
+        ),
+        # The other documented fields (kis-endpoints.md), with their documented names: note
+        # ``excg_id_dvsn_Cd``'s capital C.
+        "ordr_empno": "",
+        "inqr_ip_addr": "",
+        "cpbc_ordp_ord_rcit_dvsn_cd": "",
+        "cpbc_ordp_infm_mthd_dvsn_cd": "",
+        "infm_tmd": "",
+        "ctac_tlno": "",
+        "prdt_type_cd": "300",
+        "excg_dvsn_cd": "01",
+        "cpbc_ordp_mtrl_dvsn_cd": "",
+        "ord_orgno": order.branch,
+        "rsvn_ord_end_dt": "",
+        "excg_id_dvsn_Cd": "KRX",
+        "stpm_cndt_pric": "0",
+        "stpm_efct_occr_dtmd": "",
     }
