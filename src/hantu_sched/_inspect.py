@@ -13,6 +13,7 @@ store is used.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import json
@@ -415,7 +416,9 @@ def _check_clock(
     return Check("clock", "OK", f"now {kst:%Y-%m-%d %H:%M:%S} KST; {text}")
 
 
-def _check_calendar(settings: Settings, now: dt.datetime) -> Check:
+def _check_calendar(
+    settings: Settings, now: dt.datetime, transport: httpx.BaseTransport | None = None
+) -> Check:
     calendar: KRXCalendar = settings.calendar()
     year = now.astimezone(KST).year
     try:
@@ -428,7 +431,54 @@ def _check_calendar(settings: Settings, now: dt.datetime) -> Check:
             calendar.is_trading_day(dt.date(year + 1, 1, 2))
         except CalendarNotCoveredError:
             return Check("calendar", "WARN", f"{year}: {days} trading days; {year + 1} not covered")
-    return Check("calendar", "OK", f"{year}: {days} trading days ({source})")
+    status, against = _calendar_against_kis(settings, calendar, now, transport)
+    return Check("calendar", status, f"{year}: {days} trading days ({source}); {against}")
+
+
+def _calendar_against_kis(
+    settings: Settings,
+    calendar: KRXCalendar,
+    now: dt.datetime,
+    transport: httpx.BaseTransport | None,
+) -> tuple[str, str]:
+    """Cross-check the calendar with KIS's ``chk-holiday`` (real only: the account's key on
+    ``real``, or the data key) when credentials are configured and a valid token is stored
+    (the credentials check, which runs first, issues one; this never does): ``WARN`` naming
+    the days the two disagree on, ``OK`` when they agree, ``OK`` saying it was not checked
+    otherwise."""
+    try:
+        creds = load_credentials(settings, required=False)
+    except SettingsError:
+        creds = None
+    if creds is None:
+        return "OK", "not cross-checked with KIS (no credentials)"
+    if creds.data_key and creds.data_secret:
+        key, secret, base_url = creds.data_key, creds.data_secret, settings.kis_data_base_url
+    elif settings.kis_env is Env.REAL:
+        key, secret, base_url = creds.app_key, creds.app_secret, settings.kis_base_url
+    else:
+        return "OK", "not cross-checked with KIS (chk-holiday is real only: paper needs a data key)"
+    if token_status(settings.state_dir, Env.REAL, key, now=now).state != "valid":
+        return "OK", "not cross-checked with KIS (no valid token for the key; none is issued here)"
+    try:
+        with KISClient(
+            key, secret, env=Env.REAL, base_url=base_url, state_dir=settings.state_dir,
+            transport=transport, retry=RetryPolicy(max_attempts=1),
+        ) as kis:  # fmt: skip
+            answer = kis.get_holidays(now.astimezone(KST).date())
+    except (KISError, ConfigurationError) as exc:
+        return "OK", f"not cross-checked with KIS: {type(exc).__name__}: {exc}"
+    differ = []
+    for day in answer:
+        with contextlib.suppress(CalendarNotCoveredError):
+            if calendar.is_trading_day(day.date) != day.open_day:
+                differ.append(f"{day.date} (KIS: {'open' if day.open_day else 'closed'})")
+    if differ:
+        return "WARN", (
+            f"KIS's chk-holiday disagrees on {len(differ)} day(s): {', '.join(differ[:5])}; "
+            "add the closures to calendar.extra_closures or report the embedded table"
+        )
+    return "OK", f"agrees with KIS's chk-holiday on the next {len(answer)} days"
 
 
 def _check_base_url(settings: Settings, timeout: float) -> Check:
@@ -533,7 +583,7 @@ def doctor_checks(
         _check_state_dir(settings),
         _check_token(settings, now),
         _check_clock(settings, timeout, transport),
-        _check_calendar(settings, now),
+        _check_calendar(settings, now, transport),
         _check_base_url(settings, timeout),
     ]
     return checks

@@ -199,12 +199,20 @@ def test_doctor_proves_the_data_key_on_the_real_host(
     assert "data key (real, market data)" in line, line
     assert fake.stats.token_calls(real.app_key) == 1
     assert fake.stats.token_issuances(paper.app_key) == 1
+    calendar = lines["calendar"]
     if good:
         assert code == 0 and line.startswith("OK"), line
-        assert fake.stats.token_issuances(real.app_key) == 1
+        assert fake.stats.token_issuances(real.app_key) == 1  # the calendar reused the token
+        # chk-holiday on the real host with the data key; the fake opens every weekday, so it
+        # agrees unless a KRX holiday falls in the next 30 days (then it is named)
+        assert "chk-holiday" in calendar, calendar
+        agrees = "agrees with KIS's chk-holiday" in calendar
+        assert agrees != ("disagrees" in calendar and "(KIS: open)" in calendar), calendar
+        assert fake.stats.requests("/uapi/domestic-stock/v1/quotations/chk-holiday") == 1
     else:
         assert code == 1 and line.startswith("FAIL"), line
         assert "data key (real, market data): KIS refused them" in line
+        assert "not cross-checked" in calendar, calendar  # no second token attempt
     assert secret not in everything and real.app_key not in everything
 
 
