@@ -536,19 +536,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         when the object you pass already shows it); a lost answer raises
         :class:`~kisclient.OrderOutcomeUnknown` and is never resent (see :meth:`reconcile_order`).
         """
-        s = self._settings
-        return (
-            yield from life.revise_or_cancel(
-                s.env,
-                s.require_account(),
-                order,
-                "02",
-                qty=qty,
-                price=None,
-                today=self._today(),
-                legacy_tr_id=s.legacy_order_tr_ids,
-            )
-        )
+        return (yield from self._revise_or_cancel(order, "02", qty, None))
 
     @operation
     def get_daily_orders(
@@ -756,19 +744,23 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         :class:`~kisclient.OrderOutcomeUnknown` and is never resent. The result is the new
         order (its own order number), with its terms.
         """
+        return (yield from self._revise_or_cancel(order, "01", qty, price))
+
+    def _revise_or_cancel(
+        self, order: OrderRef, kind: life.RvseCncl, qty: int | None, price: int | None
+    ) -> Flow[OrderResult]:
         s = self._settings
-        return (
-            yield from life.revise_or_cancel(
-                s.env,
-                s.require_account(),
-                order,
-                "01",
-                qty=qty,
-                price=price,
-                today=self._today(),
-                legacy_tr_id=s.legacy_order_tr_ids,
-            )
+        change = life.revise_or_cancel(
+            s.env,
+            s.require_account(),
+            order,
+            kind,
+            qty=qty,
+            price=price,
+            today=self._today(),
+            legacy_tr_id=s.legacy_order_tr_ids,
         )
+        return (yield from change)
 
     @operation
     def get_pending_orders(self) -> Flow[list[PendingOrder]]:

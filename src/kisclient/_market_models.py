@@ -164,13 +164,15 @@ _NUMBERED_RE: Final = re.compile(
 )
 
 
-@attrs.frozen
-class OrderBookSnapshot:
+@attrs.frozen(kw_only=True)
+class OrderBookSnapshot(_BookTotals):
     """The order book of one code from ``inquire-asking-price-exp-ccn``: ten ask and ten bid
     levels, best first (``asks[0]`` is ``askp1``/``askp_rsqn1``, the lowest ask; ``bids[0]`` is
-    ``bidp1``, the highest bid), the per-level quantity changes, the totals and the expected
-    trade (``output2``). Empty levels are kept as ``Level(0, 0)``, so positions match KIS's
-    numbers. (The stream's book event is :class:`kisclient.OrderBook`.)
+    ``bidp1``, the highest bid), the per-level quantity changes, the totals of ``output1``
+    (inherited: ``time`` ``aspr_acpt_hour``, ``total_ask_qty``, ``net_bid_qty``, ...) and the
+    expected trade (``output2``). Empty levels are kept as ``Level(0, 0)``, so positions match
+    KIS's numbers. ``extra`` holds undocumented ``output1`` fields (``output2``'s are in
+    ``expected.extra``). (The stream's book event is :class:`kisclient.OrderBook`.)
     """
 
     code: str
@@ -180,27 +182,7 @@ class OrderBookSnapshot:
     ask_qty_changes: tuple[int, ...] = ()
     #: ``bidp_rsqn_icdc1..10`` 매수호가 잔량 증감, best first.
     bid_qty_changes: tuple[int, ...] = ()
-    #: ``aspr_acpt_hour`` 호가 접수 시간, ``HHMMSS`` as sent.
-    time: str = attrs.field(default="", metadata=_kis("aspr_acpt_hour"))
-    total_ask_qty: int = attrs.field(default=0, metadata=_kis("total_askp_rsqn"))
-    total_bid_qty: int = attrs.field(default=0, metadata=_kis("total_bidp_rsqn"))
-    total_ask_qty_change: int = attrs.field(default=0, metadata=_kis("total_askp_rsqn_icdc"))
-    total_bid_qty_change: int = attrs.field(default=0, metadata=_kis("total_bidp_rsqn_icdc"))
-    after_hours_total_ask_qty: int = attrs.field(default=0, metadata=_kis("ovtm_total_askp_rsqn"))
-    after_hours_total_bid_qty: int = attrs.field(default=0, metadata=_kis("ovtm_total_bidp_rsqn"))
-    after_hours_total_ask_change: int = attrs.field(
-        default=0, metadata=_kis("ovtm_total_askp_icdc")
-    )
-    after_hours_total_bid_change: int = attrs.field(
-        default=0, metadata=_kis("ovtm_total_bidp_icdc")
-    )
-    #: ``ntby_aspr_rsqn`` 순매수 호가 잔량.
-    net_bid_qty: int = attrs.field(default=0, metadata=_kis("ntby_aspr_rsqn"))
-    #: ``new_mkop_cls_code`` 신 장운영 구분 코드.
-    market_op_code: str = attrs.field(default="", metadata=_kis("new_mkop_cls_code"))
     expected: ExpectedTrade = attrs.field(factory=ExpectedTrade)
-    #: ``output1`` fields not documented (``output2``'s are in ``expected.extra``).
-    extra: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def best_ask(self) -> Level | None:
@@ -237,7 +219,7 @@ class OrderBookSnapshot:
 
         asks = tuple(Level(p, q) for p, q in zip(column("ask"), column("ask_qty"), strict=True))
         bids = tuple(Level(p, q) for p, q in zip(column("bid"), column("bid_qty"), strict=True))
-        fields = {f.name: getattr(totals, f.name) for f in attrs.fields(_BookTotals)}
+        fields = attrs.asdict(totals, recurse=False)
         fields["extra"] = extra
         return cls(
             code=code,
