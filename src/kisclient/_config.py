@@ -304,11 +304,13 @@ ENDPOINTS: dict[str, Endpoint] = {
             _with_paper_twin({None: "TTTC8908R"}),
         ),
         # Real only (KIS does not offer them on paper): the client derives the paper answer.
+        # TTTC8036R is the id before TTTC0084R; python-kis 2.1.6 still sends it (nox -s peers).
         Endpoint(
             "inquire_psbl_rvsecncl",
             "GET",
             f"{_TRADING}/inquire-psbl-rvsecncl",
             {(Env.REAL, None): "TTTC0084R"},
+            legacy_tr_ids={(Env.REAL, None): "TTTC8036R"},
         ),
         Endpoint(
             "inquire_psbl_sell",
