@@ -9,6 +9,7 @@ nox -s build       both wheels, their contents, and kisclient installed alone
 nox -s bench       benchmarks (figures go to docs/benchmarks.md)
 nox -s demo        the main job on embedded defaults
 nox -s record      re-record the vcrpy cassettes from the real API (needs credentials)
+nox -s peers       a third-party KIS client (python-kis, from PyPI) against serve (optional)
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ ROOT = pathlib.Path(__file__).parent
 DISTS = ("dists/kisclient", "dists/hantu_sched")
 TEST_DEPS = ("pytest>=8", "hypothesis>=6.100", "vcrpy>=6", "holidays>=0.102")
 PYTHON = os.environ.get("NOX_PYTHON") or None
+#: The third-party KIS client `nox -s peers` runs against serve (the version tools/peers knows).
+PEER = "python-kis==2.1.6"
 
 nox.options.sessions = ["lint", "typecheck", "tests", "build"]
 nox.options.reuse_existing_virtualenvs = True
@@ -138,3 +141,14 @@ def demo(session: nox.Session) -> None:
 def record(session: nox.Session) -> None:
     """Re-record the vcrpy cassettes from the real KIS API (needs KIS_APP_KEY etc.)."""
     _pytest(session, "tests/kisclient/test_cassettes.py", *session.posargs, env={"KIS_RECORD": "1"})
+
+
+@nox.session(python=PYTHON, default=False)
+def peers(session: nox.Session) -> None:
+    """Optional: a third-party KIS client (PEER, from PyPI) against `serve`, real and paper.
+
+    Only its hosts change; prints a call x environment table and fails if the fake fails a call.
+    Not in the default sessions, not run by the test suite."""
+    _install_project(session)
+    session.install(PEER)
+    session.run("python", "tools/peers/run_peer.py", *session.posargs)
