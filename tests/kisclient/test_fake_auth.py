@@ -185,7 +185,13 @@ def test_hashkey(fake_harness: FakeHarness) -> None:
         },
     )
     assert response.status_code == 200
-    assert response.json() == {"BODY": json.loads(raw), "HASH": hashlib.sha256(raw).hexdigest()}
+    # the hash of the body's canonical JSON (sorted keys, no spaces): the order's hashkey
+    # header is checked against it, whatever spacing the client used
+    canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    assert response.json() == {
+        "BODY": json.loads(raw),
+        "HASH": hashlib.sha256(canonical).hexdigest(),
+    }
 
 
 def test_app_credentials_are_deterministic_and_hidden() -> None:

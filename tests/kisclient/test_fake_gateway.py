@@ -31,7 +31,8 @@ def _envelope(response: httpx.Response, status: int, code: str) -> None:
     body = response.json()
     assert body["rt_cd"] == ("0" if CODES[code].kind.value == "success" else "1")
     assert body["msg_cd"] == code
-    assert body["msg1"] == CODES[code].message
+    # the paper host pads msg1 with spaces (kis-api-facts §5.1): clients must strip it
+    assert body["msg1"].rstrip() == CODES[code].message
 
 
 def test_success_envelope_and_headers(fake_harness: FakeHarness) -> None:
@@ -89,7 +90,10 @@ def test_missing_pieces(fake_harness: FakeHarness) -> None:
     _envelope(client.get(PRICE_PATH, params=PRICE, headers=no_bearer), 500, "EGW00205")
     wrong_secret = {**headers, "tr_id": "FHKST01010100", "appsecret": "x"}
     _envelope(client.get(PRICE_PATH, params=PRICE, headers=wrong_secret), 500, "EGW00105")
-    assert client.get("/uapi/nothing-here", headers=headers).status_code == 404
+    # an unknown path answers with the gateway's JSON envelope, never an HTML 404 page
+    unknown = client.get("/uapi/nothing-here", headers=headers)
+    assert unknown.status_code == 500
+    assert (unknown.json()["rt_cd"], unknown.json()["msg_cd"]) == ("1", "EGW00101")
 
 
 def test_paper_key_on_real_host(fake_harness: FakeHarness) -> None:

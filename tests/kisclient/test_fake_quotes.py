@@ -116,9 +116,13 @@ def test_etn_with_q_prefix_and_unknown_code(fake_harness: FakeHarness) -> None:
     app = fake.add_app("real")
     etn = fake_harness.call(app, "inquire_price", {"FID_INPUT_ISCD": "Q530036"}).json()
     assert int(etn["output"]["stck_prpr"]) == fake.price_of("530036")
+    # a well-formed but unlisted code: a success with every field zeroed (what python-kis
+    # 2.1.6 detects as "no such stock"); a malformed code is refused (OPSQ2002)
     unknown = fake_harness.call(app, "inquire_price", {"FID_INPUT_ISCD": "999999"})
     assert unknown.status_code == 200
-    assert (unknown.json()["rt_cd"], unknown.json()["msg_cd"]) == ("1", "OPSQ2002")
+    assert (unknown.json()["rt_cd"], unknown.json()["output"]["stck_prpr"]) == ("0", "0")
+    malformed = fake_harness.call(app, "inquire_price", {"FID_INPUT_ISCD": "99"})
+    assert (malformed.json()["rt_cd"], malformed.json()["msg_cd"]) == ("1", "OPSQ2002")
 
 
 def test_status_flags(fake_inprocess: FakeHarness) -> None:

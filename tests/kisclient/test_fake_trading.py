@@ -300,11 +300,13 @@ def test_daily_ccld_rows_tell_originals_from_revisions_and_cancellations(
     fake = fake_inprocess.fake
     app = fake.add_app("real")
     low = fake.price_of("000660") - 10 * 100
-    resting = _buy(fake_inprocess, app, "000660", 3, low)["output"]["ODNO"]
+    placed = _buy(fake_inprocess, app, "000660", 3, low)["output"]
+    resting = placed["ODNO"]
     market = _buy(fake_inprocess, app, "000660", 1)["output"]["ODNO"]
     body = {
         "CANO": app.cano,
         "ACNT_PRDT_CD": "01",
+        "KRX_FWDG_ORD_ORGNO": placed["KRX_FWDG_ORD_ORGNO"],
         "ORGN_ODNO": resting,
         "ORD_DVSN": "00",
         "RVSE_CNCL_DVSN_CD": "02",
@@ -333,10 +335,10 @@ def test_daily_ccld_rows_tell_originals_from_revisions_and_cancellations(
         r["odno"]: r
         for r in fake_inprocess.call(app, "inquire_daily_ccld", params).json()["output1"]
     }
-    fields = ("orgn_odno", "rvse_cncl_dvsn_name", "ord_dvsn_cd", "ord_dvsn_name", "cnc_cfrm_qty")
-    assert [rows[resting][f] for f in fields] == ["", "", "00", "지정가", "3"]
-    assert [rows[market][f] for f in fields] == ["", "", "01", "시장가", "0"]
-    assert [rows[cancel][f] for f in fields] == [resting, "취소", "00", "지정가", "3"]
+    fields = ("orgn_odno", "cncl_yn", "ord_dvsn_cd", "ord_dvsn_name", "cnc_cfrm_qty")
+    assert [rows[resting][f] for f in fields] == ["", "N", "00", "지정가", "3"]
+    assert [rows[market][f] for f in fields] == ["", "N", "01", "시장가", "0"]
+    assert [rows[cancel][f] for f in fields] == [resting, "Y", "00", "지정가", "3"]
     assert rows[cancel]["cncl_yn"] == "Y"
     assert "cncl_cfrm_qty" not in rows[cancel]  # the documented name is cnc_cfrm_qty
     parsed = {n: DailyOrder.from_row(r) for n, r in rows.items()}

@@ -164,7 +164,10 @@ def hashkey(core: Core, request: FakeRequest) -> FakeResponse:
         parsed = json.loads(request.body or b"{}")
     except ValueError:
         return envelope(500, JSON_PARSE)
-    return json_response(200, {"BODY": parsed, "HASH": hashlib.sha256(request.body).hexdigest()})
+    # The same canonical hash the gateway checks a POST's ``hashkey`` header against.
+    canonical = json.dumps(parsed, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return json_response(200, {"BODY": parsed, "HASH": digest})
 
 
 #: Handlers by endpoint name (see ``kisclient._config.ENDPOINTS``).

@@ -10,9 +10,12 @@ HTTP 200 ``rt_cd "1"`` OPSQ0002) → the handler.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 
 from kisclient._codes import (
+    BAD_REQUEST,
     CODES,
     CREDENTIALS_TYPE,
     DEFAULT_GATEWAY_FAULT,
@@ -22,14 +25,16 @@ from kisclient._codes import (
     TOKEN_EXPIRED,
     TOKEN_INVALID,
     TR_ID_MISSING,
+    CodeInfo,
 )
 from kisclient._config import Env, endpoint_by_path
 
 from ._auth import HANDLERS as AUTH_HANDLERS
 from ._auth import identify
 from ._core import Core, Ctx
+from ._documented import MARKET_DIVISION_CODES, MARKET_DIVISION_ENDPOINTS
 from ._faults import AFTER_PROCESSING, Fault
-from ._http import FakeRequest, FakeResponse, envelope, text_response
+from ._http import FakeRequest, FakeResponse, envelope, pad_paper_msg1, text_response
 from ._market import (
     chk_holiday,
     fluctuation_rank,
@@ -118,12 +123,60 @@ def _spoil(response: FakeResponse, fault: Fault) -> None:
         response.body = response.body[: len(response.body) // 2]
 
 
+#: An unknown path or a wrong method. The facts files do not record what the gateway answers
+#: (facts silent); the fake answers like its other gateway refusals (facts §10: gateway errors
+#: arrive as HTTP 500 with the JSON envelope, ``rt_cd "1"``) with EGW00101 "invalid request",
+#: a shape every KIS client parses, instead of an HTML page.
+UNKNOWN_PATH: CodeInfo = BAD_REQUEST
+#: A JSON number (or other non-string) in an order body. The official sample says every value is
+#: a string (facts §4.1, [OTA] ``order_cash.py``); the gateway's answer to a number is not
+#: recorded (facts silent): OPSQ0001 (call pre-processing error), HTTP 200, ``rt_cd "1"``.
+NOT_A_STRING: CodeInfo = CODES["OPSQ0001"]
+#: A ``hashkey`` header that is not the hash of the body: EGW00131 (facts §3, [KAE]); its HTTP
+#: status is not recorded, so HTTP 500 like the other EGW refusals (facts §10).
+HASHKEY_INVALID: CodeInfo = CODES["EGW00131"]
+#: A market division code other than J/NX/UN: OPSQ2000 (the KAE list's market-code error; the
+#: exact answer is not recorded), HTTP 200, ``rt_cd "1"``.
+MARKET_DIVISION_INVALID: CodeInfo = CODES["OPSQ2000"]
+
+
+def body_hash(body: bytes) -> str | None:
+    """The hash the fake's hashkey endpoint gives *body*: SHA-256 of its canonical JSON (so key
+    order and spacing do not matter, the content does); ``None`` if it is not JSON."""
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    canonical = json.dumps(parsed, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_request(core: Core, request: FakeRequest, name: str) -> FakeResponse | None:
+    """Request validation shared by every handler (after credentials and ``tr_id``)."""
+    headers = core.kis_headers(request.tr_id)
+    if request.method == "POST":
+        sent = request.headers.get("hashkey", "").strip()
+        if sent and sent.lower() != (body_hash(request.body) or ""):
+            return envelope(500, HASHKEY_INVALID)
+        try:
+            parsed = json.loads(request.body or b"null")
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and any(not isinstance(v, str) for v in parsed.values()):
+            return envelope(200, NOT_A_STRING, headers=headers)
+    if name in MARKET_DIVISION_ENDPOINTS:
+        # A wrong value is refused; a missing one is let through (what the gateway does without
+        # it is not recorded, and the fake's own older tests omit it): facts silent.
+        division = request.query.get("FID_COND_MRKT_DIV_CODE", "J").strip().upper()
+        if division not in MARKET_DIVISION_CODES:
+            return envelope(200, MARKET_DIVISION_INVALID, headers=headers)
+    return None
+
+
 def _answer(core: Core, request: FakeRequest) -> FakeResponse:
     endpoint = endpoint_by_path(request.path)
-    if endpoint is None:
-        return text_response(404, "<html><body>404 Not Found</body></html>")
-    if request.method != endpoint.method:
-        return text_response(405, "<html><body>405 Method Not Allowed</body></html>")
+    if endpoint is None or request.method != endpoint.method:
+        return envelope(500, UNKNOWN_PATH)
     if not endpoint.authenticated:
         return AUTH_HANDLERS[endpoint.name](core, request)
     headers = request.headers
@@ -140,6 +193,10 @@ def _answer(core: Core, request: FakeRequest) -> FakeResponse:
     if scheme.lower() != "bearer" or not token.strip():
         return envelope(500, CREDENTIALS_TYPE)
     record = core.tokens.get(token.strip())
+    issuer = core.apps.get(record.app_key) if record is not None else None
+    if request.env is Env.PAPER and issuer is not None and issuer.env == Env.REAL.value:
+        # A real token on the paper host: EGW00205 (facts §6, [KAE]; [3P]).
+        return envelope(500, CREDENTIALS_TYPE)
     if record is None or record.revoked or record.app_key != key:
         return envelope(500, TOKEN_INVALID)
     if core.clock.time() >= record.expires_at:
@@ -152,4 +209,7 @@ def _answer(core: Core, request: FakeRequest) -> FakeResponse:
         if request.env is Env.PAPER:
             return envelope(500, PAPER_TR_MISMATCH)
         return envelope(200, NO_SERVICE, headers=core.kis_headers(tr_id))
-    return _DATA_HANDLERS[endpoint.name](Ctx(core, request, app, tr_id, accepted[tr_id]))
+    answer = _check_request(core, request, endpoint.name)
+    if answer is None:
+        answer = _DATA_HANDLERS[endpoint.name](Ctx(core, request, app, tr_id, accepted[tr_id]))
+    return pad_paper_msg1(answer) if request.env is Env.PAPER else answer

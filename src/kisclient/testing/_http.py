@@ -19,6 +19,7 @@ __all__ = [
     "envelope",
     "json_response",
     "oauth_error",
+    "pad_paper_msg1",
     "route",
     "text_response",
 ]
@@ -114,6 +115,26 @@ def envelope(
     """A KIS envelope ``{"rt_cd", "msg_cd", "msg1", ...data}``."""
     payload = {"rt_cd": rt_cd, "msg_cd": info.code, "msg1": info.message, **data}
     return json_response(status, payload, headers)
+
+
+#: Width the paper host pads ``msg1`` to. Facts §5.1: paper messages are right-padded with spaces
+#: and ``msg1`` is at most 80 characters; the exact width is not recorded (facts silent): 80.
+PAPER_MSG1_WIDTH = 80
+
+
+def pad_paper_msg1(response: FakeResponse) -> FakeResponse:
+    """*response* with its envelope's ``msg1`` right-padded with spaces, as the paper host
+    sends its messages (facts §5.1). Other bodies are left alone."""
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        return response
+    if not isinstance(payload, dict) or not isinstance(payload.get("msg1"), str):
+        return response
+    payload["msg1"] = payload["msg1"].ljust(PAPER_MSG1_WIDTH)
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    response.body = body
+    return response
 
 
 def oauth_error(info: CodeInfo, status: int = 403) -> FakeResponse:

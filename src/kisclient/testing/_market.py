@@ -322,6 +322,7 @@ def _aggregate(core: Core, listing: Listing, days: list[dt.date]) -> dict[str, s
         first.prev_close,
     )
     row = _bar_row(merged, listing)
+    del row["prdy_ctrt"]  # not a documented bar field (output2)
     row["acml_tr_pbmn"] = str(sum(b.value for b in bars))
     row.update({"flng_cls_code": "00", "prtt_rate": "0.00", "mod_yn": "N", "revl_issu_reas": ""})
     return row
@@ -358,8 +359,12 @@ def period_chart(ctx: Ctx) -> FakeResponse:
 
 
 def _chart_summary(core: Core, listing: Listing) -> dict[str, str]:
+    """The period chart's ``output1``: every documented summary field."""
     snap = price_snapshot(core, listing)
     bar: Bar = snap["bar"]
+    prev_bar = _bar(core, listing, previous_weekday(bar.day))
+    price = snap["price"]
+    fundamentals = _fundamentals(core, listing, price)
     return {
         "prdy_vrss": str(snap["change"]),
         "prdy_vrss_sign": snap["sign"],
@@ -368,16 +373,29 @@ def _chart_summary(core: Core, listing: Listing) -> dict[str, str]:
         "acml_vol": str(bar.volume),
         "acml_tr_pbmn": str(bar.value),
         "hts_kor_isnm": listing.name,
-        "stck_prpr": str(snap["price"]),
+        "stck_prpr": str(price),
         "stck_shrn_iscd": listing.code,
+        "prdy_vol": str(prev_bar.volume),
         "stck_mxpr": str(snap["upper"]),
         "stck_llam": str(snap["lower"]),
         "stck_oprc": str(bar.open),
         "stck_hgpr": str(bar.high),
         "stck_lwpr": str(bar.low),
+        "stck_prdy_oprc": str(prev_bar.open),
+        "stck_prdy_hgpr": str(prev_bar.high),
+        "stck_prdy_lwpr": str(prev_bar.low),
+        "askp": str(price + tick_size(price, listing.kind)),
+        "bidp": str(price),
+        "prdy_vrss_vol": str(bar.volume - prev_bar.volume),
+        "vol_tnrt": f"{bar.volume * 100 / listing.shares:.2f}" if listing.shares else "0.00",
+        "stck_fcam": "100",
         "lstn_stcn": str(listing.shares),
-        "hts_avls": str(snap["price"] * listing.shares // 100_000_000),
-        **_fundamentals(core, listing, snap["price"]),
+        "cpfn": str(listing.shares * 100 // 100_000_000),
+        "hts_avls": str(price * listing.shares // 100_000_000),
+        "per": fundamentals["per"],
+        "eps": fundamentals["eps"],
+        "pbr": fundamentals["pbr"],
+        "itewhol_loan_rmnd_ratem": "0.00",
     }
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from typing import Any
 
-from kisclient._codes import BAD_FIELD, UNKNOWN_CODE
+from kisclient._codes import BAD_FIELD, CODES, UNKNOWN_CODE
 from kisclient._config import DAILY_CHART_MAX_ROWS, MULTIPRICE_MAX_CODES
 
 from ._core import Core, Ctx
+from ._documented import DOCUMENTED, MULTPRICE_DIVISION_CODES
 from ._http import FakeResponse
 from ._universe import FIRST_DAY, Bar, Listing, previous_weekday, round_to_tick, tick_size
 
@@ -108,33 +110,99 @@ def _week52(core: Core, listing: Listing) -> tuple[int, int]:
     return max(high, price), min(low, price)
 
 
+def _vs(price: int, ref: int) -> str:
+    """``(price - ref) / ref`` in %, two decimals (KIS's ``*_vrss_prpr_rate`` fields)."""
+    return _rate(price - ref, ref)
+
+
+def _extremes(core: Core, listing: Listing, days: int) -> tuple[int, int]:
+    """The highest and lowest close of the last *days* trading days, today's price included."""
+    day = core.session_day()
+    key = (listing.code, day, days)
+    cached = core.cache.get(key)
+    if cached is None:
+        cached = core.cache[key] = core.universe.close_extremes(listing.code, day, days)
+    high, low = cached
+    price = core.price_of(listing.code)
+    return max(high, price), min(low, price)
+
+
+def _pivots(bar: Bar) -> dict[str, str]:
+    """Classic floor-trader pivots of the previous bar (피벗/디마크 fields of inquire-price)."""
+    high, low, close = bar.high, bar.low, bar.close
+    pivot = (high + low + close) // 3
+    demark = (high + low + 2 * close) // 4
+    return {
+        "pvt_scnd_dmrs_prc": str(pivot + (high - low)),
+        "pvt_frst_dmrs_prc": str(2 * pivot - low),
+        "pvt_pont_val": str(pivot),
+        "pvt_frst_dmsp_prc": str(2 * pivot - high),
+        "pvt_scnd_dmsp_prc": str(pivot - (high - low)),
+        "dmrs_val": str(2 * demark - low),
+        "dmsp_val": str(2 * demark - high),
+    }
+
+
+def _unknown_price_output() -> dict[str, str]:
+    """inquire-price's ``output`` for a code KIS does not know: every documented field, zero
+    numbers, blank texts (see :func:`inquire_price`)."""
+    texts = {"rprs_mrkt_kor_name", "bstp_kor_isnm", "stck_shrn_iscd", "fcam_cnnm", "cpfn_cnnm"}
+    return {
+        name: "" if name in texts or name.endswith(("_yn", "_date", "_code")) else "0"
+        for name in DOCUMENTED["inquire_price"]["output"]
+    }
+
+
+#: A well-formed domestic code: 6 characters (digits, or the 2024-reform letters), ETN ``Q`` + 6.
+_WELL_FORMED = re.compile(r"Q?[0-9A-Z]{6}")
+
+
 def inquire_price(ctx: Ctx) -> FakeResponse:
-    """inquire-price: one ``output`` object. An unknown code is refused with HTTP 200,
-    ``rt_cd "1"`` and OPSQ2002 (documented choice; KIS's own answer is not recorded)."""
-    listing = ctx.core.universe.get(ctx.query.get("FID_INPUT_ISCD", ""))
-    if listing is None:
+    """inquire-price: one ``output`` object with every documented field (``_documented``).
+
+    An unknown code: KIS's answer is not in the facts files. python-kis ([PYKIS],
+    ``pykis/api/stock/quote.py``) detects an unknown code by ``output.stck_prpr == "0"`` on a
+    successful answer, so the fake answers ``rt_cd "0"`` with every documented field zeroed
+    (numbers ``"0"``, texts blank): the shape a client written against KIS handles.
+    """
+    code = ctx.query.get("FID_INPUT_ISCD", "").strip()
+    listing = ctx.core.universe.get(code)
+    if listing is None and _WELL_FORMED.fullmatch(code):
+        return ctx.ok(output=_unknown_price_output())
+    if listing is None:  # not a code at all: refused as before (OPSQ2002, rt_cd "1")
         return ctx.reject(UNKNOWN_CODE, "1")
     core = ctx.core
     snap = price_snapshot(core, listing)
     bar: Bar = snap["bar"]
+    prev_bar = _bar(core, listing, previous_weekday(bar.day))
     high52, low52 = _week52(core, listing)
+    high250, low250 = _extremes(core, listing, 250)
+    year_days = max((core.session_day() - core.session_day().replace(month=1, day=1)).days, 1)
+    high_year, low_year = _extremes(core, listing, min(year_days * 5 // 7 + 1, 250))
     price = snap["price"]
+    day = core.session_day().strftime("%Y%m%d")
+    capital = listing.shares * 100
     output = {
         "iscd_stat_cls_code": _status_code(listing),
         "marg_rate": "20.00",
         "rprs_mrkt_kor_name": listing.kind.upper()
         if listing.kind in ("etf", "etn")
         else listing.market,
+        "new_hgpr_lwpr_cls_code": "",
         "bstp_kor_isnm": listing.sector,
         "temp_stop_yn": "Y" if listing.halted else "N",
+        "oprc_rang_cont_yn": "N",
+        "clpr_rang_cont_yn": "N",
         "crdt_able_yn": "Y",
+        "grmn_rate_cls_code": "40",
+        "elw_pblc_yn": "N",
         "stck_prpr": str(price),
         "prdy_vrss": str(snap["change"]),
         "prdy_vrss_sign": snap["sign"],
         "prdy_ctrt": snap["rate"],
         "acml_tr_pbmn": str(bar.value),
         "acml_vol": str(bar.volume),
-        "prdy_vrss_vol_rate": "100.00",
+        "prdy_vrss_vol_rate": _rate(bar.volume, prev_bar.volume) if prev_bar.volume else "0.00",
         "stck_oprc": str(bar.open),
         "stck_hgpr": str(bar.high),
         "stck_lwpr": str(bar.low),
@@ -145,22 +213,51 @@ def inquire_price(ctx: Ctx) -> FakeResponse:
         "hts_frgn_ehrt": "0.00",
         "frgn_ntby_qty": "0",
         "pgtr_ntby_qty": "0",
-        **_fundamentals(core, listing, price),
-        "hts_avls": str(price * listing.shares // 100_000_000),
-        "lstn_stcn": str(listing.shares),
+        **_pivots(prev_bar),
+        "cpfn": str(capital // 100_000_000),
+        "rstc_wdth_prc": str(snap["upper"] - snap["prev"]),
         "stck_fcam": "100",
+        "stck_sspr": str(snap["prev"] * 7 // 10),
         "aspr_unit": str(tick_size(price, listing.kind)),
+        "hts_deal_qty_unit_val": "1",
+        "lstn_stcn": str(listing.shares),
+        "hts_avls": str(price * listing.shares // 100_000_000),
+        **_fundamentals(core, listing, price),
+        "stac_month": "12",
+        "vol_tnrt": f"{bar.volume * 100 / listing.shares:.2f}" if listing.shares else "0.00",
+        "d250_hgpr": str(high250),
+        "d250_hgpr_date": day,
+        "d250_hgpr_vrss_prpr_rate": _vs(price, high250),
+        "d250_lwpr": str(low250),
+        "d250_lwpr_date": day,
+        "d250_lwpr_vrss_prpr_rate": _vs(price, low250),
+        "stck_dryy_hgpr": str(high_year),
+        "dryy_hgpr_vrss_prpr_rate": _vs(price, high_year),
+        "dryy_hgpr_date": day,
+        "stck_dryy_lwpr": str(low_year),
+        "dryy_lwpr_vrss_prpr_rate": _vs(price, low_year),
+        "dryy_lwpr_date": day,
         "w52_hgpr": str(high52),
+        "w52_hgpr_vrss_prpr_ctrt": _vs(price, high52),
+        "w52_hgpr_date": day,
         "w52_lwpr": str(low52),
+        "w52_lwpr_vrss_prpr_ctrt": _vs(price, low52),
+        "w52_lwpr_date": day,
+        "whol_loan_rmnd_rate": "0.00",
+        "ssts_yn": "Y",
         "stck_shrn_iscd": listing.code,
+        "fcam_cnnm": "원",
+        "cpfn_cnnm": "억",
+        "apprch_rate": "0.00",
+        "frgn_hldn_qty": "0",
         "vi_cls_code": "N",
         "ovtm_vi_cls_code": "N",
-        "mrkt_warn_cls_code": listing.warning,
+        "last_ssts_cntg_qty": "0",
         "invt_caful_yn": "Y" if listing.caution else "N",
+        "mrkt_warn_cls_code": listing.warning,
         "short_over_yn": "N",
         "sltr_yn": "N",
         "mang_issu_cls_code": "Y" if listing.managed else "N",
-        "ssts_yn": "Y",
     }
     return ctx.ok(output=output)
 
@@ -201,6 +298,7 @@ def daily_price(ctx: Ctx) -> FakeResponse:
     rows = []
     for day in _days_back(ctx.core.session_day(), FIRST_DAY, 30):
         row = _bar_row(_bar(ctx.core, listing, day), listing)
+        del row["acml_tr_pbmn"]  # not a documented inquire-daily-price field
         row.update(
             {
                 "prdy_vrss_vol_rate": "0.00",
@@ -277,6 +375,10 @@ def multprice(ctx: Ctx) -> FakeResponse:
             numbered[int(key[15:])] = value.strip()
     if not numbered or max(numbered) > MULTIPRICE_MAX_CODES:
         return ctx.reject(BAD_FIELD, "1")
+    for n in numbered:
+        division = ctx.query.get(f"FID_COND_MRKT_DIV_CODE_{n}", "").strip().upper()
+        if division not in MULTPRICE_DIVISION_CODES:  # J or NX only (facts §8)
+            return ctx.reject(CODES["OPSQ2000"], "1")
     rows = []
     for _, code in sorted(numbered.items()):
         listing = ctx.core.universe.get(code)
@@ -307,9 +409,28 @@ def multprice(ctx: Ctx) -> FakeResponse:
                 "hour_cls_code": "0",
                 "kospi_kosdaq_cls_name": _MARKET_KOR.get(listing.market, listing.market),
                 "mrkt_trtm_cls_name": "거래정지" if listing.halted else "",
+                **_multprice_book(ctx.core, listing, snap),
             }
         )
     return ctx.ok(output=rows)
+
+
+def _multprice_book(core: Core, listing: Listing, snap: dict[str, Any]) -> dict[str, str]:
+    """The multi-quote's book and expected-trade fields (no auction in session: zeros)."""
+    bar: Bar = snap["bar"]
+    rng = random.Random(f"multprice:{core.seed}:{listing.code}:{core.now().isoformat()}")
+    ask_qty, bid_qty = rng.randrange(1, 500) * 10, rng.randrange(1, 500) * 10
+    return {
+        "seln_rsqn": str(ask_qty),
+        "shnu_rsqn": str(bid_qty),
+        "total_askp_rsqn": str(ask_qty * 10),
+        "total_bidp_rsqn": str(bid_qty * 10),
+        "oprc_vrss_hgpr_rate": _rate(bar.high - bar.open, bar.open),
+        "intr_antc_cntg_vrss": "0",
+        "intr_antc_cntg_vrss_sign": "3",
+        "intr_antc_cntg_prdy_ctrt": "0.00",
+        "intr_antc_vol": "0",
+    }
 
 
 def _empty_multprice_row(code: str) -> dict[str, str]:
@@ -328,11 +449,20 @@ def _empty_multprice_row(code: str) -> dict[str, str]:
         "inter2_bidp",
         "inter2_prdy_clpr",
         "inter2_sdpr",
+        "seln_rsqn",
+        "shnu_rsqn",
+        "total_askp_rsqn",
+        "total_bidp_rsqn",
+        "oprc_vrss_hgpr_rate",
+        "intr_antc_cntg_vrss",
+        "intr_antc_cntg_prdy_ctrt",
+        "intr_antc_vol",
     )
     row = {
         "inter_shrn_iscd": code,
         "inter_kor_isnm": "",
         "prdy_vrss_sign": "3",
+        "intr_antc_cntg_vrss_sign": "3",
         "hour_cls_code": "0",
         "kospi_kosdaq_cls_name": "",
         "mrkt_trtm_cls_name": "",

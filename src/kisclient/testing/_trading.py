@@ -68,6 +68,9 @@ _FOK = frozenset({"12", "14"})
 #: the client's (``kisclient._order_lifecycle.NOT_REVISABLE_MSG_CDS``, a third-party record).
 NOT_REVISABLE = CodeInfo(min(NOT_REVISABLE_MSG_CDS), Kind.BUSINESS, "취소가능수량이 없습니다.")
 
+#: The refusal of a sell beyond the orderable holding (see :func:`order_cash`).
+INSUFFICIENT_HOLDINGS = INSUFFICIENT_CASH
+
 #: Rows per page of inquire-psbl-rvsecncl (one call answers at most 50, [3P] sample notes).
 PSBL_RVSECNCL_PAGE_ROWS = 50
 
@@ -231,7 +234,10 @@ def order_cash(ctx: Ctx) -> FakeResponse:
     if side == "sell":
         held = account.holdings.get(listing.code)
         if held is None or qty > held.qty - _reserved(account, "sell", listing.code):
-            refusal = NOT_TRADABLE
+            # Oversell. The facts files record no code for insufficient holdings (40070000 is
+            # "매매불가 종목", the wrong message); the closest documented rows are the
+            # orderable-amount refusals (APBK0952 real / 40250000 paper, facts §6 via _codes).
+            refusal = INSUFFICIENT_HOLDINGS[ctx.env]
     order = Order(
         "" if refusal is not None else core.next_order_no(),  # a refused order gets no number
         side,
@@ -311,6 +317,11 @@ def order_rvsecncl(ctx: Ctx) -> FakeResponse:
     )
     dvsn = str(body.get("RVSE_CNCL_DVSN_CD", "")).strip()
     if original is None or dvsn not in ("01", "02"):
+        return ctx.reject(BAD_FIELD)
+    # KRX_FWDG_ORD_ORGNO is a documented request field (kis-endpoints.md): it must name the
+    # original order's branch. The gateway's answer to a wrong one is not recorded (facts
+    # silent): refused like an unknown ORGN_ODNO, OPSQ2001 with rt_cd "7".
+    if str(body.get("KRX_FWDG_ORD_ORGNO", "")).strip() != original.branch:
         return ctx.reject(BAD_FIELD)
     wanted = _int(body.get("ORD_QTY")) or 0
     all_qty = str(body.get("QTY_ALL_ORD_YN", "")).strip().upper() == "Y"
@@ -524,20 +535,32 @@ def balance(ctx: Ctx) -> FakeResponse:
             rows.append(
                 _holding_row(account, code, holding, name=listing.name, snap=snap, value=value)
             )
+    today = core.session_day()
+    fills = [o for o in account.orders if o.kind == "order" and o.time.date() == today]
+    bought = sum(o.filled_qty * o.price for o in fills if o.side == "buy")
+    sold = sum(o.filled_qty * o.price for o in fills if o.side == "sell")
     summary = {
         "dnca_tot_amt": str(account.cash),
         "nxdy_excc_amt": str(account.cash),
         "prvs_rcdl_excc_amt": str(account.cash),
         "cma_evlu_amt": "0",
-        "thdt_buy_amt": "0",
-        "thdt_sll_amt": "0",
+        "bfdy_buy_amt": "0",
+        "thdt_buy_amt": str(bought),
+        "nxdy_auto_rdpt_amt": "0",
+        "bfdy_sll_amt": "0",
+        "thdt_sll_amt": str(sold),
+        "d2_auto_rdpt_amt": "0",
+        "bfdy_tlex_amt": "0",
+        "thdt_tlex_amt": "0",
         "tot_loan_amt": "0",
         "scts_evlu_amt": str(total_value),
         "tot_evlu_amt": str(account.cash + total_value),
         "nass_amt": str(account.cash + total_value),
+        "fncg_gld_auto_rdpt_yn": "N",
         "pchs_amt_smtl_amt": str(total_cost),
         "evlu_amt_smtl_amt": str(total_value),
         "evlu_pfls_smtl_amt": str(total_value - total_cost),
+        "tot_stln_slng_chgs": "0",
         "bfdy_tot_asst_evlu_amt": str(account.cash + total_value),
         "asst_icdc_amt": "0",
         "asst_icdc_erng_rt": "0.00000000",
@@ -632,19 +655,17 @@ def daily_ccld(ctx: Ctx) -> FakeResponse:
 
 def _ccld_row(core: Core, order: Order) -> dict[str, str]:
     """One ``output1`` row. A revision or cancellation row names the order it changes in
-    ``orgn_odno`` (blank on an original order) and says which it is in ``rvse_cncl_dvsn_name``
-    (``정정`` / ``취소``; blank on an original order); ``ord_dvsn_cd`` / ``ord_dvsn_name`` carry
-    the order division (``00`` 지정가, ``01`` 시장가)."""
+    ``orgn_odno`` (blank on an original order); a cancellation has ``cncl_yn "Y"`` (the row has
+    no documented ``rvse_cncl_dvsn_name``, kis-endpoints.md); ``ord_dvsn_cd`` /
+    ``ord_dvsn_name`` carry the order division (``00`` 지정가, ``01`` 시장가)."""
     listing = core.universe.get(order.code)
     cancel = order.kind == "cancel"
-    change = "취소" if cancel else ("정정" if order.orgn_odno else "")
     return {
         "ord_dt": order.time.strftime("%Y%m%d"),
         "ord_gno_brno": order.branch,
         "odno": order.order_no,
         "orgn_odno": order.orgn_odno,
         "ord_dvsn_name": _DVSN_NAMES.get(order.ord_dvsn, "지정가"),
-        "rvse_cncl_dvsn_name": change,
         "sll_buy_dvsn_cd": "02" if order.side == "buy" else "01",
         "sll_buy_dvsn_cd_name": ("현금매수" if order.side == "buy" else "현금매도"),
         "pdno": order.code,
