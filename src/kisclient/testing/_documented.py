@@ -241,6 +241,14 @@ DOCUMENTED: Final[dict[str, dict[str, tuple[str, ...]]]] = {
             "wrap_asst_type_cd",
             "ivst_prdt_type_cd",
             "frst_erlm_dt",
+            # Not in kis-endpoints.md's list for search-info, but python-kis 2.1.6 reads them
+            # from it (pykis/api/info.py) and fails without: evidence the gateway sends them.
+            "prdt_name",
+            "prdt_name120",
+            "prdt_abrv_name",
+            "prdt_eng_name",
+            "prdt_eng_name120",
+            "prdt_eng_abrv_name",
         ),
     },
     "volume_rank": {

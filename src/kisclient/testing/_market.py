@@ -518,6 +518,12 @@ def search_info(ctx: Ctx) -> FakeResponse:
         "wrap_asst_type_cd": "",
         "ivst_prdt_type_cd": "",
         "frst_erlm_dt": listed,
+        "prdt_name": listing.name,
+        "prdt_name120": listing.name,
+        "prdt_abrv_name": listing.name,
+        "prdt_eng_name": f"FAKE {listing.code}",
+        "prdt_eng_name120": f"FAKE {listing.code}",
+        "prdt_eng_abrv_name": f"FAKE {listing.code}",
     }
     return ctx.ok(output=output)
 
