@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["MASK", "RedactingFilter", "install_log_redaction", "redact"]
+__all__ = ["MASK", "RedactingFilter", "install_log_redaction", "redact", "without_frame_traces"]
 
 #: What a secret value is replaced with.
 MASK = "***"
@@ -80,3 +80,21 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+class _NoFrameTraces(logging.LoggerAdapter[logging.Logger]):
+    """A websockets logger without its DEBUG traces.
+
+    At DEBUG, websockets logs every frame's text (``> TEXT '{"header":{"approval_key":...'``):
+    the approval key, the HTS ID of the notices' registration and the AES key/iv of their acks
+    would reach the logs. Its INFO and higher records (none carries a payload) pass.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+def without_frame_traces(name: str) -> logging.LoggerAdapter[logging.Logger]:
+    """The logger *name* (``websockets.client`` / ``websockets.server``) for a connection
+    whose frames carry secrets: everything but the DEBUG frame traces."""
+    return _NoFrameTraces(logging.getLogger(name))

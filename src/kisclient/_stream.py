@@ -26,7 +26,7 @@ import contextlib
 import logging
 import random
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
@@ -36,7 +36,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from ._approval import ApprovalKey, ApprovalKeys
 from ._config import Env
-from ._errors import ConfigurationError, KISConnectionError, KISError
+from ._errors import AuthError, ConfigurationError, KISConnectionError, KISError
+from ._redaction import without_frame_traces
 from ._stream_events import StreamConnected, StreamEvent, StreamReconnecting, StreamResubscribed
 from ._stream_lease import StreamLease
 from ._stream_protocol import (
@@ -60,6 +61,10 @@ T = TypeVar("T")
 
 _SLOT_BUSY: Final = "OPSP8996"
 _INVALID_APPROVAL: Final = "OPSP0011"
+
+
+#: ``websockets.client`` without its DEBUG frame traces (they carry keys and the HTS ID).
+_WS_LOG: Final = without_frame_traces("websockets.client")
 
 
 @attrs.frozen(kw_only=True)
@@ -137,6 +142,9 @@ class _Inbox:
     async def get_async(self, timeout: float | None) -> StreamEvent | None:
         """The next event; ``None`` once closed and drained; ``TimeoutError`` after *timeout*."""
         assert self._ready is not None
+        event = self._take()  # the common case, a buffered event: no timer armed for it
+        if event is not None or self.closed:
+            return event
         async with asyncio.timeout(timeout):
             while True:
                 self._ready.clear()
@@ -219,6 +227,8 @@ class AsyncStream:
         self._closing = False
         self._last_frame = 0.0
         self._silent = False
+        self._replaying: set[Pair] = set()  # replayed registrations KIS has not answered yet
+        self._replayed = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closing else "open" if self._ws is not None else "connecting"
@@ -384,6 +394,7 @@ class AsyncStream:
                 compression=None,
                 open_timeout=self.options.connect_timeout,
                 close_timeout=self.options.close_timeout,
+                logger=_WS_LOG,  # never the frames' text: they carry keys and the HTS ID
             )
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
             raise KISConnectionError(f"cannot open the stream at {self._url}: {exc}") from None
@@ -413,15 +424,22 @@ class AsyncStream:
                 await asyncio.sleep(delay)
                 try:
                     self._ws = await self._connect()
-                except KISConnectionError as exc:
+                except (AuthError, ConfigurationError):
+                    raise  # the key itself is refused: reconnecting cannot help
+                except KISError as exc:  # no connection, or the approval key call failed
                     log.warning("stream reconnect failed: %s", exc)
                     continue
                 self.stats.connects += 1
                 self.stats.reconnects += 1
                 replay = self._registry.replay()
                 self._inbox.put([StreamConnected(attempt=attempt + 1)])
+                # StreamResubscribed comes when KIS has answered every replayed registration
+                # (see _on_ack), never for a session refused with OPSP8996 meanwhile
+                self._replaying = set(replay)
+                self._replayed = len(replay)
+                if not replay:
+                    self._inbox.put([StreamResubscribed(count=0)])
                 await self._send_registrations(replay, register=True)
-                self._inbox.put([StreamResubscribed(count=len(replay))])
         except KISError as exc:  # e.g. the app key is refused: reconnecting cannot help
             log.error("stream stopped: %s", exc)
             self._inbox.finish(exc)
@@ -488,11 +506,16 @@ class AsyncStream:
     async def _on_ack(self, ack: Ack, events: list[StreamEvent]) -> str:
         if ack.msg_cd == _SLOT_BUSY:
             self.stats.slot_busy += 1
+            self._replaying = set()
             return "OPSP8996: the app key's session slot is busy"
         if ack.msg_cd == _INVALID_APPROVAL and self._key is not None:
             await self._approval.ainvalidate(self._key)
             return "OPSP0011: approval key refused"
         events.extend(self._registry.on_ack(ack))
+        if self._replaying:
+            self._replaying = {p for p in self._replaying if self._registry.state(p) == "pending"}
+            if not self._replaying:
+                events.append(StreamResubscribed(count=self._replayed))
         async with self._acked:
             self._acked.notify_all()
         return ""
@@ -546,6 +569,9 @@ class Stream:
             raise
 
     def close(self) -> None:
+        """Close the session (see :meth:`AsyncStream.aclose`) and stop its loop; idempotent."""
+        if self._loop.is_closed():
+            return
         if self._session is not None:
             self._call(self._session.aclose())
         self._stop_loop()
@@ -556,11 +582,11 @@ class Stream:
             self._thread.join()
         self._loop.close()
 
-    def _call(self, coroutine: Awaitable[T]) -> T:
-        async def run() -> T:
-            return await coroutine
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._loop.is_closed():  # closed: say so, and leave no never-awaited coroutine
+            coroutine.close()
+            raise RuntimeError("the stream is not open: use it inside 'with kis.stream()'")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     @property
     def _open_session(self) -> AsyncStream:

@@ -22,7 +22,7 @@ number, the HTS ID and the account holder's name) nor the HTS ID used as the not
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Final, TypeAlias
 
 import attrs
@@ -33,6 +33,7 @@ __all__ = [
     "Fill",
     "Level",
     "OrderBook",
+    "RecordFields",
     "StreamConnected",
     "StreamEvent",
     "StreamOverflow",
@@ -41,6 +42,34 @@ __all__ = [
     "SubscriptionRefused",
     "Trade",
 ]
+
+
+class RecordFields(Mapping[str, str]):
+    """A record's fields by name, read-only: every documented name, and fields KIS added since
+    as ``field_47``, ... . A view over the record's values, built only when read: a stream
+    delivers tens of thousands of records a second, and most consumers read a few fields."""
+
+    __slots__ = ("_index", "_names", "_values")
+
+    def __init__(
+        self, names: tuple[str, ...], index: Mapping[str, int], values: Sequence[str]
+    ) -> None:
+        self._names = names
+        self._index = index
+        self._values = values
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[self._index[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"RecordFields({dict(self)!r})"
+
 
 #: The execution-notice tr_ids, whose ``tr_key`` is the customer's HTS ID (masked in reprs).
 _NOTICE_TR_IDS: Final = frozenset({"H0STCNI0", "H0STCNI9"})

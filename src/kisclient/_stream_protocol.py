@@ -37,7 +37,15 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ._config import Side
 from ._errors import ValidationError
-from ._stream_events import _NOTICE_TR_IDS, Fill, Level, OrderBook, Trade, _shown_tr_key
+from ._stream_events import (
+    _NOTICE_TR_IDS,
+    Fill,
+    Level,
+    OrderBook,
+    RecordFields,
+    Trade,
+    _shown_tr_key,
+)
 
 __all__ = [
     "FIELD_NAMES",
@@ -311,11 +319,11 @@ def _int(text: str) -> int:
         raise
 
 
-def _trade(tr_id: str, rec: Sequence[str], fields: dict[str, str]) -> Trade:
+def _trade(tr_id: str, rec: Sequence[str], fields: Mapping[str, str]) -> Trade:
     return Trade(rec[0], _int(rec[2]), _int(rec[12]), rec[1], fields, tr_id)
 
 
-def _orderbook(_tr_id: str, rec: Sequence[str], fields: dict[str, str]) -> OrderBook:
+def _orderbook(_tr_id: str, rec: Sequence[str], fields: Mapping[str, str]) -> OrderBook:
     asks = []
     bids = []
     for i in range(10):
@@ -328,7 +336,7 @@ def _orderbook(_tr_id: str, rec: Sequence[str], fields: dict[str, str]) -> Order
     return OrderBook(rec[0], asks, bids, rec[1], fields)
 
 
-def _fill(_tr_id: str, rec: Sequence[str], fields: dict[str, str]) -> Fill:
+def _fill(_tr_id: str, rec: Sequence[str], fields: Mapping[str, str]) -> Fill:
     side = _SIDES.get(rec[4].strip())
     if side is None:
         raise ValueError("SELN_BYOV_CLS is neither 01 nor 02")
@@ -351,7 +359,7 @@ def _fill(_tr_id: str, rec: Sequence[str], fields: dict[str, str]) -> Fill:
     )
 
 
-_Builder: TypeAlias = Callable[[str, Sequence[str], dict[str, str]], Trade | OrderBook | Fill]
+_Builder: TypeAlias = Callable[[str, Sequence[str], Mapping[str, str]], Trade | OrderBook | Fill]
 
 #: Per tr_id: the builder and the smallest record width it can read (the last typed field + 1).
 _BUILDERS: Final[Mapping[str, tuple[_Builder, int]]] = {
@@ -379,6 +387,7 @@ class FrameDecoder:
         self.stats = DecoderStats()
         self._ciphers: dict[str, Cipher[modes.CBC]] = {}
         self._names: dict[tuple[str, int], tuple[str, ...] | None] = {}
+        self._indexes: dict[tuple[str, int], dict[str, int]] = {}
         self._logged: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
@@ -452,12 +461,13 @@ class FrameDecoder:
         if names is None:
             stats.malformed += 1
             return []
+        index = self._indexes[key]
         build = builder[0]
         out: list[DecodedItem] = []
         for start in range(0, n, width):
             rec = fields[start : start + width]
             try:
-                out.append(build(tr_id, rec, dict(zip(names, rec, strict=True))))
+                out.append(build(tr_id, rec, RecordFields(names, index, rec)))
             except ValueError:
                 self._malformed("a typed field is not a number", tr_id)
         stats.records += len(out)
@@ -495,6 +505,8 @@ class FrameDecoder:
                 len(documented),
             )
         self._names[(tr_id, width)] = names
+        if names is not None:
+            self._indexes[(tr_id, width)] = {name: i for i, name in enumerate(names)}
         return names
 
     # --- encryption ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 from kisclient._clock import FakeClock
 from kisclient._config import ENDPOINTS, Env
 from kisclient.testing import FakeApp, FakeKIS, FakeWSServer, decrypt_notice
+from kisclient.testing._core import BRANCH
 from kisclient.testing._ws_records import NOTICE_FIELDS, TRADE_FIELDS
 
 sys.path.append(str(Path(__file__).parent))
@@ -438,7 +439,7 @@ def test_cancel_notice_width_and_environment(
             cancel = {
                 "CANO": app.cano,
                 "ACNT_PRDT_CD": app.acnt_prdt_cd,
-                "KRX_FWDG_ORD_ORGNO": "",
+                "KRX_FWDG_ORD_ORGNO": BRANCH,  # the original order's branch, as KIS requires
                 "ORGN_ODNO": odno,
                 "ORD_DVSN": "00",
                 "RVSE_CNCL_DVSN_CD": "02",

@@ -83,6 +83,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from kisclient._config import EnvName, parse_env
+from kisclient._redaction import without_frame_traces
 
 from ._server import is_loopback
 from ._state import OrderEvent
@@ -346,6 +347,7 @@ class FakeWSServer:
             compression=None,
             close_timeout=5,
             max_size=self._max_frame_bytes if self._max_frame_bytes is not None else 2**20,
+            logger=without_frame_traces("websockets.server"),  # frames carry approval keys
         )
         self._bound_port = int(next(iter(server.sockets)).getsockname()[1])
         return server
