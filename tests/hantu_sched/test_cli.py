@@ -462,7 +462,7 @@ def test_doctor_all_ok_against_loopback(
         "base_url",
     ]
     assert all(line.startswith(("OK", "WARN")) for line in lines[:-1])
-    assert f"127.0.0.1:{server.port}" in out and "reachable" in out
+    assert f"127.0.0.1:{server.paper_port}" in out and "reachable" in out
     assert "universe 2 codes" in out
     assert "the gateway (from" in out  # measured against the fake's HTTP Date header
     assert lines[-1] == "10 checks: 0 failed, 0 warnings"

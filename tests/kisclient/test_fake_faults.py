@@ -201,7 +201,9 @@ async def test_async_transport(fake_kis: FakeKIS, fake_clock: FakeClock) -> None
 def test_server_urls_and_loopback_only(fake_kis: FakeKIS) -> None:
     with FakeKISServer(fake_kis, port=0) as server:
         assert server.base_url("real") == f"http://127.0.0.1:{server.port}"
-        assert server.base_url("paper") == f"http://127.0.0.1:{server.port}/paper"
+        assert server.base_url("paper") == f"http://127.0.0.1:{server.paper_port}"
+        assert server.paper_port != server.port
+        assert server.alias_url() == f"http://127.0.0.1:{server.port}/paper"
     with pytest.raises(ValueError, match="loopback"):
         FakeKISServer(fake_kis, host="0.0.0.0")
     assert main(["serve", "--host", "192.168.0.1"]) == 2
@@ -259,7 +261,7 @@ def test_cli_serves_until_sigterm() -> None:
         real_url = proc.stdout.readline().strip()
         paper_url = proc.stdout.readline().strip()
         assert real_url.startswith("http://127.0.0.1:")
-        assert paper_url == real_url + "/paper"
+        assert paper_url.startswith("http://127.0.0.1:") and paper_url != real_url
         values = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(9))
         assert len(values["KIS_APP_KEY"]) == 36
         assert len(values["KIS_PAPER_APP_SECRET"]) == 180

@@ -4,8 +4,10 @@ Use it in-process (``httpx.Client(transport=fake.transport(), base_url=...)``) o
 server on a loopback port (:class:`FakeKISServer`, or ``python -m kisclient.testing serve``).
 
 - Environments: the URL decides. In-process, the real and paper hosts from
-  ``kisclient._config`` map to real and paper; on any host (loopback included) a path starting
-  with ``/paper/`` is paper (the prefix is stripped) and anything else is real.
+  ``kisclient._config`` map to real and paper. :class:`FakeKISServer` serves real on one
+  loopback port and paper on another (``server.base_url("paper")``), so a client that joins
+  absolute paths to its host reaches paper; a ``/paper/`` path prefix on the real port is kept
+  as an alias.
 - Tokens: ``/oauth2/tokenP`` with 1-per-``token_interval_s`` issuance (EGW00133, HTTP 403),
   six-hour reuse, 24-hour lifetime; revokeP, Approval, hashkey.
 - Gateway: header checks, per-app-key sliding one-second rate window (EGW00201), environment

@@ -21,12 +21,19 @@ from kisclient._config import KST, TOKEN_LIFETIME_S, Env, Side, env_settings, pa
 
 from ._http import FakeRequest, FakeResponse, envelope
 from ._state import Account, ApprovalKeyRecord, FakeApp, FakeStats, Order, OrderEvent, TokenRecord
-from ._universe import Universe, previous_weekday
+from ._universe import (
+    SESSION_CLOSE,
+    SESSION_OPEN,
+    MinuteBar,
+    Universe,
+    session_day_at,
+    session_second,
+)
 
 __all__ = ["BRANCH", "MARKET_CLOSE", "MARKET_OPEN", "Core", "Ctx", "uuid_like"]
 
-MARKET_OPEN = dt.time(9, 0)
-MARKET_CLOSE = dt.time(15, 30)
+MARKET_OPEN = SESSION_OPEN
+MARKET_CLOSE = SESSION_CLOSE
 _ALNUM = string.ascii_letters + string.digits
 #: Branch number (KRX_FWDG_ORD_ORGNO / ord_gno_brno) the fake puts on every order.
 BRANCH = "91252"
@@ -53,13 +60,17 @@ class Core:
         rate_limits: Mapping[str, int | None] | None,
         universe_size: int,
         cash: int,
+        moving_prices: bool = False,
     ) -> None:
         self.lock = threading.RLock()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.seed = seed
         self.token_interval_s = token_interval_s
         self.default_cash = cash
-        self.universe = Universe(seed, universe_size)
+        #: The listings and their prices; bars of the day in progress end at :meth:`now`.
+        self.universe = Universe(seed, universe_size, now=self.now if moving_prices else None)
+        #: Whether prices follow the intraday path (else each day's close all day).
+        self.moving_prices = moving_prices
         self.limits: dict[Env, int | None] = {
             env: env_settings(env).limits.requests_per_second for env in Env
         }
@@ -79,8 +90,9 @@ class Core:
         self.rng = random.Random(f"fake:{seed}")
         self.order_seq = 0
         self.gt_seq = 0
-        #: Per-(code, day) memo for derived figures (52-week range); cleared never (small).
-        self.cache: dict[tuple[str, dt.date], tuple[int, int]] = {}
+        #: Memo for derived figures keyed by (code, day, ...) (close ranges);
+        #: cleared never (small).
+        self.cache: dict[tuple[object, ...], tuple[int, int]] = {}
         #: (PER, PBR) per code, ``None`` for ETF/ETN.
         self.ratios: dict[str, tuple[float, float] | None] = {}
         #: WebSocket approval keys issued, by key value.
@@ -111,11 +123,7 @@ class Core:
     def session_day(self) -> dt.date:
         """The trading day whose prices are "current": today from 09:00 on a weekday,
         otherwise the previous weekday."""
-        now = self.now()
-        today = now.date()
-        if today.weekday() < 5 and now.time() >= MARKET_OPEN:
-            return today
-        return previous_weekday(today)
+        return session_day_at(self.now())
 
     def market_open(self) -> bool:
         """Regular session: weekdays 09:00 (inclusive) to 15:30 (exclusive), unless overridden."""
@@ -125,13 +133,36 @@ class Core:
         return now.weekday() < 5 and MARKET_OPEN <= now.time() < MARKET_CLOSE
 
     def price_of(self, code: str) -> int:
-        """The current price of *code* (:class:`KeyError` if unknown)."""
+        """The current price of *code* (:class:`KeyError` if unknown): a price set by hand for
+        the current trading day, else, with :attr:`moving_prices`, the universe's path at the
+        clock's whole second (it moves during the session; outside it, the session day's
+        close), else the session day's close all day."""
         listing = self.universe.get(code)
         if listing is None:
             raise KeyError(code)
-        day = self.session_day()
+        now = self.now()
+        day = session_day_at(now)
         override = self.price_overrides.get((listing.code, day))
-        return override if override is not None else self.universe.close(listing.code, day)
+        if override is not None:
+            return override
+        if not self.moving_prices:
+            return self.universe.close(listing.code, day)
+        return self.universe.price_at(listing.code, now)
+
+    def minute_bars(self, code: str, day: dt.date) -> list[MinuteBar]:
+        """*day*'s minute bars of *code* (a listed code), oldest first, consistent with
+        :meth:`price_of` and the daily bars: the whole session for a finished day; for the day in
+        session only up to the current second, the last bar closing at the current price (a
+        price set by hand included). Empty for a weekend or a day after the session day."""
+        now = self.now()
+        session = session_day_at(now)
+        if day.weekday() >= 5 or day > session:
+            return []
+        last = self.price_overrides.get((code, day))
+        second = session_second(now, day)
+        if not self.moving_prices and second is not None and last is None:
+            last = self.universe.close(code, day)
+        return self.universe.minute_bars(code, day, second, last)
 
     # --- tokens ---
     def new_token(self, app_key: str) -> TokenRecord:

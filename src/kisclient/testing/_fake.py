@@ -20,7 +20,7 @@ from ._http import FakeRequest, FakeResponse
 from ._state import ApprovalKeyRecord, FakeApp, FakeStats, Holding, Order, OrderEvent
 from ._trading import fill_crossing
 from ._transport import AsyncFakeTransport, FakeTransport
-from ._universe import Listing
+from ._universe import Listing, MinuteBar, session_day_at
 
 __all__ = ["FakeKIS", "http_date"]
 
@@ -33,6 +33,14 @@ class FakeKIS:
     between token issuance calls per app key. *rate_limits* maps ``"real"``/``"paper"`` to
     requests per second per app key (missing: the documented default; ``None`` or ``0``:
     unlimited). *universe_size* is the number of listed codes. *cash* is each new account's cash.
+
+    *moving_prices*: prices follow a deterministic intraday path per code during the regular
+    session (a pure function of the seed, the code and the clock's whole second, the same over
+    loopback and in-process), volume accumulates through the day and the day's bar ends at the
+    current second (running high and low); minute bars (:meth:`minute_bars`) agree. Off (the
+    default, for tests that compare quotes taken at different moments): each day's close is
+    the price all day. ``python -m kisclient.testing serve`` turns it on. :meth:`set_price`
+    overrides either.
     """
 
     def __init__(
@@ -44,6 +52,7 @@ class FakeKIS:
         universe_size: int = 300,
         *,
         cash: int = 100_000_000,
+        moving_prices: bool = False,
     ) -> None:
         self._core = Core(
             clock,
@@ -52,6 +61,7 @@ class FakeKIS:
             rate_limits=rate_limits,
             universe_size=universe_size,
             cash=cash,
+            moving_prices=moving_prices,
         )
         #: Pending faults: ``fake.faults.add(Fault(...))``, ``fake.faults.clear()``.
         self.faults = FaultList()
@@ -151,6 +161,24 @@ class FakeKIS:
         """The price inquire-price and the multi-symbol quote return for *code* now."""
         with self._core.lock:
             return self._core.price_of(code)
+
+    def price_at(self, code: str, when: dt.datetime) -> int:
+        """The price of *code* at *when* on the fake's path (prices set by hand aside): the
+        intraday path with ``moving_prices``, else the day's close. :class:`KeyError` if
+        unknown."""
+        listing = self.listing(code)
+        universe = self._core.universe
+        if self._core.moving_prices:
+            return universe.price_at(listing.code, when)
+        return universe.close(listing.code, session_day_at(when))
+
+    def minute_bars(self, code: str, day: dt.date | None = None) -> list[MinuteBar]:
+        """*day*'s (default: the session day's) minute bars of *code*, oldest first, as the fake
+        sees them now (the day in progress up to the current second); consistent with
+        :meth:`price_of` and the daily bars."""
+        with self._core.lock:
+            listing = self.listing(code)
+            return self._core.minute_bars(listing.code, day or self._core.session_day())
 
     def set_price(self, code: str, price: int) -> None:
         """Override *code*'s price for the current trading day; resting orders that now cross

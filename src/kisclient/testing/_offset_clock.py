@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from kisclient._clock import Clock
+from kisclient._clock import Clock, SystemClock
+from kisclient._config import KST
 
 __all__ = ["OffsetClock"]
 
@@ -21,6 +22,15 @@ class OffsetClock:
     def __init__(self, base: Clock, offset_s: float) -> None:
         self.base = base
         self.offset_s = float(offset_s)
+
+    @classmethod
+    def starting_at(cls, moment: dt.datetime, base: Clock | None = None) -> OffsetClock:
+        """A clock that reads *moment* now and advances with *base* (default the system clock)
+        from there; a naive *moment* is KST."""
+        base = base if base is not None else SystemClock()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=KST)
+        return cls(base, moment.timestamp() - base.time())
 
     def now(self) -> dt.datetime:
         return self.base.now() + dt.timedelta(seconds=self.offset_s)
