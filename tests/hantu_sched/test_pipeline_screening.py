@@ -143,3 +143,29 @@ def test_progress_during_screening(paper: Harness, caplog: pytest.LogCaptureFixt
     assert 5 <= len(progress) <= 11
     assert progress[-1].endswith("(100%)")
     assert any("scanned 120, failed 0, kept" in r.getMessage() for r in caplog.records)
+
+
+def test_screening_can_start_from_kis_rankings(tmp_path: pathlib.Path) -> None:
+    harness = make_harness(tmp_path, env="real", start=at("06:00"), universe=False)
+    try:
+        config = PipelineConfig(
+            universe=["005930"],
+            universe_rankings="volume, market-cap",
+            min_traded_value=0,
+            min_price=1,
+        )
+        ScreeningJob(config)(harness.ctx("screening"))
+        with harness.kis as kis:
+            ranked = [r.code for r in kis.get_volume_rank() + kis.get_market_cap_rank()]
+    finally:
+        harness.close()
+    expected = list(dict.fromkeys(["005930", *ranked]))
+    assert harness.record(RECORD_SCREENING)["scanned"] == len(expected)
+    assert set(watchlist_codes(harness.watchlist())) <= set(expected)
+    volume = ENDPOINTS["volume_rank"].path
+    assert harness.fake.stats.requests(path=volume) == 2  # the job's and the check's
+
+
+def test_an_unknown_ranking_is_refused() -> None:
+    with pytest.raises(ValueError, match="'likes' is not one of volume, market-cap, fluctuation"):
+        PipelineConfig(universe_rankings=["volume", "likes"])

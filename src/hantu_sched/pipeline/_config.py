@@ -18,6 +18,8 @@ import attrs
 __all__ = ["TRADING_MODES", "PipelineConfig", "TradingMode"]
 
 TradingMode = Literal["dry-run", "paper", "live"]
+#: KIS rankings screening can take codes from (``universe_rankings``).
+RANKINGS: Final[tuple[str, ...]] = ("volume", "market-cap", "fluctuation")
 #: The accepted trading modes, safest first.
 TRADING_MODES: Final[tuple[TradingMode, ...]] = ("dry-run", "paper", "live")
 OrderType = Literal["limit", "market"]
@@ -42,6 +44,20 @@ def _convert_universe(value: object) -> tuple[str, ...] | pathlib.Path | None:
         "PipelineConfig.universe must be None, a list of codes or a path to a file of codes, "
         f"got {type(value).__name__}"
     )
+
+
+def _convert_rankings(value: object) -> tuple[str, ...]:
+    """A list of ranking names (or one, comma separated), each one of :data:`RANKINGS`."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, Iterable):
+        raise ValueError(f"PipelineConfig.universe_rankings must be a list, got {value!r}")
+    found = tuple(str(n).strip() for n in names if str(n).strip())
+    bad = [n for n in found if n not in RANKINGS]
+    if bad:
+        raise ValueError(
+            f"PipelineConfig.universe_rankings: {bad[0]!r} is not one of {', '.join(RANKINGS)}"
+        )
+    return tuple(dict.fromkeys(found))
 
 
 def _int_at_least(minimum: int) -> Any:
@@ -106,6 +122,9 @@ class PipelineConfig:
     - ``universe``: the codes to scan: ``None`` (use the ``"universe"`` service, e.g. the fake
       server's universe in simulation), a list of codes, or a path (``str`` or path-like) to a
       text file of codes (whitespace or comma separated, ``#`` starts a comment).
+    - ``universe_rankings``: KIS rankings whose codes are added to the universe at screening
+      time (``"volume"``, ``"market-cap"``, ``"fluctuation"``; each answers its top 30); with
+      no ``universe`` they are the universe.
     - ``min_price`` / ``max_price`` (KRW, inclusive; ``max_price=None``: no upper bound),
       ``min_traded_value`` (KRW traded in the latest session), ``exclude_warnings`` (drop codes
       whose market-warning code is not ``"00"``), ``exclude_halted`` (drop halted codes).
@@ -140,6 +159,7 @@ class PipelineConfig:
     universe: tuple[str, ...] | pathlib.Path | None = attrs.field(
         default=None, converter=_convert_universe
     )
+    universe_rankings: tuple[str, ...] = attrs.field(default=(), converter=_convert_rankings)
     min_price: int = attrs.field(default=1000, validator=_int_at_least(1))
     max_price: int | None = attrs.field(default=None, validator=_optional_int_at_least(1))
     min_traded_value: int = attrs.field(default=1_000_000_000, validator=_int_at_least(0))

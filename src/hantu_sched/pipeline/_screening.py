@@ -92,9 +92,10 @@ class ScreeningJob:
 
     def __call__(self, ctx: JobContext) -> None:
         ctx.check_stop()
-        universe = self._universe(ctx)
         factory = async_client_factory(ctx)
         log = ctx.logger
+        ranked = asyncio.run(self._ranked(factory, log)) if self.config.universe_rankings else ()
+        universe = self._universe(ctx, ranked)
         log.info("screening %d codes for %s", len(universe), ctx.trading_date)
         first, second = asyncio.run(self._fetch(factory, universe, log))
         ctx.check_stop()
@@ -128,16 +129,33 @@ class ScreeningJob:
             counts.halted,
         )
 
-    def _universe(self, ctx: JobContext) -> tuple[str, ...]:
+    async def _ranked(
+        self, factory: Callable[[], AsyncKISClient], log: logging.Logger
+    ) -> tuple[str, ...]:
+        """The codes of the configured KIS rankings, in ranking order."""
+        async with factory() as client:
+            calls = {
+                "volume": client.get_volume_rank,
+                "market-cap": client.get_market_cap_rank,
+                "fluctuation": client.get_fluctuation_rank,
+            }
+            codes: list[str] = []
+            for name in self.config.universe_rankings:
+                ranked = await calls[name]()
+                log.info("ranking %s: %d codes", name, len(ranked))
+                codes += [r.code for r in ranked]
+        return tuple(codes)
+
+    def _universe(self, ctx: JobContext, ranked: tuple[str, ...] = ()) -> tuple[str, ...]:
         codes = self.config.universe_codes()
-        if codes is None:
+        if codes is None and not ranked:
             codes = service_universe(ctx)
-        if codes is None:
+        if codes is None and not ranked:
             raise RuntimeError(
                 "screening has no universe: set PipelineConfig.universe (a list of codes or a "
-                "file of codes) or provide ctx.services['universe']"
+                "file of codes), universe_rankings, or provide ctx.services['universe']"
             )
-        unique = tuple(dict.fromkeys(codes))
+        unique = tuple(dict.fromkeys((*(codes or ()), *ranked)))
         if not unique:
             raise RuntimeError("screening's universe is empty")
         return unique
