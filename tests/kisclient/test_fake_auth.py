@@ -48,8 +48,8 @@ def test_token_response_shape(fake_harness: FakeHarness, fake_clock: FakeClock) 
     )
     claims = _payload(body["access_token"])
     assert claims["iss"] == "unogw"
-    assert claims["jti"] != app.app_key
-    assert app.app_key not in body["access_token"]
+    assert claims["jti"] == app.app_key  # as KIS: the issuing app key (facts §2)
+    assert app.app_key not in body["access_token"]  # base64 inside the JWT, never in clear
 
 
 def test_second_issue_within_interval_is_throttled(

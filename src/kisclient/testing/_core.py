@@ -166,7 +166,8 @@ class Core:
 
     # --- tokens ---
     def new_token(self, app_key: str) -> TokenRecord:
-        """Mint a JWT-looking token (random ``jti``, never the app key) for *app_key*."""
+        """Mint a JWT-looking token for *app_key*. Its ``jti`` claim is the issuing app key, as
+        KIS's are (kis-api-facts §2: official code reads it to tell real from paper tokens)."""
         now = self.clock.time()
         rng = self.rng
         claims = {
@@ -176,7 +177,7 @@ class Core:
             "iss": "unogw",
             "exp": int(now + TOKEN_LIFETIME_S),
             "iat": int(now),
-            "jti": "PS" + "".join(rng.choices(_ALNUM, k=34)),
+            "jti": app_key,
         }
         header = _b64(b'{"typ":"JWT","alg":"HS256"}')
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
