@@ -22,6 +22,7 @@ from kisclient import (
     ExpectedTrade,
     FakeClock,
     InvalidStockCode,
+    KISClient,
     MarketDay,
     MinuteBar,
     OrderBookSnapshot,
@@ -490,3 +491,22 @@ def test_every_model_keeps_an_unknown_extra_field() -> None:
         {"stck_bsop_date": "20261126", "stck_cntg_hour": "093000", "stck_prpr": "5"}
     )
     assert bar.at == dt.datetime(2026, 11, 26, 9, 30, tzinfo=KST)
+
+
+def test_minute_bars_agree_with_the_quote_when_prices_move(tmp_path: Path) -> None:
+    clock = FakeClock(dt.datetime(2026, 11, 26, 10, 30, 20, tzinfo=KST))
+    fake = FakeKIS(clock=clock, seed=3, moving_prices=True)
+    app = fake.add_app(env="real")
+    with KISClient(
+        app.app_key, app.app_secret, account=app.account, state_dir=tmp_path,
+        transport=fake.transport(), clock=clock, rate_limits=[],
+    ) as kis:  # fmt: skip
+        first = kis.get_price("005930").price
+        bars = kis.get_minute_bars("005930")
+        clock.advance(3600)  # an hour later the path has moved on
+        later = kis.get_price("005930").price
+        later_bars = kis.get_minute_bars("005930")
+    assert bars[-1].close == first
+    assert later_bars[-1].close == later
+    assert len(later_bars) == len(bars) + 60
+    assert min(b.low for b in later_bars) <= later <= max(b.high for b in later_bars)

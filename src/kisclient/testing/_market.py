@@ -39,7 +39,7 @@ from ._core import MARKET_CLOSE, MARKET_OPEN, Core, Ctx
 from ._http import FakeResponse
 from ._quotes import _bar, _bar_row, _fundamentals, _rate, _sign, price_snapshot
 from ._trading import _account_matches, _cursors, _page
-from ._universe import FIRST_DAY, Bar, Listing, previous_weekday, round_to_tick, tick_size, weekdays
+from ._universe import FIRST_DAY, Bar, Listing, previous_weekday, tick_size, weekdays
 
 __all__ = [
     "BOOK_DEPTH",
@@ -193,47 +193,24 @@ _MINUTES: Final = _session_minutes()
 
 
 def minute_bars_of(core: Core, listing: Listing, day: dt.date) -> list[dict[str, str]]:
-    """*day*'s minute bars of *listing*, oldest first, as KIS rows; for the current session only
-    up to the current minute (its last bar closing at the current price). Empty for a weekend,
-    a day before the first bar or after the session day."""
-    session = core.session_day()
-    if day.weekday() >= 5 or day < FIRST_DAY or day > session:
+    """*day*'s minute bars of *listing*, oldest first, as KIS rows: the fake's intraday path
+    (:meth:`Core.minute_bars`), so minute bars agree with quotes and the day's bar; for the
+    current session only up to the current minute. Empty for a weekend, a day before the first
+    bar or after the session day."""
+    if day < FIRST_DAY:
         return []
-    bar = _bar(core, listing, day)
-    minutes = _MINUTES
-    now = core.now()
-    if day == session and now.date() == day and now.time() < MARKET_CLOSE:
-        minutes = [m for m in _MINUTES if m <= now.time()]
-    if not minutes:
-        return []
-    last = len(minutes) - 1
-    rng = random.Random(f"minutes:{core.seed}:{listing.code}:{day.toordinal()}")
-    noise = [rng.gauss(0.0, 0.004) for _ in _MINUTES]
-    weights = [rng.uniform(1.0, 3.0) for _ in _MINUTES]
-    total_weight = sum(weights)
-    path: list[int] = []
-    for i in range(len(minutes)):
-        share = i / last if last else 1.0
-        bridge = noise[i] - noise[last] * share if last else 0.0
-        value = (bar.open + (bar.close - bar.open) * share) * (1 + bridge)
-        price = round_to_tick(min(max(value, bar.low), bar.high), listing.kind)
-        path.append(min(max(price, bar.low), bar.high))
-    path[-1] = bar.close
     rows = []
-    for i, minute in enumerate(minutes):
-        opening = bar.open if i == 0 else path[i - 1]
-        close = path[i]
-        volume = max(int(bar.volume * weights[i] / total_weight), 1)
+    for bar in core.minute_bars(listing.code, day):
         rows.append(
             {
                 "stck_bsop_date": _ymd(day),
-                "stck_cntg_hour": minute.strftime("%H%M%S"),
-                "stck_prpr": str(close),
-                "stck_oprc": str(opening),
-                "stck_hgpr": str(max(opening, close)),
-                "stck_lwpr": str(min(opening, close)),
-                "cntg_vol": str(volume),
-                "acml_tr_pbmn": str(volume * close),
+                "stck_cntg_hour": bar.time.strftime("%H%M00"),
+                "stck_prpr": str(bar.close),
+                "stck_oprc": str(bar.open),
+                "stck_hgpr": str(bar.high),
+                "stck_lwpr": str(bar.low),
+                "cntg_vol": str(bar.volume),
+                "acml_tr_pbmn": str(bar.volume * bar.close),
             }
         )
     return rows
