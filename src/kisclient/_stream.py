@@ -116,12 +116,16 @@ class _Inbox:
         self.error: BaseException | None = None
 
     def put(self, events: Iterable[StreamEvent]) -> None:
+        if self._ready is not None:  # the consumer is on this loop: no lock needed
+            push = self._buffer.push
+            for event in events:
+                push(event)
+            self._ready.set()
+            return
         with self._condition:
             for event in events:
                 self._buffer.push(event)
             self._condition.notify_all()
-        if self._ready is not None:
-            self._ready.set()
 
     def finish(self, error: BaseException | None = None) -> None:
         """No more events will come (the stream closed, or failed with *error*)."""
@@ -133,8 +137,11 @@ class _Inbox:
             self._ready.set()
 
     def _take(self) -> StreamEvent | None:
-        with self._condition:
+        if self._ready is not None:
             event = self._buffer.pop()
+        else:
+            with self._condition:
+                event = self._buffer.pop()
         if event is None and self.error is not None:
             raise self.error
         return event
