@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from kis_support import make_fake, sync_client
 from kisclient import (
     BusinessRejection,
+    FakeClock,
     KISError,
     OrderCondition,
     OrderNotRevisable,
@@ -58,6 +59,13 @@ def _open_book(fake: FakeKIS, app: FakeApp) -> dict[str, int]:
     return {o.order_no: o.open_qty for o in fake.orders(app.app_key) if o.open_qty}
 
 
+def _account(env: str) -> tuple[FakeKIS, FakeClock, FakeApp, tuple[str, int, int]]:
+    """A fake on its session clock, an app of *env*, and a tradable code with its price and
+    tick."""
+    fake, clock = make_fake()
+    return fake, clock, fake.add_app(env=env), _code(fake)
+
+
 def _requests(fake: FakeKIS, path: str) -> int:
     return fake.stats.requests(path=path)
 
@@ -66,9 +74,7 @@ def _requests(fake: FakeKIS, path: str) -> int:
 def test_revise_is_one_request_when_held_and_two_with_only_the_number(
     shell: Shell, env: str, tmp_path: pathlib.Path
 ) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env=env)
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account(env)
     with shell.connect(fake, app, clock, tmp_path) as kis:
         placed = kis.order_cash("buy", code, 10, price - 5 * tick)
         assert (placed.side, placed.code, placed.quantity) == ("buy", code, 10)
@@ -92,9 +98,7 @@ def test_revise_is_one_request_when_held_and_two_with_only_the_number(
 def test_a_qty_only_revise_keeps_the_price_from_the_order_result(
     shell: Shell, tmp_path: pathlib.Path
 ) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env="real")
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account("real")
     with shell.connect(fake, app, clock, tmp_path) as kis:
         placed = kis.order_cash("buy", code, 10, price - 2 * tick)
         moved = kis.revise_order(placed, qty=4)
@@ -108,9 +112,7 @@ def test_a_qty_only_revise_keeps_the_price_from_the_order_result(
 def test_an_unknown_order_number_is_refused_after_the_look_up(
     shell: Shell, tmp_path: pathlib.Path
 ) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env="real")
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account("real")
     with shell.connect(fake, app, clock, tmp_path) as kis:
         placed = kis.order_cash("buy", code, 3, price - tick)
         with pytest.raises(ValidationError, match="not among today's orders"):
@@ -124,9 +126,7 @@ def test_an_unknown_order_number_is_refused_after_the_look_up(
 
 @pytest.mark.parametrize("env", ["real", "paper"])
 def test_partial_cancels_then_the_rest(shell: Shell, env: str, tmp_path: pathlib.Path) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env=env)
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account(env)
     with shell.connect(fake, app, clock, tmp_path) as kis:
         placed = kis.order_cash("buy", code, 10, price - 5 * tick)
         kis.cancel_order(placed, qty=4)
@@ -148,9 +148,7 @@ def test_partial_cancels_then_the_rest(shell: Shell, env: str, tmp_path: pathlib
 def test_revising_or_cancelling_a_filled_order_is_a_typed_rejection(
     shell: Shell, env: str, tmp_path: pathlib.Path
 ) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env=env)
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account(env)
     with shell.connect(fake, app, clock, tmp_path) as kis:
         filled = kis.order_cash("buy", code, 3)  # market: fills at once
         with pytest.raises(OrderNotRevisable) as refused:
@@ -172,9 +170,7 @@ def test_revising_or_cancelling_a_filled_order_is_a_typed_rejection(
 def test_a_lost_revise_or_cancel_is_unknown_never_resent_and_reconciles(
     shell: Shell, rvse: str, tmp_path: pathlib.Path
 ) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env="real")
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account("real")
     with shell.connect(fake, app, clock, tmp_path, order_settle=10.0) as kis:
         placed = kis.order_cash("buy", code, 10, price - 5 * tick)
         fake.faults.add(Fault("drop_after", path=RVSECNCL))
@@ -202,9 +198,7 @@ def test_a_lost_revise_or_cancel_is_unknown_never_resent_and_reconciles(
 def test_a_lost_cancel_that_never_arrived_is_absent_after_the_window(
     shell: Shell, tmp_path: pathlib.Path
 ) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env="real")
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account("real")
     with shell.connect(fake, app, clock, tmp_path, order_settle=10.0) as kis:
         placed = kis.order_cash("buy", code, 10, price - 5 * tick)
         fake.faults.add(Fault("drop_before", path=RVSECNCL))
@@ -219,9 +213,7 @@ def test_a_lost_cancel_that_never_arrived_is_absent_after_the_window(
 def test_pending_orders_agree_with_the_fake_book(
     shell: Shell, env: str, tmp_path: pathlib.Path
 ) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env=env)
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account(env)
     fake.seed_holdings(app.app_key, {code: 50})
     with shell.connect(fake, app, clock, tmp_path) as kis:
         kis.order_cash("buy", code, 2)  # fills
@@ -270,9 +262,7 @@ def test_buyable_shrinks_after_a_buy_order(shell: Shell, env: str, tmp_path: pat
 def test_sellable_from_holdings_and_sell_all(
     shell: Shell, env: str, tmp_path: pathlib.Path
 ) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env=env)
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account(env)
     other = fake.universe[1]
     fake.seed_holdings(app.app_key, {code: 30})
     with shell.connect(fake, app, clock, tmp_path) as kis:
@@ -292,9 +282,7 @@ def test_sellable_from_holdings_and_sell_all(
 def test_ioc_fills_what_crosses_and_fok_all_or_nothing(
     shell: Shell, tmp_path: pathlib.Path
 ) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env="real")
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account("real")
     set_liquidity(fake._core, code, 3)
     with shell.connect(fake, app, clock, tmp_path) as kis:
         ioc = kis.order_cash("buy", code, 5, price, condition=OrderCondition.IOC_LIMIT)
@@ -389,9 +377,7 @@ def test_daily_orders_pick_the_tr_id_by_date(
 
 
 def test_daily_orders_keep_every_documented_field(shell: Shell, tmp_path: pathlib.Path) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env="paper")
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account("paper")
     with shell.connect(fake, app, clock, tmp_path) as kis:
         placed = kis.order_cash("buy", code, 4, price - tick)
         kis.cancel_order(placed, qty=1)
@@ -407,9 +393,7 @@ def test_daily_orders_keep_every_documented_field(shell: Shell, tmp_path: pathli
 
 @pytest.mark.loopback
 def test_revise_and_cancel_over_loopback(shell: Shell, tmp_path: pathlib.Path) -> None:
-    fake, clock = make_fake()
-    app = fake.add_app(env="real")
-    code, price, tick = _code(fake)
+    fake, clock, app, (code, price, tick) = _account("real")
     with (
         FakeKISServer(fake) as server,
         shell.open(
