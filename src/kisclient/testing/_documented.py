@@ -43,6 +43,31 @@ __all__ = [
     "MULTPRICE_DIVISION_CODES",
 ]
 
+#: The two minute charts (today's and a past day's) document the same fields.
+_MINUTE_CHART: Final[dict[str, tuple[str, ...]]] = {
+    "output1": (
+        "prdy_vrss",
+        "prdy_vrss_sign",
+        "prdy_ctrt",
+        "stck_prdy_clpr",
+        "acml_vol",
+        "acml_tr_pbmn",
+        "hts_kor_isnm",
+        "stck_prpr",
+    ),
+    "output2": (
+        "stck_bsop_date",
+        "stck_cntg_hour",
+        "stck_prpr",
+        "stck_oprc",
+        "stck_hgpr",
+        "stck_lwpr",
+        "cntg_vol",
+        "acml_tr_pbmn",
+    ),
+}
+
+
 #: Endpoint name (``kisclient._config.ENDPOINTS``) → output key → documented field names.
 DOCUMENTED: Final[dict[str, dict[str, tuple[str, ...]]]] = {
     # facts §2.1 (tokenP), §2.2 (revokeP), §2.3 (Approval), §3 (hashkey).
@@ -563,50 +588,8 @@ DOCUMENTED: Final[dict[str, dict[str, tuple[str, ...]]]] = {
             "vi_cls_code",
         ),
     },
-    "inquire_time_itemchartprice": {
-        "output1": (
-            "prdy_vrss",
-            "prdy_vrss_sign",
-            "prdy_ctrt",
-            "stck_prdy_clpr",
-            "acml_vol",
-            "acml_tr_pbmn",
-            "hts_kor_isnm",
-            "stck_prpr",
-        ),
-        "output2": (
-            "stck_bsop_date",
-            "stck_cntg_hour",
-            "stck_prpr",
-            "stck_oprc",
-            "stck_hgpr",
-            "stck_lwpr",
-            "cntg_vol",
-            "acml_tr_pbmn",
-        ),
-    },
-    "inquire_time_dailychartprice": {
-        "output1": (
-            "prdy_vrss",
-            "prdy_vrss_sign",
-            "prdy_ctrt",
-            "stck_prdy_clpr",
-            "acml_vol",
-            "acml_tr_pbmn",
-            "hts_kor_isnm",
-            "stck_prpr",
-        ),
-        "output2": (
-            "stck_bsop_date",
-            "stck_cntg_hour",
-            "stck_prpr",
-            "stck_oprc",
-            "stck_hgpr",
-            "stck_lwpr",
-            "cntg_vol",
-            "acml_tr_pbmn",
-        ),
-    },
+    "inquire_time_itemchartprice": _MINUTE_CHART,
+    "inquire_time_dailychartprice": _MINUTE_CHART,
     "inquire_period_profit": {
         "output1": (
             "trad_dt",
