@@ -150,7 +150,7 @@ class SimHooks:
 
     def make_fake(self, clock: SimClock, seed: int, universe_size: int) -> FakeKIS:
         """The in-process fake KIS server (by default on the simulation's *clock*)."""
-        return FakeKIS(clock=clock, seed=seed, universe_size=universe_size)
+        return FakeKIS(clock=clock, seed=seed, universe_size=universe_size, moving_prices=True)
 
     def transport(self, fake: FakeKIS) -> httpx.BaseTransport:
         """The sync transport of each instance's :class:`~kisclient.KISClient`."""
