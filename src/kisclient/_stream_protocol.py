@@ -1,6 +1,6 @@
 """KIS's WebSocket wire format, without I/O: subscription messages out, events and controls in.
 
-``kis-websocket-facts.md`` §3-4. Outgoing, :func:`encode_subscription` builds a register or
+KIS's real-time WebSocket protocol. Outgoing, :func:`encode_subscription` builds a register or
 unregister message. Incoming, a :class:`FrameDecoder` turns each text frame into items:
 
 - :class:`PingPong` — the server's heartbeat; the shell must send ``text`` back verbatim as a
@@ -29,6 +29,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from typing import Final, TypeAlias
 
 import attrs
@@ -89,7 +90,7 @@ TR_PINGPONG: Final = "PINGPONG"
 #: The execution-notice tr_ids.
 NOTICE_TR_IDS: Final = _NOTICE_TR_IDS
 
-# --- field tables (facts §4) ----------------------------------------------------------------
+# --- field tables (KIS's documented order) -------------------------------------------------------
 
 #: H0STCNT0 / H0NXCNT0 / H0UNCNT0, the 46 documented fields in order.
 TRADE_FIELDS: Final[tuple[str, ...]] = (
@@ -213,7 +214,7 @@ FIELD_NAMES: Final[Mapping[str, tuple[str, ...]]] = {
 
 def encode_subscription(approval_key: str, tr_id: str, tr_key: str, *, register: bool) -> str:
     """The JSON text that registers (``register=True``, tr_type "1") or unregisters (tr_type
-    "2") ``(tr_id, tr_key)`` on a session opened with *approval_key* (facts §3).
+    "2") ``(tr_id, tr_key)`` on a session opened with *approval_key*.
 
     ``tr_key`` is the 6-character code (``Q`` + 6 for an ETN) or, for execution notices, the HTS
     ID. Raises :class:`~kisclient._errors.ValidationError` if any argument is empty. The result
@@ -359,6 +360,30 @@ def _fill(_tr_id: str, rec: Sequence[str], fields: Mapping[str, str]) -> Fill:
     )
 
 
+def _trades_fast(
+    tr_id: str,
+    names: tuple[str, ...],
+    index: Mapping[str, int],
+    fields: list[str],
+    recs: list[list[str]],
+    width: int,
+) -> list[DecodedItem] | None:
+    """The trades of one frame built column-wise (``map`` over strided slices, no per-record
+    Python loop): the same events as :func:`_trade` per record, about twice as fast, which is
+    what a stream of tens of thousands of ticks a second needs. ``None`` when a price or volume
+    is not a plain integer: the caller then goes record by record, dropping only the bad ones."""
+    try:
+        prices = list(map(int, fields[2::width]))
+        volumes = list(map(int, fields[12::width]))
+    except ValueError:
+        return None
+    count = len(recs)
+    views = map(RecordFields, repeat(names, count), repeat(index, count), recs)
+    return list(
+        map(Trade, fields[0::width], prices, volumes, fields[1::width], views, repeat(tr_id, count))
+    )
+
+
 _Builder: TypeAlias = Callable[[str, Sequence[str], Mapping[str, str]], Trade | OrderBook | Fill]
 
 #: Per tr_id: the builder and the smallest record width it can read (the last typed field + 1).
@@ -463,9 +488,14 @@ class FrameDecoder:
             return []
         index = self._indexes[key]
         build = builder[0]
+        recs = [fields[start : start + width] for start in range(0, n, width)]
+        if build is _trade:
+            trades = _trades_fast(tr_id, names, index, fields, recs, width)
+            if trades is not None:
+                stats.records += count
+                return trades
         out: list[DecodedItem] = []
-        for start in range(0, n, width):
-            rec = fields[start : start + width]
+        for rec in recs:
             try:
                 out.append(build(tr_id, rec, RecordFields(names, index, rec)))
             except ValueError:

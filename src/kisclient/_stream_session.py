@@ -1,6 +1,6 @@
 """The stream session's decisions, without I/O: what to (re)subscribe, when, and what to drop.
 
-Pure pieces an asyncio or a blocking shell drives (``kis-websocket-facts.md`` §5):
+Pure pieces an asyncio or a blocking shell drives (KIS's session limits):
 
 - :class:`Registry` — the wanted ``(tr_id, tr_key)`` registrations and what KIS said about each;
   enforces the 41-registration limit before anything is sent and plans the replay after a
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final, Literal, TypeAlias
 
 from ._errors import SubscriptionLimitExceeded
@@ -326,6 +326,16 @@ class EventBuffer:
         else:
             self._items.append(event)
         self._live += 1
+
+    def push_all(self, events: Sequence[StreamEvent]) -> None:
+        """:meth:`push` each of *events* in order (one frame's records: a single append of the
+        lot when they fit and hold no order book)."""
+        if self._live + len(events) <= self.maxsize and OrderBook not in set(map(type, events)):
+            self._items.extend(events)
+            self._live += len(events)
+            return
+        for event in events:
+            self.push(event)
 
     def pop(self) -> StreamEvent | None:
         """The oldest event (a pending overflow report first), or ``None`` if empty."""
