@@ -8,9 +8,9 @@ Each operation yields the :class:`~kisclient._core.Call` it needs next, receives
   ``FID_INPUT_HOUR_1`` (newest first, up to 30 today / 120 for a past day), so the next call
   asks for the minute before the oldest bar received, until 09:00 or a short page;
 - period bars (``inquire-daily-itemchartprice``): at most 100 rows per call, newest first; the
-  next call moves ``FID_INPUT_DATE_2`` to the day before the oldest bar (facts §4.3);
+  next call moves ``FID_INPUT_DATE_2`` to the day before the oldest bar;
 - holidays and rankings: one call (no continuation is documented for them);
-- period profit: ``tr_cont`` / ``CTX_AREA_*`` continuation (facts §4.3).
+- period profit: ``tr_cont`` / ``CTX_AREA_*`` continuation (KIS's 연속조회 rule).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 
 from ._config import DAILY_CHART_MAX_ROWS, ENDPOINTS, Env
 from ._core import Call, next_page
+from ._errors import BadRequest
 from ._market_models import (
     MarketDay,
     MinuteBar,
@@ -60,15 +61,15 @@ __all__ = [
 Period = Literal["D", "W", "M", "Y"]
 Market = Literal["all", "kospi", "kosdaq"]
 
-#: ``FID_PERIOD_DIV_CODE`` values: day, week, month, year (facts §5.3).
+#: ``FID_PERIOD_DIV_CODE`` values: day, week, month, year (KIS's period-chart documentation).
 PERIODS: Final = ("D", "W", "M", "Y")
 #: ``FID_INPUT_DATE_1`` for "from the beginning" (what python-kis sends; one call then answers
 #: the newest 100 periods).
 BEGINNING: Final = "00000101"
-#: The regular session (facts §8): minute charts start at 09:00 and end at 15:30.
+#: The KRX regular session: minute charts start at 09:00 and end at 15:30.
 MARKET_OPEN: Final = dt.time(9, 0)
 MARKET_CLOSE: Final = dt.time(15, 30)
-#: Rows per call of today's minute chart and of a past day's (facts §5.3: ≤120 for past days).
+#: Rows per call of today's minute chart and of a past day's (KIS documents ≤120 for past days).
 MINUTE_PAGE_TODAY: Final = 30
 MINUTE_PAGE_PAST: Final = 120
 #: ``FID_INPUT_ISCD`` of the rankings per market (0000 all, 0001 KOSPI/거래소, 1001 KOSDAQ).
@@ -113,16 +114,27 @@ def _rows(response: Response, key: str) -> list[Mapping[str, Any]]:
 
 
 def get_orderbook(env: Env, raw_code: str) -> Operation[OrderBookSnapshot]:
-    """The ten-level book and the expected trade of one code."""
+    """The ten-level book and the expected trade of one code; :class:`BadRequest` for a code
+    KIS does not list (an answer with no price anywhere: no best ask or bid, no current price).
+    """
     code = normalize_code(raw_code)
+    tr_id = _tr("inquire_asking_price_exp_ccn", env)
     response = yield Call(
         ENDPOINTS["inquire_asking_price_exp_ccn"],
-        _tr("inquire_asking_price_exp_ccn", env),
+        tr_id,
         params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code.query_code},
     )
-    return OrderBookSnapshot.from_outputs(
-        code.code, _output(response, "output1"), _output(response, "output2")
-    )
+    book, expected = _output(response, "output1"), _output(response, "output2")
+    prices = (book.get("askp1"), book.get("bidp1"), expected.get("stck_prpr"))
+    if all(_no_price(value) for value in prices):
+        raise BadRequest(f"{code.code} is not listed (empty order book)", tr_id=tr_id)
+    return OrderBookSnapshot.from_outputs(code.code, book, expected)
+
+
+def _no_price(value: Any) -> bool:
+    """A missing, blank or zero price field."""
+    text = str(value if value is not None else "").strip()
+    return not text or not text.strip("0.")
 
 
 # --- minute bars -------------------------------------------------------------------------------
@@ -213,7 +225,7 @@ def _chart_call(
             "FID_INPUT_DATE_1": first,
             "FID_INPUT_DATE_2": _yyyymmdd(last),
             "FID_PERIOD_DIV_CODE": period,
-            # facts §5.3 / open question 4: for this chart 0 = 수정주가 (adjusted), 1 = 원주가.
+            # The official sample: for this chart 0 = 수정주가 (adjusted), 1 = 원주가.
             "FID_ORG_ADJ_PRC": "0" if adjusted else "1",
         },
     )

@@ -1,6 +1,6 @@
 """Typed response models, structured from KIS's all-string JSON by one cattrs converter.
 
-KIS sends every value as a string (``kis-api-facts.md`` §5.1). Each model is a frozen attrs class
+KIS sends every value as a string (its response envelope). Each model is a frozen attrs class
 whose fields declare their KIS names in metadata (:func:`_kis`); :func:`structure_kis` renames a
 KIS row to field names and lets the module's single :data:`converter` turn the strings into
 ``int`` / :class:`~decimal.Decimal` / :class:`~datetime.date` / ``bool``. Adding a model means
@@ -452,6 +452,8 @@ class BalanceSummary:
     cash_d2: int = attrs.field(default=0, metadata=_kis("prvs_rcdl_excc_amt"))
     total_value: int = attrs.field(default=0, metadata=_kis("tot_evlu_amt"))
     net_assets: int = attrs.field(default=0, metadata=_kis("nass_amt"))
+    #: ``bfdy_tot_asst_evlu_amt`` 전일총자산평가금액: the total assets at the previous close.
+    previous_total: int = attrs.field(default=0, metadata=_kis("bfdy_tot_asst_evlu_amt"))
     securities_value: int = attrs.field(default=0, metadata=_kis("scts_evlu_amt"))
     purchase_amount_total: int = attrs.field(default=0, metadata=_kis("pchs_amt_smtl_amt"))
     value_total: int = attrs.field(default=0, metadata=_kis("evlu_amt_smtl_amt"))
@@ -603,7 +605,7 @@ class DailyOrder:
     rejected_quantity: int = attrs.field(default=0, metadata=_kis("rjct_qty"))
     #: ``ord_dvsn_cd``: ``"00"`` limit, ``"01"`` market, ... (``""`` when the row has none).
     order_division: str = attrs.field(default="", metadata=_kis("ord_dvsn_cd"))
-    # The other documented output1 fields (kis-endpoints.md, 주식일별주문체결조회). Codes and
+    # The other documented output1 fields (KIS's 주식일별주문체결조회 documentation). Codes and
     # times stay text.
     order_division_name: str = attrs.field(default="", metadata=_kis("ord_dvsn_name"))
     side_name: str = attrs.field(default="", metadata=_kis("sll_buy_dvsn_cd_name"))

@@ -144,7 +144,9 @@ def test_revoke(fake_harness: FakeHarness) -> None:
     again = client.post(ENDPOINTS["revoke"].path, json=body)
     assert again.status_code == 403
     assert again.json()["error_code"] == "EGW00121"
-    price = fake_harness.call(app, "inquire_price", {"FID_INPUT_ISCD": "005930"})
+    price = fake_harness.call(
+        app, "inquire_price", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+    )
     assert price.json()["msg_cd"] == "EGW00121"
 
 

@@ -32,7 +32,7 @@ from test_fake_support import (
     _fake_kis,  # noqa: F401 (fixture)
 )
 
-PRICE = {"FID_INPUT_ISCD": "005930"}
+PRICE = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 PRICE_PATH = ENDPOINTS["inquire_price"].path
 ORDER_TR = ENDPOINTS["order_cash"].tr_id(Env.REAL, "buy")
 

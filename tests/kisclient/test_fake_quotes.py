@@ -114,14 +114,20 @@ def test_inquire_price(fake_harness: FakeHarness) -> None:
 def test_etn_with_q_prefix_and_unknown_code(fake_harness: FakeHarness) -> None:
     fake = fake_harness.fake
     app = fake.add_app("real")
-    etn = fake_harness.call(app, "inquire_price", {"FID_INPUT_ISCD": "Q530036"}).json()
+    etn = fake_harness.call(
+        app, "inquire_price", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "Q530036"}
+    ).json()
     assert int(etn["output"]["stck_prpr"]) == fake.price_of("530036")
     # a well-formed but unlisted code: a success with every field zeroed (what python-kis
     # 2.1.6 detects as "no such stock"); a malformed code is refused (OPSQ2002)
-    unknown = fake_harness.call(app, "inquire_price", {"FID_INPUT_ISCD": "999999"})
+    unknown = fake_harness.call(
+        app, "inquire_price", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "999999"}
+    )
     assert unknown.status_code == 200
     assert (unknown.json()["rt_cd"], unknown.json()["output"]["stck_prpr"]) == ("0", "0")
-    malformed = fake_harness.call(app, "inquire_price", {"FID_INPUT_ISCD": "99"})
+    malformed = fake_harness.call(
+        app, "inquire_price", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "99"}
+    )
     assert (malformed.json()["rt_cd"], malformed.json()["msg_cd"]) == ("1", "OPSQ2002")
 
 
@@ -132,9 +138,13 @@ def test_status_flags(fake_inprocess: FakeHarness) -> None:
     warned = [c for c in fake.universe if fake.listing(c).warning != "00"]
     assert halted
     assert warned
-    out = fake_inprocess.call(app, "inquire_price", {"FID_INPUT_ISCD": halted[0]}).json()
+    out = fake_inprocess.call(
+        app, "inquire_price", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": halted[0]}
+    ).json()
     assert out["output"]["temp_stop_yn"] == "Y"
-    out = fake_inprocess.call(app, "inquire_price", {"FID_INPUT_ISCD": warned[0]}).json()
+    out = fake_inprocess.call(
+        app, "inquire_price", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": warned[0]}
+    ).json()
     assert out["output"]["mrkt_warn_cls_code"] in ("01", "02", "03")
 
 
@@ -142,7 +152,9 @@ def test_daily_price(fake_inprocess: FakeHarness) -> None:
     fake = fake_inprocess.fake
     app = fake.add_app("real")
     rows = fake_inprocess.call(
-        app, "inquire_daily_price", {"FID_INPUT_ISCD": "000660", "FID_PERIOD_DIV_CODE": "D"}
+        app,
+        "inquire_daily_price",
+        {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "000660", "FID_PERIOD_DIV_CODE": "D"},
     ).json()
     dates = [row["stck_bsop_date"] for row in rows["output"]]
     assert len(dates) == 30
@@ -240,5 +252,7 @@ def test_set_price(fake_inprocess: FakeHarness) -> None:
     fake = fake_inprocess.fake
     app = fake.add_app("real")
     fake.set_price("005930", 80000)
-    out = fake_inprocess.call(app, "inquire_price", {"FID_INPUT_ISCD": "005930"}).json()
+    out = fake_inprocess.call(
+        app, "inquire_price", {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
+    ).json()
     assert out["output"]["stck_prpr"] == "80000"

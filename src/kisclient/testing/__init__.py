@@ -13,7 +13,8 @@ server on a loopback port (:class:`FakeKISServer`, or ``python -m kisclient.test
 - Gateway: header checks, per-app-key sliding one-second rate window (EGW00201), environment
   checks (EGW02004, EGW00213), as documented in ``_gateway``.
 - Data: quotes, daily prices, daily chart, multi-symbol quote, balance, cash orders, cancel,
-  daily order/fill inquiry, deterministic from the seed.
+  daily order/fill inquiry, deterministic from the seed; with ``moving_prices`` resting limit
+  orders fill when the intraday path reaches them (``_resting``).
 - Faults (:class:`Fault`) and statistics (``fake.stats``) for tests.
 - The WebSocket (:class:`FakeWSServer`): approval keys, one session per app key (OPSP8996, a
   slot held after an unclean end), 41 registrations, PINGPONG, bundled trade and order-book

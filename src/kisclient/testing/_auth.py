@@ -1,7 +1,7 @@
 """The unauthenticated endpoints: tokenP, revokeP, Approval and hashkey.
 
 Errors use the OAuth shape ``{"error_code", "error_description"}`` with HTTP 403, except a paper
-app key on the real host, which gets the gateway's HTTP 500 envelope with EGW02004 (facts §1).
+app key on the real host, which gets the gateway's HTTP 500 envelope with EGW02004.
 A real app key on the paper host is unknown there: EGW00103.
 """
 
@@ -32,7 +32,7 @@ from ._state import ApprovalKeyRecord, FakeApp
 
 __all__ = ["HANDLERS", "REVOKE_OK_MESSAGE", "check_app", "identify"]
 
-#: revokeP's success text (facts §2.2). Not a message code, so it is not in ``_codes``.
+#: revokeP's success text. Not a message code, so it is not in ``_codes``.
 REVOKE_OK_MESSAGE = "접근토큰 폐기에 성공하였습니다"
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import datetime as dt
 import json
 import random
 import string
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from kisclient._clock import Clock, SystemClock
@@ -99,6 +100,8 @@ class Core:
         self.approval_keys: dict[str, ApprovalKeyRecord] = {}
         #: Observers of the order engine (:meth:`emit_order_event`), called under :attr:`lock`.
         self.order_events: list[Callable[[OrderEvent], None]] = []
+        #: How far resting orders have been held against the moving path (``_resting``).
+        self.resting_checked_until: dt.datetime | None = None
 
     # --- apps ---
     def add_app(self, env: Env, cash: int | None, hts_id: str | None = None) -> FakeApp:
@@ -119,6 +122,17 @@ class Core:
     def now(self) -> dt.datetime:
         """The clock's wall time in KST."""
         return self.clock.now().astimezone(KST)
+
+    @contextlib.contextmanager
+    def clock_stopped_at(self, at: float) -> Iterator[None]:
+        """Run the body with the clock stopped at *at* (Unix seconds): what happens in it is
+        stamped then (a late request processed at its due time, a fill at its moment)."""
+        real = self.clock
+        self.clock = _StoppedClock(real, at)
+        try:
+            yield
+        finally:
+            self.clock = real
 
     def session_day(self) -> dt.date:
         """The trading day whose prices are "current": today from 09:00 on a weekday,
@@ -167,7 +181,7 @@ class Core:
     # --- tokens ---
     def new_token(self, app_key: str) -> TokenRecord:
         """Mint a JWT-looking token for *app_key*. Its ``jti`` claim is the issuing app key, as
-        KIS's are (kis-api-facts §2: official code reads it to tell real from paper tokens)."""
+        KIS's are (KIS's official sample code reads it to tell real from paper tokens)."""
         now = self.clock.time()
         rng = self.rng
         claims = {
@@ -279,3 +293,26 @@ class Ctx:
         except ValueError:
             return None
         return parsed if isinstance(parsed, dict) else None
+
+
+class _StoppedClock:
+    """*base* stopped at *at* (Unix seconds); sleeping and monotonic time are still *base*'s."""
+
+    def __init__(self, base: Clock, at: float) -> None:
+        self._base = base
+        self._at = at
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._at, KST)
+
+    def time(self) -> float:
+        return self._at
+
+    def monotonic(self) -> float:
+        return self._base.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self._base.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        await self._base.asleep(seconds)

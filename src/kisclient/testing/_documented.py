@@ -1,8 +1,8 @@
 """The documented response fields of every endpoint the fake serves: one registry, as data.
 
-Source: ``kis-endpoints.md`` (response field names read from the official repository
+Source: KIS's endpoint documentation (response field names read from the official repository
 koreainvestment/open-trading-api at commit 885dd4e, ``MCP/KIS Code Assistant MCP/data.csv``),
-and for the token endpoints ``kis-api-facts.md`` §2 and §3. Field names are facts; nothing here
+and for the token endpoints KIS's OAuth and hashkey pages. Field names are facts; nothing here
 is invented. The fake's handlers answer exactly these names (``tests/kisclient/
 test_fake_fidelity.py`` checks both directions from this table).
 
@@ -10,7 +10,7 @@ The endpoint document merges ``output1`` and ``output2`` into one list (a name i
 once). The split below is per endpoint:
 
 - ``inquire_daily_itemchartprice``: ``output1`` summary (``prdy_vrss`` …
-  ``itewhol_loan_rmnd_ratem``), ``output2`` bars (facts §5.3 names ``stck_bsop_date`` …
+  ``itewhol_loan_rmnd_ratem``), ``output2`` bars (KIS's daily-price page names ``stck_bsop_date`` …
   ``mod_yn``; the bars also carry
   ``prdy_vrss_sign``, ``prdy_vrss`` and ``revl_issu_reas``, names the merged list puts last).
 - ``inquire_asking_price_exp_ccn``: ``output1`` the book (to ``new_mkop_cls_code``), ``output2``
@@ -18,13 +18,13 @@ once). The split below is per endpoint:
 - minute charts: ``output1`` the eight summary names, ``output2`` the bar names (``stck_prpr`` …
   ``acml_tr_pbmn`` appear in both; the merged list lists them once).
 - ``inquire_balance``: ``output1`` holdings (``pdno`` … ``stck_loan_unpr``), ``output2`` the
-  summary (``dnca_tot_amt`` …), as facts §5.5.
+  summary (``dnca_tot_amt`` …), as KIS documents.
 - ``inquire_daily_ccld``: ``output1`` rows (``ord_dt`` … ``stpm_efct_occr_dtmd``), ``output2``
   totals; the merged list names only ``tot_ord_qty``, ``prsm_tlex_smtl`` and ``pchs_avg_pric``
   after the rows, so whether ``tot_ccld_qty`` / ``tot_ccld_amt`` are also in ``output2`` is not
   stated: the fake sends them there (unknown; kept because the row names exist).
 - ``inquire_period_profit``: ``output1`` days (``trad_dt`` … ``buy_qty1``), ``output2`` totals.
-- ``order_rvsecncl``: kis-endpoints.md writes the names lower case; facts §5.4 (which wins)
+- ``order_rvsecncl``: the endpoint table writes the names lower case; the order sample (which wins)
   gives the order answer upper case (``KRX_FWDG_ORD_ORGNO``, ``ODNO``, ``ORD_TMD``) for the
   cash order and its revise/cancel: upper case, as ``order_cash``.
 - ``inquire_daily_ccld``'s ``excg_id_dvsn_Cd`` keeps the document's capital C.
@@ -70,7 +70,7 @@ _MINUTE_CHART: Final[dict[str, tuple[str, ...]]] = {
 
 #: Endpoint name (``kisclient._config.ENDPOINTS``) → output key → documented field names.
 DOCUMENTED: Final[dict[str, dict[str, tuple[str, ...]]]] = {
-    # facts §2.1 (tokenP), §2.2 (revokeP), §2.3 (Approval), §3 (hashkey).
+    # tokenP, revokeP, Approval, hashkey.
     "token": {
         "body": ("access_token", "token_type", "expires_in", "access_token_token_expired"),
     },
@@ -266,7 +266,7 @@ DOCUMENTED: Final[dict[str, dict[str, tuple[str, ...]]]] = {
             "wrap_asst_type_cd",
             "ivst_prdt_type_cd",
             "frst_erlm_dt",
-            # Not in kis-endpoints.md's list for search-info, but python-kis 2.1.6 reads them
+            # Not in KIS's documented list for search-info, but python-kis 2.1.6 reads them
             # from it (pykis/api/info.py) and fails without: evidence the gateway sends them.
             "prdt_name",
             "prdt_name120",
@@ -734,7 +734,7 @@ DOCUMENTED: Final[dict[str, dict[str, tuple[str, ...]]]] = {
     },
 }
 
-#: Endpoints whose documented request fields include ``FID_COND_MRKT_DIV_CODE`` (kis-endpoints.md).
+#: Endpoints whose documented request fields include ``FID_COND_MRKT_DIV_CODE``.
 MARKET_DIVISION_ENDPOINTS: Final = frozenset(
     {
         "inquire_price",
@@ -749,7 +749,7 @@ MARKET_DIVISION_ENDPOINTS: Final = frozenset(
     }
 )
 #: The stock market divisions of the domestic-stock quotation APIs: ``J`` KRX, ``NX`` NXT,
-#: ``UN`` 통합 (facts §5.2, §8). Other documented values (``W`` ELW, ``U`` 업종, ``F`` futures...)
-#: belong to other products' APIs. The multi-symbol quote documents only ``J`` and ``NX`` (§8).
+#: ``UN`` 통합. Other documented values (``W`` ELW, ``U`` 업종, ``F`` futures...)
+#: belong to other products' APIs. The multi-symbol quote documents only ``J`` and ``NX``.
 MARKET_DIVISION_CODES: Final = frozenset({"J", "NX", "UN"})
 MULTPRICE_DIVISION_CODES: Final = frozenset({"J", "NX"})

@@ -11,12 +11,13 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from kisclient._clock import Clock
-from kisclient._config import KST, TOKEN_MIN_ISSUE_INTERVAL_S, EnvName, parse_env
+from kisclient._config import TOKEN_MIN_ISSUE_INTERVAL_S, EnvName, parse_env
 
 from ._core import Core
 from ._faults import Fault, FaultList
 from ._gateway import is_data_call, process
 from ._http import FakeRequest, FakeResponse
+from ._resting import fill_resting
 from ._state import ApprovalKeyRecord, FakeApp, FakeStats, Holding, Order, OrderEvent
 from ._trading import fill_crossing
 from ._transport import AsyncFakeTransport, FakeTransport
@@ -40,7 +41,9 @@ class FakeKIS:
     current second (running high and low); minute bars (:meth:`minute_bars`) agree. Off (the
     default, for tests that compare quotes taken at different moments): each day's close is
     the price all day. ``python -m kisclient.testing serve`` turns it on. :meth:`set_price`
-    overrides either.
+    overrides either. With moving prices a resting limit order fills at its limit at the first
+    second the path reaches it, evaluated whenever the fake is asked (a request, an inquiry such
+    as :meth:`orders`), never by a thread: see :mod:`._resting`.
     """
 
     def __init__(
@@ -185,6 +188,7 @@ class FakeKIS:
         execute."""
         with self._core.lock:
             listing = self.listing(code)
+            self._deliver_due()  # what the moving price did before the override
             self._core.price_overrides[(listing.code, self._core.session_day())] = price
             fill_crossing(self._core, listing.code)
 
@@ -270,43 +274,21 @@ class FakeKIS:
 
     def _deliver_due(self) -> None:
         """Process every deferred request whose time has come, in order, each at its due time
-        (its order, if any, is stamped then). Call with the lock held."""
+        (its order, if any, is stamped then), and fill the resting orders the moving price has
+        reached by now (:func:`~._resting.fill_resting`). Call with the lock held."""
         core = self._core
         while self._deferred and self._deferred[0][0] <= core.clock.time():
             due, _, request = heapq.heappop(self._deferred)
-            real = core.clock
-            core.clock = _StoppedClock(real, due)
-            core.admitted_on_arrival = True
-            try:
-                process(core, request, None)  # the answer goes nowhere: the client gave up
-            finally:
-                core.clock = real
-                core.admitted_on_arrival = False
+            with core.clock_stopped_at(due):
+                fill_resting(core)  # what the moving price did before it arrived
+                core.admitted_on_arrival = True
+                try:
+                    process(core, request, None)  # the answer goes nowhere: the client gave up
+                finally:
+                    core.admitted_on_arrival = False
+        fill_resting(core)
 
 
 def http_date(seconds: float) -> str:
     """An RFC 7231 ``Date`` value (``Thu, 26 Nov 2026 00:00:00 GMT``) for Unix *seconds*."""
     return email.utils.formatdate(seconds, usegmt=True)
-
-
-class _StoppedClock:
-    """*base* stopped at *at* (Unix seconds): the moment a deferred request is processed."""
-
-    def __init__(self, base: Clock, at: float) -> None:
-        self._base = base
-        self._at = at
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._at, KST)
-
-    def time(self) -> float:
-        return self._at
-
-    def monotonic(self) -> float:
-        return self._base.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        self._base.sleep(seconds)
-
-    async def asleep(self, seconds: float) -> None:
-        await self._base.asleep(seconds)

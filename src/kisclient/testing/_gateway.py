@@ -95,20 +95,31 @@ def is_data_call(path: str) -> bool:
 
 
 def process(core: Core, request: FakeRequest, fault: Fault | None) -> FakeResponse:
-    """Answer *request*, spoiled by *fault* if one was taken. Call with ``core.lock`` held."""
+    """Answer *request*, spoiled by *fault* if one was taken. Call with ``core.lock`` held.
+
+    On the paper host every envelope's ``msg1`` is right-padded here, the one place every
+    answer passes: the handlers' answers, the gateway's own refusals (EGW…) and injected
+    gateway faults alike (KIS: paper messages are right-padded with spaces)."""
     core.stats._note_request(request.path, request.tr_id)
     if fault is not None and fault.kind == "http_5xx_bare":
         return text_response(fault.status, f"<html><body>{fault.status} Error</body></html>")
+    response = _answer_or_fault(core, request, fault)
+    if request.env is Env.PAPER:
+        response = pad_paper_msg1(response)
+    if fault is not None and fault.kind in AFTER_PROCESSING:
+        _spoil(response, fault)
+    return response
+
+
+def _answer_or_fault(core: Core, request: FakeRequest, fault: Fault | None) -> FakeResponse:
+    """The envelope of an injected gateway fault, else the answer to *request*."""
     if fault is not None and fault.kind == "http_5xx_envelope":
         info = CODES[fault.code] if fault.code else DEFAULT_GATEWAY_FAULT
         return envelope(fault.status, info)
     if fault is not None and fault.kind == "rate_burst":
         core.stats._note_rate_limited(request.headers.get("appkey", ""))
         return envelope(500, RATE_LIMITED)
-    response = _answer(core, request)
-    if fault is not None and fault.kind in AFTER_PROCESSING:
-        _spoil(response, fault)
-    return response
+    return _answer(core, request)
 
 
 def _spoil(response: FakeResponse, fault: Fault) -> None:
@@ -123,20 +134,23 @@ def _spoil(response: FakeResponse, fault: Fault) -> None:
         response.body = response.body[: len(response.body) // 2]
 
 
-#: An unknown path or a wrong method. The facts files do not record what the gateway answers
-#: (facts silent); the fake answers like its other gateway refusals (facts §10: gateway errors
+#: An unknown path or a wrong method. KIS's sources do not record what the gateway answers;
+#: the fake answers like its other gateway refusals (gateway errors
 #: arrive as HTTP 500 with the JSON envelope, ``rt_cd "1"``) with EGW00101 "invalid request",
 #: a shape every KIS client parses, instead of an HTML page.
 UNKNOWN_PATH: CodeInfo = BAD_REQUEST
 #: A JSON number (or other non-string) in an order body. The official sample says every value is
-#: a string (facts §4.1, [OTA] ``order_cash.py``); the gateway's answer to a number is not
-#: recorded (facts silent): OPSQ0001 (call pre-processing error), HTTP 200, ``rt_cd "1"``.
+#: a string (koreainvestment/open-trading-api ``order_cash.py``); the gateway's answer to a number
+#: is not recorded: OPSQ0001 (call pre-processing error), HTTP 200, ``rt_cd "1"``.
 NOT_A_STRING: CodeInfo = CODES["OPSQ0001"]
-#: A ``hashkey`` header that is not the hash of the body: EGW00131 (facts §3, [KAE]); its HTTP
-#: status is not recorded, so HTTP 500 like the other EGW refusals (facts §10).
+#: A ``hashkey`` header that is not the hash of the body: EGW00131 (KIS's kis-ai-extensions); its
+#: HTTP status is not recorded, so HTTP 500 like the other EGW refusals.
 HASHKEY_INVALID: CodeInfo = CODES["EGW00131"]
-#: A market division code other than J/NX/UN: OPSQ2000 (the KAE list's market-code error; the
-#: exact answer is not recorded), HTTP 200, ``rt_cd "1"``.
+#: A market division code other than J/NX/UN, or none: OPSQ2000 (the KAE list's market-code
+#: error), HTTP 200, ``rt_cd "1"``. KIS's sources record the gateway's answer to neither a wrong
+#: nor a missing ``FID_COND_MRKT_DIV_CODE``: a missing one is refused like a wrong one, as the
+#: fake refuses the multi-quote's missing ``FID_COND_MRKT_DIV_CODE_n`` (its other missing
+#: required fields are refused the same way: HTTP 200, ``rt_cd "1"``, an OPSQ200x code).
 MARKET_DIVISION_INVALID: CodeInfo = CODES["OPSQ2000"]
 
 
@@ -165,9 +179,9 @@ def _check_request(core: Core, request: FakeRequest, name: str) -> FakeResponse 
         if isinstance(parsed, dict) and any(not isinstance(v, str) for v in parsed.values()):
             return envelope(200, NOT_A_STRING, headers=headers)
     if name in MARKET_DIVISION_ENDPOINTS:
-        # A wrong value is refused; a missing one is let through (what the gateway does without
-        # it is not recorded, and the fake's own older tests omit it): facts silent.
-        division = request.query.get("FID_COND_MRKT_DIV_CODE", "J").strip().upper()
+        # A documented request field of these endpoints: missing, blank or not J/NX/UN, it is
+        # refused alike (see MARKET_DIVISION_INVALID).
+        division = request.query.get("FID_COND_MRKT_DIV_CODE", "").strip().upper()
         if division not in MARKET_DIVISION_CODES:
             return envelope(200, MARKET_DIVISION_INVALID, headers=headers)
     return None
@@ -195,7 +209,7 @@ def _answer(core: Core, request: FakeRequest) -> FakeResponse:
     record = core.tokens.get(token.strip())
     issuer = core.apps.get(record.app_key) if record is not None else None
     if request.env is Env.PAPER and issuer is not None and issuer.env == Env.REAL.value:
-        # A real token on the paper host: EGW00205 (facts §6, [KAE]; [3P]).
+        # A real token on the paper host: EGW00205 (KIS's kis-ai-extensions; third-party reports).
         return envelope(500, CREDENTIALS_TYPE)
     if record is None or record.revoked or record.app_key != key:
         return envelope(500, TOKEN_INVALID)
@@ -212,4 +226,4 @@ def _answer(core: Core, request: FakeRequest) -> FakeResponse:
     answer = _check_request(core, request, endpoint.name)
     if answer is None:
         answer = _DATA_HANDLERS[endpoint.name](Ctx(core, request, app, tr_id, accepted[tr_id]))
-    return pad_paper_msg1(answer) if request.env is Env.PAPER else answer
+    return answer

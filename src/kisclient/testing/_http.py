@@ -117,14 +117,14 @@ def envelope(
     return json_response(status, payload, headers)
 
 
-#: Width the paper host pads ``msg1`` to. Facts §5.1: paper messages are right-padded with spaces
-#: and ``msg1`` is at most 80 characters; the exact width is not recorded (facts silent): 80.
+#: Width the paper host pads ``msg1`` to. KIS: paper messages are right-padded with spaces
+#: and ``msg1`` is at most 80 characters; the exact width is not recorded: 80.
 PAPER_MSG1_WIDTH = 80
 
 
 def pad_paper_msg1(response: FakeResponse) -> FakeResponse:
     """*response* with its envelope's ``msg1`` right-padded with spaces, as the paper host
-    sends its messages (facts §5.1). Other bodies are left alone."""
+    sends its messages. Other bodies are left alone."""
     try:
         payload = json.loads(response.body)
     except ValueError:

@@ -18,6 +18,8 @@ Documented choices where KIS's behaviour is not recorded:
 - the book: ``askp1`` one tick above the price, ``bidp1`` at it; the expected trade
   (``antc_cnpr``, ``antc_vol``) is filled during the auctions (before 09:00, 15:20–15:30) and
   ``0`` otherwise;
+- a code KIS does not know, on the book and the charts: the answer inquire-price gives it
+  (:func:`~._quotes.quoted_listing`: ``rt_cd "0"``, documented fields zeroed, no rows);
 - rankings answer the top 30 of the universe, no continuation; chk-holiday answers 30 calendar
   days from ``BASS_DT``, no continuation;
 - period profit pages :data:`PERIOD_PROFIT_PAGE_ROWS` days a call (``tr_cont`` / ``CTX_AREA_*``);
@@ -37,7 +39,7 @@ from kisclient._config import DAILY_CHART_MAX_ROWS
 
 from ._core import MARKET_CLOSE, MARKET_OPEN, Core, Ctx
 from ._http import FakeResponse
-from ._quotes import _bar, _bar_row, _fundamentals, _rate, _sign, price_snapshot
+from ._quotes import _bar, _bar_row, _fundamentals, _rate, _sign, price_snapshot, quoted_listing
 from ._trading import _account_matches, _cursors, _page
 from ._universe import FIRST_DAY, Bar, Listing, previous_weekday, tick_size, weekdays
 
@@ -124,9 +126,9 @@ def book_of(core: Core, listing: Listing) -> tuple[list[tuple[int, int]], list[t
 
 def orderbook(ctx: Ctx) -> FakeResponse:
     """inquire-asking-price-exp-ccn: ``output1`` the book, ``output2`` the expected trade."""
-    listing = _listing(ctx, "FID_INPUT_ISCD")
-    if listing is None:
-        return ctx.reject(UNKNOWN_CODE, "1")
+    listing = quoted_listing(ctx, "inquire_asking_price_exp_ccn")
+    if not isinstance(listing, Listing):
+        return listing
     core = ctx.core
     asks, bids = book_of(core, listing)
     now = core.now()
@@ -241,9 +243,9 @@ def _minute_page(rows: list[dict[str, str]], until: dt.time, limit: int) -> list
 def time_itemchart(ctx: Ctx) -> FakeResponse:
     """inquire-time-itemchartprice: the session day's minute bars, 30 a call, newest first,
     ending at ``FID_INPUT_HOUR_1``."""
-    listing = _listing(ctx, "FID_INPUT_ISCD")
-    if listing is None:
-        return ctx.reject(UNKNOWN_CODE, "1")
+    listing = quoted_listing(ctx, "inquire_time_itemchartprice")
+    if not isinstance(listing, Listing):
+        return listing
     until = _parse_hour(ctx.query.get("FID_INPUT_HOUR_1", ""))
     if until is None:
         return ctx.reject(BAD_FIELD, "1")
@@ -256,9 +258,9 @@ def time_itemchart(ctx: Ctx) -> FakeResponse:
 def time_dailychart(ctx: Ctx) -> FakeResponse:
     """inquire-time-dailychartprice: ``FID_INPUT_DATE_1``'s minute bars, 120 a call, newest
     first, ending at ``FID_INPUT_HOUR_1``."""
-    listing = _listing(ctx, "FID_INPUT_ISCD")
-    if listing is None:
-        return ctx.reject(UNKNOWN_CODE, "1")
+    listing = quoted_listing(ctx, "inquire_time_dailychartprice")
+    if not isinstance(listing, Listing):
+        return listing
     until = _parse_hour(ctx.query.get("FID_INPUT_HOUR_1", ""))
     day = _parse_date(ctx.query.get("FID_INPUT_DATE_1", ""))
     if until is None or day is None:
@@ -312,9 +314,9 @@ def period_chart(ctx: Ctx) -> FakeResponse:
     day. ``00000101`` (or any date before the first bar) starts at the beginning. Bad dates or
     period → HTTP 200, ``rt_cd "1"``, OPSQ2001."""
     core = ctx.core
-    listing = _listing(ctx, "FID_INPUT_ISCD")
-    if listing is None:
-        return ctx.reject(UNKNOWN_CODE, "1")
+    listing = quoted_listing(ctx, "inquire_daily_itemchartprice")
+    if not isinstance(listing, Listing):
+        return listing
     raw_start = ctx.query.get("FID_INPUT_DATE_1", "").strip()
     start = FIRST_DAY if raw_start == "00000101" else _parse_date(raw_start)
     end = _parse_date(ctx.query.get("FID_INPUT_DATE_2", ""))

@@ -1,4 +1,5 @@
-"""Quotation handlers: current price, daily prices, daily chart and the multi-symbol quote.
+"""Quotation handlers: current price, daily prices and the multi-symbol quote, and the answer
+every quote endpoint gives a code KIS does not know (:func:`quoted_listing`).
 
 All numbers are sent as strings, as KIS does. Prices agree across endpoints: the bar of the
 current trading day closes at :meth:`Core.price_of`.
@@ -9,17 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
-from typing import Any
+from typing import Any, Final
 
 from kisclient._codes import BAD_FIELD, CODES, UNKNOWN_CODE
-from kisclient._config import DAILY_CHART_MAX_ROWS, MULTIPRICE_MAX_CODES
+from kisclient._config import MULTIPRICE_MAX_CODES
 
 from ._core import Core, Ctx
 from ._documented import DOCUMENTED, MULTPRICE_DIVISION_CODES
 from ._http import FakeResponse
 from ._universe import FIRST_DAY, Bar, Listing, previous_weekday, round_to_tick, tick_size
 
-__all__ = ["daily_chart", "daily_price", "inquire_price", "multprice", "price_snapshot"]
+__all__ = [
+    "daily_price",
+    "inquire_price",
+    "multprice",
+    "price_snapshot",
+    "quoted_listing",
+]
 
 _MARKET_KOR = {"KOSPI": "코스피", "KOSDAQ": "코스닥"}
 
@@ -143,34 +150,59 @@ def _pivots(bar: Bar) -> dict[str, str]:
     }
 
 
-def _unknown_price_output() -> dict[str, str]:
-    """inquire-price's ``output`` for a code KIS does not know: every documented field, zero
-    numbers, blank texts (see :func:`inquire_price`)."""
-    texts = {"rprs_mrkt_kor_name", "bstp_kor_isnm", "stck_shrn_iscd", "fcam_cnnm", "cpfn_cnnm"}
-    return {
-        name: "" if name in texts or name.endswith(("_yn", "_date", "_code")) else "0"
-        for name in DOCUMENTED["inquire_price"]["output"]
-    }
-
-
 #: A well-formed domestic code: 6 characters (digits, or the 2024-reform letters), ETN ``Q`` + 6.
 _WELL_FORMED = re.compile(r"Q?[0-9A-Z]{6}")
+#: Suffixes of the documented names that hold text (names, codes, flags, dates, times): blank
+#: in an unknown code's answer; every other field is a number, ``"0"``.
+_TEXT_SUFFIXES = ("_yn", "_date", "_code", "_name", "_isnm", "_iscd", "_cnnm", "_hour", "_reas")
+#: The quote outputs that are lists of rows (bars); the others are one object.
+_ROW_OUTPUTS: Final = frozenset(
+    {
+        ("inquire_daily_price", "output"),
+        ("inquire_daily_itemchartprice", "output2"),
+        ("inquire_time_itemchartprice", "output2"),
+        ("inquire_time_dailychartprice", "output2"),
+    }
+)
 
 
-def inquire_price(ctx: Ctx) -> FakeResponse:
-    """inquire-price: one ``output`` object with every documented field (``_documented``).
+def _zeroed(names: tuple[str, ...]) -> dict[str, str]:
+    """One output object with every name in *names*: texts blank, numbers ``"0"``."""
+    return {name: "" if name.endswith(_TEXT_SUFFIXES) else "0" for name in names}
 
-    An unknown code: KIS's answer is not in the facts files. python-kis ([PYKIS],
-    ``pykis/api/stock/quote.py``) detects an unknown code by ``output.stck_prpr == "0"`` on a
-    successful answer, so the fake answers ``rt_cd "0"`` with every documented field zeroed
-    (numbers ``"0"``, texts blank): the shape a client written against KIS handles.
+
+def quoted_listing(ctx: Ctx, name: str) -> Listing | FakeResponse:
+    """The listing ``FID_INPUT_ISCD`` names for quote endpoint *name* (``_documented`` name),
+    or the whole answer when KIS does not know the code, the same for every quote endpoint.
+
+    KIS's answer to an unknown code is not recorded in its documentation or official samples.
+    python-kis (Soju06/python-kis) tells an unknown code by a successful answer whose price is
+    ``"0"`` (``output.stck_prpr`` of inquire-price, ``output1.stck_prpr`` of the charts), so a
+    well-formed unknown code answers ``rt_cd "0"`` with every documented field of each output
+    object zeroed (numbers ``"0"``, texts blank) and every list of rows empty: a shape a client
+    written against KIS handles. For the order book python-kis looks for a missing ``askp1`` in
+    ``output1``; it parses the zeroed book too (prices ``"0"``), the same shape was kept. Not a
+    code at all (not 6 characters, ETN ``Q`` + 6): refused, HTTP 200, ``rt_cd "1"``, OPSQ2002.
     """
     code = ctx.query.get("FID_INPUT_ISCD", "").strip()
     listing = ctx.core.universe.get(code)
-    if listing is None and _WELL_FORMED.fullmatch(code):
-        return ctx.ok(output=_unknown_price_output())
-    if listing is None:  # not a code at all: refused as before (OPSQ2002, rt_cd "1")
+    if listing is not None:
+        return listing
+    if not _WELL_FORMED.fullmatch(code):
         return ctx.reject(UNKNOWN_CODE, "1")
+    outputs: dict[str, Any] = {
+        key: [] if (name, key) in _ROW_OUTPUTS else _zeroed(names)
+        for key, names in DOCUMENTED[name].items()
+    }
+    return ctx.ok(**outputs)
+
+
+def inquire_price(ctx: Ctx) -> FakeResponse:
+    """inquire-price: one ``output`` object with every documented field (``_documented``); an
+    unknown code answers as :func:`quoted_listing` says."""
+    listing = quoted_listing(ctx, "inquire_price")
+    if not isinstance(listing, Listing):
+        return listing
     core = ctx.core
     snap = price_snapshot(core, listing)
     bar: Bar = snap["bar"]
@@ -292,9 +324,9 @@ def _days_back(end: dt.date, start: dt.date, limit: int) -> list[dt.date]:
 
 def daily_price(ctx: Ctx) -> FakeResponse:
     """inquire-daily-price: the last 30 trading days, newest first (period D only)."""
-    listing = ctx.core.universe.get(ctx.query.get("FID_INPUT_ISCD", ""))
-    if listing is None:
-        return ctx.reject(UNKNOWN_CODE, "1")
+    listing = quoted_listing(ctx, "inquire_daily_price")
+    if not isinstance(listing, Listing):
+        return listing
     rows = []
     for day in _days_back(ctx.core.session_day(), FIRST_DAY, 30):
         row = _bar_row(_bar(ctx.core, listing, day), listing)
@@ -312,57 +344,6 @@ def daily_price(ctx: Ctx) -> FakeResponse:
     return ctx.ok(output=rows)
 
 
-def _date(value: str) -> dt.date | None:
-    try:
-        return dt.datetime.strptime(value.strip(), "%Y%m%d").date()
-    except ValueError:
-        return None
-
-
-def daily_chart(ctx: Ctx) -> FakeResponse:
-    """inquire-daily-itemchartprice: ``output1`` summary, ``output2`` at most
-    DAILY_CHART_MAX_ROWS daily bars within [FID_INPUT_DATE_1, FID_INPUT_DATE_2], newest first.
-    Bad dates → HTTP 200, ``rt_cd "1"``, OPSQ2001. Only daily bars (any period code gets D)."""
-    core = ctx.core
-    listing = core.universe.get(ctx.query.get("FID_INPUT_ISCD", ""))
-    if listing is None:
-        return ctx.reject(UNKNOWN_CODE, "1")
-    start = _date(ctx.query.get("FID_INPUT_DATE_1", ""))
-    end = _date(ctx.query.get("FID_INPUT_DATE_2", ""))
-    if start is None or end is None:
-        return ctx.reject(BAD_FIELD, "1")
-    days = _days_back(min(end, core.session_day()), start, DAILY_CHART_MAX_ROWS)
-    bars = []
-    for day in days:
-        row = _bar_row(_bar(core, listing, day), listing)
-        row.update(
-            {"flng_cls_code": "00", "prtt_rate": "0.00", "mod_yn": "N", "revl_issu_reas": ""}
-        )
-        bars.append(row)
-    snap = price_snapshot(core, listing)
-    bar: Bar = snap["bar"]
-    summary = {
-        "prdy_vrss": str(snap["change"]),
-        "prdy_vrss_sign": snap["sign"],
-        "prdy_ctrt": snap["rate"],
-        "stck_prdy_clpr": str(snap["prev"]),
-        "acml_vol": str(bar.volume),
-        "acml_tr_pbmn": str(bar.value),
-        "hts_kor_isnm": listing.name,
-        "stck_prpr": str(snap["price"]),
-        "stck_shrn_iscd": listing.code,
-        "stck_mxpr": str(snap["upper"]),
-        "stck_llam": str(snap["lower"]),
-        "stck_oprc": str(bar.open),
-        "stck_hgpr": str(bar.high),
-        "stck_lwpr": str(bar.low),
-        "lstn_stcn": str(listing.shares),
-        "hts_avls": str(snap["price"] * listing.shares // 100_000_000),
-        **_fundamentals(core, listing, snap["price"]),
-    }
-    return ctx.ok(output1=summary, output2=bars)
-
-
 def multprice(ctx: Ctx) -> FakeResponse:
     """intstock-multprice: up to MULTIPRICE_MAX_CODES codes in FID_INPUT_ISCD_1..N.
 
@@ -377,7 +358,7 @@ def multprice(ctx: Ctx) -> FakeResponse:
         return ctx.reject(BAD_FIELD, "1")
     for n in numbered:
         division = ctx.query.get(f"FID_COND_MRKT_DIV_CODE_{n}", "").strip().upper()
-        if division not in MULTPRICE_DIVISION_CODES:  # J or NX only (facts §8)
+        if division not in MULTPRICE_DIVISION_CODES:  # J or NX only (the documented values)
             return ctx.reject(CODES["OPSQ2000"], "1")
     rows = []
     for _, code in sorted(numbered.items()):
@@ -434,38 +415,6 @@ def _multprice_book(core: Core, listing: Listing, snap: dict[str, Any]) -> dict[
 
 
 def _empty_multprice_row(code: str) -> dict[str, str]:
-    zero = (
-        "inter2_prpr",
-        "inter2_prdy_vrss",
-        "prdy_ctrt",
-        "acml_vol",
-        "acml_tr_pbmn",
-        "inter2_oprc",
-        "inter2_hgpr",
-        "inter2_lwpr",
-        "inter2_mxpr",
-        "inter2_llam",
-        "inter2_askp",
-        "inter2_bidp",
-        "inter2_prdy_clpr",
-        "inter2_sdpr",
-        "seln_rsqn",
-        "shnu_rsqn",
-        "total_askp_rsqn",
-        "total_bidp_rsqn",
-        "oprc_vrss_hgpr_rate",
-        "intr_antc_cntg_vrss",
-        "intr_antc_cntg_prdy_ctrt",
-        "intr_antc_vol",
-    )
-    row = {
-        "inter_shrn_iscd": code,
-        "inter_kor_isnm": "",
-        "prdy_vrss_sign": "3",
-        "intr_antc_cntg_vrss_sign": "3",
-        "hour_cls_code": "0",
-        "kospi_kosdaq_cls_name": "",
-        "mrkt_trtm_cls_name": "",
-    }
-    row.update(dict.fromkeys(zero, "0"))
-    return row
+    """The multi-quote's row for a code KIS does not know: its code, every other documented
+    field zeroed as :func:`quoted_listing` zeroes the other quote endpoints' outputs."""
+    return {**_zeroed(DOCUMENTED["intstock_multprice"]["output"]), "inter_shrn_iscd": code}

@@ -1,9 +1,10 @@
 """Account handlers: cash orders, cancellation, balance and the daily order/fill inquiry.
 
 Model: orders execute in full and at once at the current price when marketable (market orders,
-or limits that cross); other limit orders rest until :meth:`FakeKIS.set_price` makes them cross
-or they are cancelled. Cash moves at execution (no fees, no settlement lag). Business refusals
-are HTTP 200 with ``rt_cd`` other than ``"0"``.
+or limits that cross); other limit orders rest until :meth:`FakeKIS.set_price` makes them cross,
+the moving price reaches them (``moving_prices``, :mod:`._resting`) or they are cancelled. Cash
+moves at execution (no fees, no settlement lag). Business refusals are HTTP 200 with ``rt_cd``
+other than ``"0"``.
 
 Every acceptance, execution, revision, cancellation and late refusal is reported to the core's
 ``order_events`` observers (:class:`~kisclient.testing.OrderEvent`), under the lock.
@@ -71,7 +72,7 @@ NOT_REVISABLE = CodeInfo(min(NOT_REVISABLE_MSG_CDS), Kind.BUSINESS, "취소가�
 #: The refusal of a sell beyond the orderable holding (see :func:`order_cash`).
 INSUFFICIENT_HOLDINGS = INSUFFICIENT_CASH
 
-#: Rows per page of inquire-psbl-rvsecncl (one call answers at most 50, [3P] sample notes).
+#: Rows per page of inquire-psbl-rvsecncl (one call answers at most 50, third-party sample notes).
 PSBL_RVSECNCL_PAGE_ROWS = 50
 
 #: Shares available now at the current price per code, for IOC/FOK orders (absent: unlimited).
@@ -234,9 +235,9 @@ def order_cash(ctx: Ctx) -> FakeResponse:
     if side == "sell":
         held = account.holdings.get(listing.code)
         if held is None or qty > held.qty - _reserved(account, "sell", listing.code):
-            # Oversell. The facts files record no code for insufficient holdings (40070000 is
+            # Oversell. KIS's sources record no code for insufficient holdings (40070000 is
             # "매매불가 종목", the wrong message); the closest documented rows are the
-            # orderable-amount refusals (APBK0952 real / 40250000 paper, facts §6 via _codes).
+            # orderable-amount refusals (APBK0952 real / 40250000 paper, via _codes).
             refusal = INSUFFICIENT_HOLDINGS[ctx.env]
     order = Order(
         "" if refusal is not None else core.next_order_no(),  # a refused order gets no number
@@ -318,9 +319,9 @@ def order_rvsecncl(ctx: Ctx) -> FakeResponse:
     dvsn = str(body.get("RVSE_CNCL_DVSN_CD", "")).strip()
     if original is None or dvsn not in ("01", "02"):
         return ctx.reject(BAD_FIELD)
-    # KRX_FWDG_ORD_ORGNO is a documented request field (kis-endpoints.md): it must name the
-    # original order's branch. The gateway's answer to a wrong one is not recorded (facts
-    # silent): refused like an unknown ORGN_ODNO, OPSQ2001 with rt_cd "7".
+    # KRX_FWDG_ORD_ORGNO is a documented request field: it must name the
+    # original order's branch. The gateway's answer to a wrong one is not recorded:
+    # refused like an unknown ORGN_ODNO, OPSQ2001 with rt_cd "7".
     if str(body.get("KRX_FWDG_ORD_ORGNO", "")).strip() != original.branch:
         return ctx.reject(BAD_FIELD)
     wanted = _int(body.get("ORD_QTY")) or 0
@@ -539,6 +540,9 @@ def balance(ctx: Ctx) -> FakeResponse:
     fills = [o for o in account.orders if o.kind == "order" and o.time.date() == today]
     bought = sum(o.filled_qty * o.price for o in fills if o.side == "buy")
     sold = sum(o.filled_qty * o.price for o in fills if o.side == "sell")
+    total = account.cash + total_value
+    before = _previous_close_assets(core, account, fills, bought - sold)
+    change = total - before
     summary = {
         "dnca_tot_amt": str(account.cash),
         "nxdy_excc_amt": str(account.cash),
@@ -554,19 +558,36 @@ def balance(ctx: Ctx) -> FakeResponse:
         "thdt_tlex_amt": "0",
         "tot_loan_amt": "0",
         "scts_evlu_amt": str(total_value),
-        "tot_evlu_amt": str(account.cash + total_value),
-        "nass_amt": str(account.cash + total_value),
+        "tot_evlu_amt": str(total),
+        "nass_amt": str(total),
         "fncg_gld_auto_rdpt_yn": "N",
         "pchs_amt_smtl_amt": str(total_cost),
         "evlu_amt_smtl_amt": str(total_value),
         "evlu_pfls_smtl_amt": str(total_value - total_cost),
         "tot_stln_slng_chgs": "0",
-        "bfdy_tot_asst_evlu_amt": str(account.cash + total_value),
-        "asst_icdc_amt": "0",
-        "asst_icdc_erng_rt": "0.00000000",
+        "bfdy_tot_asst_evlu_amt": str(before),
+        "asst_icdc_amt": str(change),
+        "asst_icdc_erng_rt": f"{change * 100 / before:.8f}" if before else "0.00000000",
     }
     last = codes[stop - 1] if stop else ""
     return ctx.ok(tr_cont=tr_cont, output1=rows, output2=[summary], **_cursors(ctx, last))
+
+
+def _previous_close_assets(core: Core, account: Account, fills: list[Order], spent: int) -> int:
+    """The account's total assets at the previous close (``bfdy_tot_asst_evlu_amt``): today's
+    cash before today's orders (*fills*, which spent *spent* net), and the holdings before them
+    valued at each code's previous close. ``asst_icdc_amt`` / ``asst_icdc_erng_rt`` (the change
+    since, in KRW and %) then move with the price, as the day's performance does."""
+    shares = {code: holding.qty for code, holding in account.holdings.items()}
+    for order in fills:
+        moved = order.filled_qty if order.side == "buy" else -order.filled_qty
+        shares[order.code] = shares.get(order.code, 0) - moved
+    value = 0
+    for code, qty in shares.items():
+        listing = core.universe.get(code)
+        if listing is not None and qty > 0:
+            value += qty * price_snapshot(core, listing)["prev"]
+    return account.cash + spent + value
 
 
 def _holding_row(
@@ -656,7 +677,7 @@ def daily_ccld(ctx: Ctx) -> FakeResponse:
 def _ccld_row(core: Core, order: Order) -> dict[str, str]:
     """One ``output1`` row. A revision or cancellation row names the order it changes in
     ``orgn_odno`` (blank on an original order); a cancellation has ``cncl_yn "Y"`` (the row has
-    no documented ``rvse_cncl_dvsn_name``, kis-endpoints.md); ``ord_dvsn_cd`` /
+    no documented ``rvse_cncl_dvsn_name``); ``ord_dvsn_cd`` /
     ``ord_dvsn_name`` carry the order division (``00`` 지정가, ``01`` 시장가)."""
     listing = core.universe.get(order.code)
     cancel = order.kind == "cancel"
@@ -685,7 +706,7 @@ def _ccld_row(core: Core, order: Order) -> dict[str, str]:
         "ccld_cndt_name": {"11": "IOC", "12": "FOK", "13": "IOC", "14": "FOK"}.get(
             order.ord_dvsn, "없음"
         ),
-        # The other documented fields (kis-endpoints.md), with their documented names: note
+        # The other documented fields, with their documented names: note
         # ``excg_id_dvsn_Cd``'s capital C.
         "ordr_empno": "",
         "inqr_ip_addr": "",

@@ -11,8 +11,8 @@ so the price at any second of the session (:meth:`Universe.price_at`) is a pure 
 reaches the daily bar's volume at 15:30. Daily bars of the day in progress (:meth:`Universe.bar`
 with a ``now`` hook) end at the current second: running high and low, volume so far.
 
-The listings start with real KRX products by their real codes and names (facts from
-krx-domain.md and the exchange's listings: large caps, preferred shares, ETFs, an ETN, a SPAC and
+The listings start with real KRX products by their real codes and names (from the
+exchange's listings: large caps, preferred shares, ETFs, an ETN, a SPAC and
 2024-reform alphanumeric codes), interleaved with synthetic filler for size. Prices, share counts
 and flags of the real names are synthetic, not market data.
 """
@@ -50,7 +50,7 @@ __all__ = [
 #: The first day with price history; earlier dates have no bars.
 FIRST_DAY = dt.date(2010, 1, 4)
 
-_LETTERS = "ABCDEFGHJKLMNPQRSTVWXYZ"  # KRX code letters: no I, O, U (krx-domain.md §1.2)
+_LETTERS = "ABCDEFGHJKLMNPQRSTVWXYZ"  # KRX code letters: no I, O, U (the 2024 code reform)
 #: The regular session (KST): prices move from SESSION_OPEN to SESSION_CLOSE.
 SESSION_OPEN = dt.time(9, 0)
 SESSION_CLOSE = dt.time(15, 30)
@@ -77,7 +77,7 @@ class Listing:
 
     @property
     def quote_code(self) -> str:
-        """The code as quote APIs take it: ETNs carry a ``Q`` prefix (krx-domain.md §1.4)."""
+        """The code as quote APIs take it: ETNs carry a ``Q`` prefix."""
         return "Q" + self.code if self.kind == "etn" else self.code
 
 
@@ -99,7 +99,7 @@ class Bar:
         return self.volume * (self.high + self.low + self.close) // 3
 
 
-# Real examples from krx-domain.md §1.3: (code, name, market, kind, sector, price).
+# Real examples by category: (code, name, market, kind, sector, price).
 _REAL: tuple[tuple[str, str, str, str, str, int], ...] = (
     ("005930", "삼성전자", "KOSPI", "stock", "전기·전자", 71500),
     ("000660", "SK하이닉스", "KOSPI", "stock", "전기·전자", 182000),

@@ -1,12 +1,12 @@
-"""FakeWSServer: the KIS real-time WebSocket, faithful to the facts file, on a loopback port.
+"""FakeWSServer: the KIS real-time WebSocket, faithful to its public sources, on a loopback port.
 
 One server is one environment's host (``env="real"``: port 21000's behaviour, ``"paper"``:
 31000's). It runs a ``websockets`` asyncio server on its own event loop in a daemon thread, so
 sync and asyncio tests both use it. Socket timers (PINGPONG, slot hold, stalls) run on real
 time; dates, times and approval-key age come from the fake's clock.
 
-Protocol (facts §3, §5)
------------------------
+Protocol (KIS's messages and limits)
+------------------------------------
 - Requests are text frames ``{"header": {"approval_key", "custtype", "tr_type",
   "content-type"}, "body": {"input": {"tr_id", "tr_key"}}}``; ``tr_type`` ``"1"`` registers,
   ``"2"`` unregisters. Answers are JSON ``{"header": {"tr_id", "tr_key", "encrypt"},
@@ -24,7 +24,7 @@ Protocol (facts §3, §5)
   ``output.iv`` (16); a duplicate ``OPSP0002`` (also with a fresh pair: every registering ack
   carries one, and the session encrypts a tr_id's notices with the pair of its *latest*
   registering ack for that tr_id); one too many ``OPSP0008`` (that item stays silent).
-  Unregister ``OPSP0001`` (frees the place at once: the facts leave it unknown) or ``OPSP0003``.
+  Unregister ``OPSP0001`` (frees the place at once: KIS's sources leave it unknown) or ``OPSP0003``.
 - Format errors, rt_cd ``"9"``, the session stays open (codes chosen inside the documented
   OPSP8992–9999 range; the real texts are unknown):
 
@@ -54,7 +54,7 @@ Protocol (facts §3, §5)
 - Session ends: a client close frame with code 1000, 1001 or 1005 (none given), or any close
   the server started, frees the app key's slot at once. Anything else is *abnormal* and holds
   the slot busy for ``slot_hold_s``: a TCP drop with no close frame (:meth:`drop_all`, a killed
-  client) and a close frame with another code (the facts report a client's 1007 close on an
+  client) and a close frame with another code (reports tell of a client's 1007 close on an
   invalid UTF-8 byte preceding an hours-long lock).
 - Data frames: ``0|tr_id|NNN|records`` (plain), execution notices ``1|tr_id|001|<base64>``
   (AES-256-CBC, PKCS#7). See :mod:`._ws_records` for the field values.

@@ -1,6 +1,6 @@
 """The WebSocket fake's payloads: trade and order-book records, execution notices, AES.
 
-Field lists follow the facts file (§4). Every value is a string; records are ``^``-joined and a
+Field lists follow KIS's documented order. Every value is a string; records are ``^``-joined and a
 bundle is its records ``^``-joined with no separator between records. The builders read the fake's
 state and must run with ``core.lock`` held; they never log.
 """
