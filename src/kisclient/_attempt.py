@@ -60,6 +60,7 @@ from ._errors import (
     RetryBudgetExhausted,
     ValidationError,
 )
+from ._observe import AdmissionWaited, Observer, RequestObserved, notify
 from ._operations import Flow, Gather, Response, Sleep
 from ._token_store import Token
 
@@ -209,6 +210,8 @@ def attempt_flow(  # noqa: PLR0915 - one attempt, read top to bottom, in one pla
     gateway: GatewayClock,
     clock: Clock,
     limited: bool = True,
+    observer: Observer | None = None,
+    route: str = "account",
 ) -> AttemptFlow:
     """Send *call* until it succeeds, fails for good, or *policy* / *budget* stop it.
 
@@ -218,7 +221,8 @@ def attempt_flow(  # noqa: PLR0915 - one attempt, read top to bottom, in one pla
     nothing was sent, so it is no issuance attempt) is retried like any connect error. Each
     retry of a failure costs its ``budget_cost`` from *budget* (then
     :class:`~kisclient.RetryBudgetExhausted`, chained to the failure); a success refunds what
-    its retries cost (1 when it needed none).
+    its retries cost (1 when it needed none). *observer* (see :mod:`kisclient._observe`) is told
+    each admission's wait and each request's outcome, tagged with *route*.
     """
     endpoint = call.endpoint
     authenticated = endpoint.authenticated
@@ -230,7 +234,13 @@ def attempt_flow(  # noqa: PLR0915 - one attempt, read top to bottom, in one pla
     number = 0
     while True:
         number += 1
-        admitted = (yield Step.ADMIT) if limited else None
+        if limited:
+            asked = clock.monotonic()
+            admitted = yield Step.ADMIT
+            if observer is not None:
+                notify(observer, AdmissionWaited(route, clock.monotonic() - asked))
+        else:
+            admitted = None
         token: Token | None = None
         verdict: Verdict | None = None
         headers: Mapping[str, str] = {}
@@ -261,6 +271,8 @@ def attempt_flow(  # noqa: PLR0915 - one attempt, read top to bottom, in one pla
             headers = attempt.headers
             gateway.observe(headers)
             verdict = classify(call, attempt)
+            if observer is not None:
+                notify(observer, _observed(call, attempt.status, number, verdict, route))
             if verdict.action == "success":
                 budget.refund(spent or 1)
                 return Response(
@@ -292,6 +304,21 @@ def attempt_flow(  # noqa: PLR0915 - one attempt, read top to bottom, in one pla
                 return _budget_exhausted(error, number)
             spent += verdict.budget_cost
         yield Sleep(delay)
+
+
+def _observed(
+    call: Call, status: int | None, number: int, verdict: Verdict, route: str
+) -> RequestObserved:
+    """The observer's record of one answered (or unanswered) request."""
+    if verdict.action == "success":
+        outcome = "ok"
+    elif verdict.error is not None and verdict.error.msg_cd:
+        outcome = verdict.error.msg_cd
+    elif status is not None:
+        outcome = f"http_{status}"
+    else:
+        outcome = "transport"
+    return RequestObserved(route, call.endpoint.path, call.tr_id or "", number, status, outcome)
 
 
 def _token_failure(error: KISError, call: Call, number: int) -> Verdict:

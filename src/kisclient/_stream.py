@@ -26,7 +26,7 @@ import contextlib
 import logging
 import random
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
@@ -36,7 +36,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from ._approval import ApprovalKey, ApprovalKeys
 from ._config import Env
-from ._errors import AuthError, ConfigurationError, KISConnectionError, KISError
+from ._errors import AuthError, ConfigurationError, KISConnectionError, KISError, StreamSlotBusy
+from ._observe import Observer, StreamObserved, notify
 from ._redaction import without_frame_traces
 from ._stream_events import StreamConnected, StreamEvent, StreamReconnecting, StreamResubscribed
 from ._stream_lease import StreamLease
@@ -103,6 +104,10 @@ class StreamOptions:
 STREAM_DEFAULTS = StreamOptions()
 
 
+#: What a frame decodes to besides events: the session answers or applies these itself.
+_CONTROL_ITEMS: Final = frozenset({PingPong, Ack})
+
+
 class _Inbox:
     """The events between the session and its consumer: an :class:`EventBuffer` plus a way to
     wake the consumer, for an asyncio consumer on the session's loop or a thread elsewhere."""
@@ -111,20 +116,21 @@ class _Inbox:
         self._buffer = EventBuffer(maxsize)
         self._threaded = threaded
         self._condition = threading.Condition()
-        self._ready = asyncio.Event() if not threaded else None
+        # An asyncio consumer (on the session's loop) waits on a future; one timer serves all
+        # its timeouts (see _arm), so a consumer that keeps up with the feed and waits for
+        # every frame does not schedule and cancel a timer each time.
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.error: BaseException | None = None
 
-    def put(self, events: Iterable[StreamEvent]) -> None:
-        if self._ready is not None:  # the consumer is on this loop: no lock needed
-            push = self._buffer.push
-            for event in events:
-                push(event)
-            self._ready.set()
+    def put(self, events: Sequence[StreamEvent]) -> None:
+        if not self._threaded:  # the consumer is on this loop: no lock needed
+            self._buffer.push_all(events)
+            self._wake()
             return
         with self._condition:
-            for event in events:
-                self._buffer.push(event)
+            self._buffer.push_all(events)
             self._condition.notify_all()
 
     def finish(self, error: BaseException | None = None) -> None:
@@ -133,11 +139,34 @@ class _Inbox:
             self.closed = True
             self.error = self.error or error
             self._condition.notify_all()
-        if self._ready is not None:
-            self._ready.set()
+        if not self._threaded:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._wake()
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Make sure a wake-up comes no later than *deadline*. A timer that fires earlier is
+        kept (the waiter then finds its deadline not reached and waits again), so a consumer
+        calling ``recv(30)`` over and over re-arms about once every 30 s, not once a frame."""
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self._on_timer)
 
     def _take(self) -> StreamEvent | None:
-        if self._ready is not None:
+        if not self._threaded:
             event = self._buffer.pop()
         else:
             with self._condition:
@@ -148,17 +177,25 @@ class _Inbox:
 
     async def get_async(self, timeout: float | None) -> StreamEvent | None:
         """The next event; ``None`` once closed and drained; ``TimeoutError`` after *timeout*."""
-        assert self._ready is not None
-        event = self._take()  # the common case, a buffered event: no timer armed for it
+        assert not self._threaded
+        event = self._take()  # the common case, a buffered event: nothing to arm
         if event is not None or self.closed:
             return event
-        async with asyncio.timeout(timeout):
-            while True:
-                self._ready.clear()
-                event = self._take()
-                if event is not None or self.closed:
-                    return event
-                await self._ready.wait()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if deadline is not None:
+                if loop.time() >= deadline:
+                    raise TimeoutError(f"no stream event within {timeout:g}s")
+                self._arm(loop, deadline)
+            self._waiter = waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+            event = self._take()
+            if event is not None or self.closed:
+                return event
 
     def get_blocking(self, timeout: float | None) -> StreamEvent | None:
         """The blocking :meth:`get_async`."""
@@ -166,6 +203,11 @@ class _Inbox:
             if not self._condition.wait_for(lambda: len(self._buffer) or self.closed, timeout):
                 raise TimeoutError(f"no stream event within {timeout:g}s")
         return self._take()
+
+    @property
+    def dropped_total(self) -> int:
+        b = self._buffer
+        return b.dropped_orderbooks + b.dropped_trades + b.dropped_fills + b.dropped_status
 
     @property
     def dropped(self) -> dict[str, int]:
@@ -213,8 +255,11 @@ class AsyncStream:
         options: StreamOptions,
         threaded: bool = False,
         rng: random.Random | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._url = url
+        self._observer = observer
+        self._dropped_seen = 0
         self._env = env
         self._hts_id = hts_id
         self._approval = approval
@@ -258,13 +303,18 @@ class AsyncStream:
     async def open(self) -> None:
         """Take the lease (or raise :class:`~kisclient.StreamSlotBusy`), connect once (raising
         what prevents it), then keep the session up in the background."""
-        self._lease.acquire()
+        try:
+            self._lease.acquire()
+        except StreamSlotBusy:
+            notify(self._observer, StreamObserved("slot_busy"))
+            raise
         try:
             self._ws = await self._connect()
         except BaseException:
             self._lease.release()
             raise
         self.stats.connects += 1
+        notify(self._observer, StreamObserved("connected"))
         self._inbox.put([StreamConnected(attempt=1)])
         self._supervisor = asyncio.create_task(self._supervise(), name="kisclient-stream")
 
@@ -438,6 +488,7 @@ class AsyncStream:
                     continue
                 self.stats.connects += 1
                 self.stats.reconnects += 1
+                notify(self._observer, StreamObserved("reconnected"))
                 replay = self._registry.replay()
                 self._inbox.put([StreamConnected(attempt=attempt + 1)])
                 # StreamResubscribed comes when KIS has answered every replayed registration
@@ -473,7 +524,12 @@ class AsyncStream:
                 self._last_frame = loop.time()
                 self.stats.frames += 1
                 data = frame if isinstance(frame, bytes) else frame.encode()
-                end = await self._handle(ws, self._decoder.decode_bytes(data))
+                items = self._decoder.decode_bytes(data)
+                if items and type(items[0]) not in _CONTROL_ITEMS:
+                    # a data frame, the common case by far: only events, nothing to answer
+                    self._inbox.put(items)  # type: ignore[arg-type]
+                    continue
+                end = await self._handle(ws, items)
                 if end:
                     return end
         finally:
@@ -508,11 +564,21 @@ class AsyncStream:
                 events.append(item)
         if events:
             self._inbox.put(events)
+            if self._observer is not None:
+                self._report_drops()
         return ""
+
+    def _report_drops(self) -> None:
+        """Tell the observer how many events were dropped since its last report."""
+        total = self._inbox.dropped_total
+        if total > self._dropped_seen:
+            notify(self._observer, StreamObserved("dropped", total - self._dropped_seen))
+            self._dropped_seen = total
 
     async def _on_ack(self, ack: Ack, events: list[StreamEvent]) -> str:
         if ack.msg_cd == _SLOT_BUSY:
             self.stats.slot_busy += 1
+            notify(self._observer, StreamObserved("slot_busy"))
             self._replaying = set()
             return "OPSP8996: the app key's session slot is busy"
         if ack.msg_cd == _INVALID_APPROVAL and self._key is not None:

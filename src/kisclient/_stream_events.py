@@ -1,6 +1,6 @@
 """The events a real-time stream delivers: market data, fill notices and the stream's own status.
 
-Market data and notices come from KIS's WebSocket data frames (``kis-websocket-facts.md`` §4):
+Market data and notices come from KIS's WebSocket data frames (KIS's real-time field lists):
 
 - :class:`Trade` — one H0STCNT0 record (KRX trades; H0NXCNT0 NXT and H0UNCNT0 combined share the
   layout).

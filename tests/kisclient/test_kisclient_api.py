@@ -13,6 +13,7 @@ import pytest
 import kisclient
 import kisclient.testing
 from kisclient._settings import DEFAULTS, ClientOptions, ClientSettings
+from lazy_exports_support import check_lazy_exports, modules_loaded_by
 
 KISCLIENT = {
     "AsyncStream",
@@ -104,6 +105,12 @@ KISCLIENT = {
     "parse_env",
     "token_status",
     "validate_isin",
+    # the observer seam (issue 15)
+    "AdmissionWaited",
+    "ClientEvent",
+    "Observer",
+    "RequestObserved",
+    "StreamObserved",
 }
 TESTING = {
     "ApprovalKeyRecord",
@@ -268,3 +275,16 @@ def test_the_guide_error_tree_is_the_exception_tree() -> None:
         "InvalidAccount",
         "ConfigurationError",
     }
+
+
+def test_public_names_load_on_first_use_and_agree_with_all() -> None:
+    check_lazy_exports(kisclient)
+
+
+def test_asking_for_one_name_does_not_load_the_clients() -> None:
+    loaded = modules_loaded_by("from kisclient import KST")
+    assert "kisclient._config" in loaded
+    assert not {"httpx", "asyncio", "websockets", "kisclient._client"} & loaded
+    loaded = modules_loaded_by("from kisclient import token_status")
+    assert not {"websockets", "kisclient._client", "kisclient._stream"} & loaded
+    assert {"httpx", "kisclient._client"} <= modules_loaded_by("from kisclient import KISClient")

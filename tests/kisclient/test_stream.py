@@ -34,11 +34,14 @@ import pytest
 from kis_support import async_client, make_fake, sync_client
 from kisclient import (
     AsyncKISClient,
+    ClientEvent,
     ConfigurationError,
     FakeClock,
     KISClient,
     KISConnectionError,
     OrderResult,
+    RequestObserved,
+    StreamObserved,
     StreamSlotBusy,
     SubscriptionLimitExceeded,
 )
@@ -929,6 +932,34 @@ def test_a_slow_consumer_loses_order_books_first_and_is_told_about_lost_trades(
         gap = int(kept_trades[0].fields["ACML_VOL"]) - kept_trades[0].volume
         assert gap > int(trades[-1].fields["ACML_VOL"])
         assert s.dropped == {"orderbooks": 38, "trades": 3, "fills": 0, "status": 0}
+
+
+def test_the_observer_hears_of_connects_reconnects_and_drops(
+    shell: ShellKind, make_world: MakeWorld
+) -> None:
+    """The observer seam (issue 15): one event per connect and reconnect, and the drops as they
+    happen, adding up to what the session reports."""
+    w = make_world(pingpong_interval_s=30.0, slot_hold_s=0.0)
+    seen: list[ClientEvent] = []
+    kis = w.client(shell, observer=seen.append)
+    with kis.stream(queue_size=5) as s:
+        s.connected()
+        s.subscribe_trades([CODE])
+        s.subscribe_orderbook([CODE])
+        frames = s.stats.frames
+        for _ in range(20):
+            w.ws.publish_orderbook(CODE)
+        w.ws.publish_trades(CODE, n=3)
+        s.run_until(lambda: s.stats.frames == frames + 23)
+        s.drain(0.1)
+        dropped = sum(s.dropped.values())
+        assert w.ws.drop_all() == 1
+        s.events_until(lambda e: isinstance(e, StreamResubscribed))
+    stream = [e for e in seen if isinstance(e, StreamObserved)]
+    kinds = [e.kind for e in stream if e.kind != "dropped"]
+    assert kinds == ["connected", "reconnected"]
+    assert sum(e.count for e in stream if e.kind == "dropped") == dropped == 18  # the books
+    assert not any(isinstance(e, RequestObserved) and not e.ok for e in seen)
 
 
 # --- secrets ------------------------------------------------------------------------------------
