@@ -5,7 +5,7 @@
 0600, guarded by ``approval.lock`` beside it. It holds the current approval key with its issue
 time and the time of the last issuance attempt by any process (for pacing).
 
-Rules (KIS facts §1, §5):
+Rules (KIS's approval-key and WebSocket limits):
 
 - A key is valid 24 h but only checked when a session *starts*; a key younger than 24 h minus a
   margin (10 minutes by default) is reused, by every process of the scope.
@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
 from ._clock import Clock
+from ._config import Env
 from ._errors import RequestNotSent, TokenError
-from ._locked_flow import LockedFlowRunner, Op, Step, Wait, Write
+from ._locked_flow import LockedFlowRunner, Op, Step, Store, Wait, Write
 from ._statedir import ScopedFile, is_json_number, stamps_from_the_future
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "ApprovalKeyStore",
     "ApprovalKeys",
     "ApprovalState",
+    "ApprovalStateStore",
     "IssueApprovalFn",
     "parse_approval_response",
 ]
@@ -133,6 +136,22 @@ class ApprovalState:
     key: ApprovalKey | None = None
     last_issue_attempt: float | None = None
 
+    def to_payload(self) -> dict[str, Any]:
+        """The stored form (without the schema and scope fields), shared by every backend."""
+        return {
+            "last_issue_attempt": self.last_issue_attempt,
+            "approval": self.key.to_json() if self.key else None,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> ApprovalState:
+        """Inverse of :meth:`to_payload`; raises :class:`ValueError` on any schema mismatch."""
+        raw, attempt = data.get("approval"), data.get("last_issue_attempt")
+        key = None if raw is None else ApprovalKey.from_json(raw)
+        if attempt is not None and not is_json_number(attempt):
+            raise ValueError("bad last_issue_attempt")
+        return cls(key, None if attempt is None else float(attempt))
+
 
 class ApprovalKeyStore(ScopedFile):
     """The approval-key file of one (environment, app key) scope under *state_dir*.
@@ -167,20 +186,11 @@ class ApprovalKeyStore(ScopedFile):
         return state
 
     def _decode(self, data: dict[str, Any]) -> ApprovalState:
-        raw, attempt = data.get("approval"), data.get("last_issue_attempt")
-        key = None if raw is None else ApprovalKey.from_json(raw)
-        if attempt is not None and not is_json_number(attempt):
-            raise ValueError("bad last_issue_attempt")
-        return ApprovalState(key, None if attempt is None else float(attempt))
+        return ApprovalState.from_payload(data)
 
     def write(self, state: ApprovalState) -> None:
         """Replace the stored state atomically (mode 0600)."""
-        self._write_payload(
-            {
-                "last_issue_attempt": state.last_issue_attempt,
-                "approval": state.key.to_json() if state.key else None,
-            }
-        )
+        self._write_payload(state.to_payload())
 
     def load(self) -> ApprovalKey | None:
         """The stored key, or ``None``, without locking or judging its age."""
@@ -188,6 +198,24 @@ class ApprovalKeyStore(ScopedFile):
 
 
 # --- the manager ----------------------------------------------------------------------------
+
+
+class ApprovalStateStore(Store[ApprovalState], Protocol):
+    """What :class:`ApprovalKeys` needs of its store: the file store
+    (:class:`ApprovalKeyStore`) or a shared one (:mod:`kisclient._shared_state`)."""
+
+    @property
+    def env(self) -> Env: ...
+
+    @property
+    def key_label(self) -> str: ...
+
+    @property
+    def path(self) -> Path:
+        """The file this host keeps the state in (with a shared backend: in local mode)."""
+        ...
+
+    def load(self) -> ApprovalKey | None: ...
 
 
 class ApprovalKeys(LockedFlowRunner[ApprovalState]):
@@ -209,7 +237,7 @@ class ApprovalKeys(LockedFlowRunner[ApprovalState]):
 
     def __init__(
         self,
-        store: ApprovalKeyStore,
+        store: ApprovalStateStore,
         clock: Clock,
         issue_fn: IssueApprovalFn | None = None,
         *,

@@ -23,7 +23,7 @@ import attrs
 from . import _market
 from . import _operations as ops
 from . import _order_lifecycle as life
-from ._approval import ApprovalKeys, ApprovalKeyStore
+from ._approval import ApprovalKeys
 from ._attempt import ONE_ATTEMPT, AttemptFlow, GatewayClock, attempt_flow
 from ._clock import Clock
 from ._config import ENDPOINTS, KST, Endpoint, Env, EnvName, Side, endpoint_by_path
@@ -38,18 +38,18 @@ from ._market_models import (
     StockInfo,
 )
 from ._models import Balance, DailyBar, DailyOrder, OrderResult, PriceBatch, Quote, Reconciliation
+from ._observe import Observer
 from ._operations import Flow, Gather, Reconciler, Response, Sleep, prepare_codes
 from ._order_lifecycle import OrderRef
 from ._order_models import Buyable, OrderCondition, PendingOrder, Sellable
 from ._quote_cache import QuoteCache
-from ._ratelimit import RateLimiter, Window, make_limiter
+from ._ratelimit import RateLimiter, Window
 from ._redaction import install_log_redaction
 from ._settings import DEFAULTS, ClientOptions, ClientSettings, settings_from_env
+from ._shared_state import SharedStateStatus, make_shared_state
 from ._stream import STREAM_DEFAULTS, AsyncStream, StreamOptions
-from ._stream_lease import StreamLease
 from ._surface import PageFlow, operation, pages
 from ._token import TokenManager
-from ._token_store import TokenStore
 from ._validation import Account, StockCode, normalize_code
 
 __all__ = ["ClientBase", "ProgressCallback"]
@@ -86,12 +86,16 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
 
     ``base_url`` overrides every endpoint's host (tokens included). ``state_dir`` holds the token
     store, its lock and the shared rate state (default: the user's cache directory).
+    ``shared_state`` (``KIS_SHARED_STATE``) moves that state to Redis, shared across hosts:
+    ``"redis://host:6379/0"`` or ``"rediss://..."`` (docs/shared-state.md); ``state_dir`` then
+    keeps the local-mode files used while Redis is unreachable.
     ``rate_limits`` is a list of :class:`~kisclient.Window` (``None``: the documented limits;
     ``[]``: no client-side limit). ``transport`` is an httpx transport of the client's kind, e.g.
     ``kisclient.testing.FakeKIS().transport()``; with one, the host in httpx's log lines is
     nominal (the client logs the effective target once, see below). Every default comes from
     :data:`kisclient._settings.DEFAULTS`. Raises :class:`~kisclient.ConfigurationError` for a bad
-    argument.
+    argument. ``observer`` is called with a typed event for every request, rate-limit admission
+    and stream connection (:mod:`kisclient._observe`; for metrics, never given a secret).
     """
 
     _settings: ClientSettings
@@ -122,6 +126,8 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         data_key: str | None = DEFAULTS.data_key,
         data_secret: str | None = DEFAULTS.data_secret,
         data_base_url: str | None = DEFAULTS.data_base_url,
+        observer: Observer | None = DEFAULTS.observer,
+        shared_state: str | None = DEFAULTS.shared_state,
     ) -> None:
         options = ClientOptions(
             env=env,
@@ -144,6 +150,8 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
             data_key=data_key,
             data_secret=data_secret,
             data_base_url=data_base_url,
+            observer=observer,
+            shared_state=shared_state,
         )
         settings = ClientSettings.build(app_key, app_secret, options)
         self._init_common(settings)
@@ -165,6 +173,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
     def _init_common(self, settings: ClientSettings) -> None:
         self._settings = settings
         install_log_redaction()
+        self._shared = make_shared_state(settings.shared_state, settings.state_dir)
         self._account_route = self._make_route(
             "account", settings.env, settings.base_url, settings.app_key, settings.app_secret
         )
@@ -181,7 +190,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         self._names: dict[tuple[dt.date, str], str] = {}
         self._gateway = GatewayClock(settings.clock)
         self._approval_keys = ApprovalKeys(
-            ApprovalKeyStore(settings.state_dir, settings.env, settings.app_key),
+            self._shared.approval_store(settings.env, settings.app_key),
             settings.clock,
             self._issue_approval_sync,
             aissue_fn=self._issue_approval_async,
@@ -193,16 +202,14 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         """One key's host, token manager and shared rate windows (see :class:`Route`)."""
         s = self._settings
         tokens = TokenManager(
-            TokenStore(s.state_dir, env, app_key),
+            self._shared.token_store(env, app_key),
             clock=s.clock,
             issue=functools.partial(self._issue_token_sync, name),
             aissue=functools.partial(self._issue_token_async, name),
             refresh_margin_s=s.refresh_margin_s,
             min_issue_interval_s=s.token_min_interval_s,
         )
-        limiter = make_limiter(
-            s.windows(env), env=env, app_key=app_key, state_dir=s.state_dir, clock=s.clock
-        )
+        limiter = self._shared.limiter(s.windows(env), env, app_key, s.clock)
         return Route(name, env, base_url, app_key, app_secret, tokens, limiter)
 
     def _route(self, call: Call, name: str | None = None) -> Route:
@@ -233,6 +240,8 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
             gateway=self._gateway,
             clock=s.clock,
             limited=limited,
+            observer=s.observer,
+            route=route.name,
         )
 
     @property
@@ -346,21 +355,23 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
             env=s.env,
             hts_id=s.hts_id,
             approval=self._approval_keys,
-            lease=StreamLease(s.state_dir, s.env, s.app_key),
+            lease=self._shared.stream_lease(s.env, s.app_key),
             options=options,
             threaded=threaded,
+            observer=s.observer,
         )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Self:
         """Build a client from ``KIS_APP_KEY``, ``KIS_APP_SECRET``, ``KIS_ENV``, ``KIS_ACCOUNT``,
-        ``KIS_BASE_URL`` and ``KIS_STATE_DIR``; keyword arguments override them.
+        ``KIS_BASE_URL``, ``KIS_STATE_DIR``, ``KIS_SHARED_STATE`` (and the others of
+        :data:`kisclient._settings.ENV_VARS`); keyword arguments override them.
 
         Raises :class:`~kisclient.ConfigurationError` naming every missing variable.
         """
         return cls(**{**settings_from_env(), **overrides})
 
-    # --- read-only facts ---
+    # --- read-only properties ---
 
     @property
     def account(self) -> Account | None:
@@ -390,6 +401,13 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         the data key's included."""
         data = self._data_route.tokens
         return self._tokens.issuances + (data.issuances if data is not self._tokens else 0)
+
+    @property
+    def shared_state_status(self) -> SharedStateStatus:
+        """Where the state shared with other processes lives (the ``state_dir`` files, or
+        Redis with ``shared_state``) and whether it is shared right now: ``mode == "local"``
+        while Redis is unreachable (see docs/shared-state.md)."""
+        return self._shared.status
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(env={self.env!r}, base_url={self.base_url!r})"
@@ -642,8 +660,8 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
 
         *end* defaults to today (KST); without *start* the answer is the newest 100 periods up
         to *end* (one call). *adjusted* sends ``FID_ORG_ADJ_PRC`` ``"0"`` (수정주가: prices
-        adjusted for splits and rights issues), ``False`` sends ``"1"`` (원주가, as traded); the
-        facts file gives these meanings for this chart. Week, month and year bars overlapping
+        adjusted for splits and rights issues), ``False`` sends ``"1"`` (원주가, as traded); KIS's
+        official sample gives these meanings for this chart. Week, month and year bars overlapping
         ``[start, end]`` are whole periods, as KIS computes them.
         """
         last = self._today() if end is None else end
@@ -851,7 +869,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         headers: Mapping[str, str] | None = None,
         max_pages: int | None = None,
     ) -> PageFlow:
-        """Yield every page of a ``tr_cont`` / ``CTX_AREA_*`` paginated call (facts §4.3)."""
+        """Yield every page of a ``tr_cont`` / ``CTX_AREA_*`` paginated call (KIS's 연속조회)."""
         call: Call | None = self._escape_hatch_call(method, path, tr_id, params, body, headers)
         pages_seen = 0
         while call is not None and (max_pages is None or pages_seen < max_pages):
@@ -861,7 +879,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
 
     @operation
     def hashkey(self, body: Mapping[str, Any]) -> Flow[str]:
-        """The ``HASH`` of *body* from ``/uapi/hashkey`` (optional for orders; facts §3)."""
+        """The ``HASH`` of *body* from ``/uapi/hashkey`` (optional for orders)."""
         response = yield self._hashkey_call(body)
         return str(response.data.get("HASH", ""))
 

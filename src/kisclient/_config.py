@@ -1,7 +1,7 @@
 """The single source of truth for KIS environments, hosts and endpoints.
 
 Every URL, path and ``tr_id`` the library (and its fake server) uses is written here and nowhere
-else. Facts come from ``kis-api-facts.md`` §1, §4 and §5.
+else. Sources: KIS's official samples (koreainvestment/open-trading-api) and portal documentation.
 """
 
 from __future__ import annotations
@@ -62,12 +62,12 @@ def parse_env(value: str | Env) -> Env:
 
 @attrs.frozen
 class Limits:
-    """Documented per-environment limits (facts §7, portal notice of 2026-04-20)."""
+    """Documented per-environment limits (KIS portal notice of 2026-04-20)."""
 
     requests_per_second: int
-    #: Rows per page of the balance inquiry (facts §5.5).
+    #: Rows per page of the balance inquiry.
     balance_page_rows: int
-    #: Rows per page of the daily order/fill inquiry (facts §5.5).
+    #: Rows per page of the daily order/fill inquiry.
     daily_ccld_page_rows: int
 
 
@@ -102,7 +102,7 @@ def env_settings(env: Env | str) -> EnvSettings:
     return _ENV_SETTINGS[parse_env(env)]
 
 
-#: Token issuance rules (facts §2.1, §7): at most one issuance per minute per app key; a
+#: Token issuance rules (KIS portal FAQ and notices): at most one issuance per minute per app key; a
 #: re-issue within six hours returns the same token; an individual's token lives one day.
 TOKEN_MIN_ISSUE_INTERVAL_S = 60.0
 TOKEN_REUSE_WINDOW_S = 6 * 3600.0
@@ -172,12 +172,12 @@ class Endpoint:
 
 
 def _both(tr: str) -> dict[tuple[Env, Side | None], str]:
-    """A quotation ``tr_id`` that is the same in both environments (``F``/``H`` ids, facts §4.1)."""
+    """A quotation ``tr_id`` that is the same in both environments (``F``/``H`` ids)."""
     return {(Env.REAL, None): tr, (Env.PAPER, None): tr}
 
 
 def _paper_twin(tr: str) -> str:
-    """The paper id of a real ``T``/``J``/``C`` id: its first letter replaced by ``V`` (§4.1)."""
+    """The paper id of a real ``T``/``J``/``C`` id: its first letter replaced by ``V``."""
     if tr[0] not in "TJC":
         raise ValueError(f"{tr} has no V-prefixed paper twin")
     return "V" + tr[1:]
@@ -215,7 +215,7 @@ ENDPOINTS: dict[str, Endpoint] = {
             f"{_QUOTATIONS}/inquire-daily-itemchartprice",
             _both("FHKST03010100"),
         ),
-        # Real only: the postman table leaves the paper column empty (facts §5.6).
+        # Real only: the postman table leaves the paper column empty.
         Endpoint(
             "intstock_multprice",
             "GET",
@@ -254,7 +254,7 @@ ENDPOINTS: dict[str, Endpoint] = {
             legacy_tr_ids=_with_paper_twin({None: "TTTC8001R"}),
             archive_tr_ids=_with_paper_twin({None: "CTSC9215R"}),
         ),
-        # --- issue 12: market data. Ids marked "other" in kis-endpoints.md (no environment
+        # --- issue 12: market data. Ids KIS marks "other" (no environment
         # switch in the official sample, paper support not stated) are registered for both
         # environments; a paper client with a data key sends them to the real host anyway.
         Endpoint(
@@ -327,9 +327,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     )
 }
 
-#: Rows per call of the daily chart (facts §5.3).
+#: Rows per call of the daily chart.
 DAILY_CHART_MAX_ROWS = 100
-#: Codes per call of the multi-symbol quote (facts §5.6).
+#: Codes per call of the multi-symbol quote.
 MULTIPRICE_MAX_CODES = 30
 
 

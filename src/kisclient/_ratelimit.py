@@ -114,7 +114,7 @@ class Window:
 
 
 def documented_limits(env: Env) -> tuple[Window, ...]:
-    """The documented per-second limit of *env* (real 18/s, paper 1/s; facts §7)."""
+    """The documented per-second limit of *env* (real 18/s, paper 1/s; KIS notice 2026-04-20)."""
     return (Window(env_settings(env).limits.requests_per_second, 1.0),)
 
 

@@ -14,6 +14,7 @@ from ._config import Env, EnvName, env_settings
 from ._config import parse_env as _parse_env
 from ._core import RetryPolicy
 from ._errors import ConfigurationError
+from ._observe import Observer
 from ._ratelimit import Window, documented_limits
 from ._validation import Account, parse_account
 
@@ -42,6 +43,7 @@ ENV_VARS = {
     "KIS_DATA_APP_KEY": "data_key",
     "KIS_DATA_APP_SECRET": "data_secret",
     "KIS_DATA_BASE_URL": "data_base_url",
+    "KIS_SHARED_STATE": "shared_state",
 }
 _REQUIRED_ENV_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET")
 
@@ -104,6 +106,11 @@ class ClientOptions:
     data_key: str | None = None
     data_secret: str | None = None
     data_base_url: str | None = None
+    #: Told of every request, admission wait and stream event (see :mod:`kisclient._observe`).
+    observer: Observer | None = None
+    #: Where state shared with other processes lives: ``None`` (the files in ``state_dir``) or a
+    #: ``redis://``/``rediss://`` URL (see :mod:`kisclient._shared_state`).
+    shared_state: str | None = None
 
 
 #: The defaults of every optional constructor argument (see :class:`ClientOptions`).
@@ -143,6 +150,11 @@ class ClientSettings:
     data_secret: str | None = attrs.field(default=None, repr=False)
     #: Where market data goes with the data key (``data_base_url``, default the real host).
     data_base_url: str | None = None
+    #: The observer (``observer``; see :mod:`kisclient._observe`), or ``None``.
+    observer: Observer | None = attrs.field(default=None, repr=False)
+    #: ``shared_state``: ``None`` for the files in ``state_dir``, or a Redis URL (it may hold a
+    #: password: never in the repr). See :mod:`kisclient._shared_state`.
+    shared_state: str | None = attrs.field(default=None, repr=False)
 
     @property
     def data_env(self) -> Env:
@@ -159,7 +171,7 @@ class ClientSettings:
         if not app_secret or not isinstance(app_secret, str):
             raise ConfigurationError("app_secret is required")
         if app_secret != app_secret.strip() or app_key != app_key.strip():
-            # A trailing newline in the secret is the classic cause of EGW00105 (facts §2.1).
+            # A trailing newline in the secret is the classic cause of EGW00105.
             raise ConfigurationError("app_key/app_secret have leading or trailing whitespace")
         o = options
         parsed_env = parse_env(o.env)
@@ -205,6 +217,8 @@ class ClientSettings:
             data_key=o.data_key,
             data_secret=o.data_secret,
             data_base_url=data_base_url,
+            observer=o.observer,
+            shared_state=o.shared_state or None,
         )
 
     def windows(self, env: Env | None = None) -> tuple[Window, ...]:

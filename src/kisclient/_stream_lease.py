@@ -1,7 +1,7 @@
 """The stream lease: at most one WebSocket session per app key among the processes of one host.
 
 KIS allows one WebSocket session per app key; a second socket gets ``OPSP8996`` and may keep the
-slot locked for a long time (KIS facts §5), so a process must know *before* connecting that no
+slot locked for a long time (as reported), so a process must know *before* connecting that no
 other process (or other stream in this process) on the same state directory holds the slot.
 
 Files in the scope directory (see :mod:`kisclient._statedir`)::

@@ -3,7 +3,7 @@
 The file itself lives in :mod:`kisclient._token_store`; the scope directory and its locks in
 :mod:`kisclient._statedir`.
 
-Contracts (design brief §2 "Token store", §3 item 8):
+Contracts (see ``docs/kisclient-guide.md``, tokens):
 
 - :func:`decide` is the pure token-state decision (fresh / stale / invalid / missing).
 - :class:`TokenManager` is single-flight within the process (a process-global lock per scope,
@@ -23,21 +23,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 
 from ._clock import Clock
-from ._config import TOKEN_MIN_ISSUE_INTERVAL_S
+from ._config import TOKEN_MIN_ISSUE_INTERVAL_S, Env
 from ._errors import RequestNotSent, TokenError, TokenIssueThrottled
-from ._locked_flow import LockedFlowRunner, Op, Step, Wait, Write
-from ._token_store import StoreState, Token, TokenStore, parse_token_response
+from ._locked_flow import LockedFlowRunner, Op, Step, Store, Wait, Write
+from ._token_store import StoreState, Token, parse_token_response
 
 __all__ = [
     "AIssueFn",
     "IssueFn",
     "TokenDecision",
     "TokenManager",
+    "TokenStateStore",
     "decide",
 ]
 
@@ -114,6 +115,22 @@ def decide(
 # --- the manager ----------------------------------------------------------------------------
 
 
+class TokenStateStore(Store[StoreState], Protocol):
+    """What :class:`TokenManager` needs of its store: the file store
+    (:class:`~kisclient._token_store.TokenStore`) or a shared one
+    (:mod:`kisclient._shared_state`)."""
+
+    @property
+    def env(self) -> Env: ...
+
+    @property
+    def key_label(self) -> str: ...
+
+    def load(self) -> Token | None: ...
+
+    def clear(self) -> None: ...
+
+
 _Flow = Generator[Step, object, Token]
 
 
@@ -137,7 +154,7 @@ class TokenManager(LockedFlowRunner[StoreState]):
 
     def __init__(
         self,
-        store: TokenStore,
+        store: TokenStateStore,
         *,
         clock: Clock,
         issue: IssueFn | None = None,

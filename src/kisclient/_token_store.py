@@ -153,6 +153,30 @@ class StoreState:
         stored = self.token.generation if self.token else 0
         return max(self.generation, stored) + 1
 
+    def to_payload(self) -> dict[str, Any]:
+        """The stored form (without the schema and scope fields), shared by every backend."""
+        generation = max(self.generation, self.token.generation if self.token else 0)
+        return {
+            "generation": generation,
+            "last_issue_attempt": self.last_issue_attempt,
+            "token": self.token.to_json() if self.token else None,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> StoreState:
+        """Inverse of :meth:`to_payload`; raises :class:`ValueError` on any schema mismatch."""
+        raw_token, attempt, gen = (
+            data.get("token"),
+            data.get("last_issue_attempt"),
+            data.get("generation"),
+        )
+        token = None if raw_token is None else Token.from_json(raw_token)
+        if attempt is not None and not is_json_number(attempt):
+            raise ValueError("bad last_issue_attempt")
+        if not isinstance(gen, int) or isinstance(gen, bool) or gen < 0:
+            raise ValueError("bad generation")
+        return cls(token, None if attempt is None else float(attempt), gen)
+
 
 class TokenStore(ScopedFile):
     """The token file of one (environment, app key) scope under *state_dir*.
@@ -191,28 +215,11 @@ class TokenStore(ScopedFile):
         return stamps_from_the_future(self.path, "token store", now, stamps)
 
     def _decode(self, data: dict[str, Any]) -> StoreState:
-        raw_token, attempt, gen = (
-            data.get("token"),
-            data.get("last_issue_attempt"),
-            data.get("generation"),
-        )
-        token = None if raw_token is None else Token.from_json(raw_token)
-        if attempt is not None and not is_json_number(attempt):
-            raise ValueError("bad last_issue_attempt")
-        if not isinstance(gen, int) or isinstance(gen, bool) or gen < 0:
-            raise ValueError("bad generation")
-        return StoreState(token, None if attempt is None else float(attempt), gen)
+        return StoreState.from_payload(data)
 
     def write(self, state: StoreState) -> None:
         """Replace the stored state atomically."""
-        generation = max(state.generation, state.token.generation if state.token else 0)
-        self._write_payload(
-            {
-                "generation": generation,
-                "last_issue_attempt": state.last_issue_attempt,
-                "token": state.token.to_json() if state.token else None,
-            }
-        )
+        self._write_payload(state.to_payload())
 
     def load(self) -> Token | None:
         """The stored token, or ``None`` (missing or untrusted file; never raises for those)."""

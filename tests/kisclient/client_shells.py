@@ -54,6 +54,7 @@ from kisclient import (
 )
 from kisclient._config import Side
 from kisclient._quote_cache import QuoteCache
+from kisclient._shared_state import SharedStateStatus
 from kisclient.testing import FakeApp, FakeKIS
 
 __all__ = ["SHELLS", "ClientDriver", "Shell", "ShellKind"]
@@ -128,6 +129,11 @@ class ClientDriver:
     def clock_offset(self) -> float | None:
         """The client's measure of KIS's clock against its own."""
         return self.client.clock_offset
+
+    @property
+    def shared_state_status(self) -> SharedStateStatus:
+        """Where the client's shared state lives and whether it is shared right now."""
+        return self.client.shared_state_status
 
     # --- the public methods ---
 
