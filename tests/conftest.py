@@ -13,6 +13,9 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+#: Fixtures every directory may use: a real PostgreSQL server (``pg_server``, ``pg_url``).
+pytest_plugins = ["pg_support"]
+
 settings.register_profile("default", max_examples=60, deadline=None)
 settings.register_profile(
     "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]

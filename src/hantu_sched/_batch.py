@@ -25,6 +25,8 @@ __all__ = [
     "BatchHealth",
     "BatchStore",
     "batch_health",
+    "batch_store_for",
+    "classify_batch",
     "is_batch_complete",
     "validate_batch_id",
 ]
@@ -61,6 +63,14 @@ def batch_health(path: str | os.PathLike[str], trading_date: dt.date, batch_id: 
         return BatchHealth.MISSING
     except OSError:
         return BatchHealth.CORRUPT
+    return classify_batch(raw, trading_date, batch_id)
+
+
+def classify_batch(raw: bytes | None, trading_date: dt.date, batch_id: str) -> BatchHealth:
+    """Classify a batch document's bytes (``None``: there is none) for (*trading_date*,
+    *batch_id*): the one rule for files on disk and documents kept in a database."""
+    if raw is None:
+        return BatchHealth.MISSING
     if not raw.strip():
         return BatchHealth.EMPTY
     try:
@@ -82,8 +92,24 @@ def is_batch_complete(path: str | os.PathLike[str], trading_date: dt.date, batch
     return batch_health(path, trading_date, batch_id) is BatchHealth.VALID
 
 
+def batch_store_for(storage: object, data_dir: str | os.PathLike[str]) -> BatchStore:
+    """Where *storage*'s deployment keeps its batch documents: a storage that keeps them itself
+    (it has ``batch_store(data_dir)``, e.g. PostgreSQL, so a standby host sees them) decides;
+    otherwise the files under *data_dir*."""
+    make = getattr(storage, "batch_store", None)
+    if callable(make):
+        store = make(data_dir)
+        if isinstance(store, BatchStore):
+            return store
+    return BatchStore(data_dir)
+
+
 class BatchStore:
-    """Reads and atomically writes the batch files under ``<data_dir>/daily_selection``."""
+    """Reads and atomically writes the batch files under ``<data_dir>/daily_selection``.
+
+    Subclasses may keep the same documents elsewhere by overriding :meth:`load` and
+    :meth:`store`; the evidence rules (:func:`classify_batch`) stay the same.
+    """
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.directory = pathlib.Path(data_dir) / BATCH_DIR
@@ -109,14 +135,28 @@ class BatchStore:
             "written_at": None if written_at is None else written_at.isoformat(),
             "items": items,
         }
-        atomic_write_bytes(
-            target, json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
-        )
+        self.store(batch_id, json.dumps(document, ensure_ascii=False, sort_keys=True).encode())
         return target
 
+    def store(self, batch_id: str, data: bytes) -> None:
+        """Atomically replace *batch_id*'s document with *data*."""
+        atomic_write_bytes(self.path(batch_id), data)
+
+    def load(self, batch_id: str) -> bytes | None:
+        """*batch_id*'s document (``None`` if there is none); raises :class:`OSError` if it
+        cannot be read."""
+        try:
+            return self.path(batch_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def health(self, trading_date: dt.date, batch_id: str) -> BatchHealth:
-        """:func:`batch_health` of *batch_id*'s file."""
-        return batch_health(self.path(batch_id), trading_date, batch_id)
+        """:func:`classify_batch` of *batch_id*'s document (unreadable: ``corrupt``)."""
+        try:
+            raw = self.load(batch_id)
+        except OSError:
+            return BatchHealth.CORRUPT
+        return classify_batch(raw, trading_date, batch_id)
 
     def is_complete(self, trading_date: dt.date, batch_id: str) -> bool:
         """:func:`is_batch_complete` of *batch_id*'s file."""
@@ -124,9 +164,14 @@ class BatchStore:
 
     def read(self, trading_date: dt.date, batch_id: str) -> Any | None:
         """The ``items`` of a valid batch file, or ``None`` if it is not valid."""
-        if not self.is_complete(trading_date, batch_id):
+        try:
+            raw = self.load(batch_id)
+        except OSError:
             return None
-        return json.loads(self.path(batch_id).read_bytes())["items"]
+        if classify_batch(raw, trading_date, batch_id) is not BatchHealth.VALID:
+            return None
+        assert raw is not None
+        return json.loads(raw)["items"]
 
     def health_all(self, trading_date: dt.date, batch_ids: Iterable[str]) -> dict[str, BatchHealth]:
         """Health of every batch in *batch_ids*."""

@@ -1,10 +1,12 @@
 """The KRX trading calendar: which days trade, and the regular session's times.
 
-Sources and rules are in ``docs/krx-domain.md`` §2 (shared facts file). Closed days are weekends
+Source: KRX's published market closures, as ``holidays`` encodes them. Closed days are weekends
 plus the weekday closures in :data:`EMBEDDED_CLOSURES` (generated once from ``holidays`` 0.109
-``financial_holidays("XKRX")`` and frozen here, so no dependency is needed for 2024–2027), plus
-any user-supplied extra closures. Years outside the table fall back to the optional ``holidays``
-package (imported lazily); without it they raise :class:`CalendarNotCoveredError`.
+``financial_holidays("XKRX")`` and frozen here), plus any user-supplied extra closures. The
+table is the fast path for 2024–2027 (``holidays`` is not even imported) and the checked
+reference: the tests compare it with ``holidays`` for every embedded year. Other years come from
+``holidays``, a regular dependency of hantu-sched, imported lazily on first use; only a broken
+installation without it raises :class:`CalendarNotCoveredError` for them.
 
 Session times are rules of our own: the regular session is 09:00–15:30; the first trading day of
 each year opens at 10:00 (close unchanged); the 수능 (CSAT) day shifts to 10:00–16:30; a
@@ -138,7 +140,7 @@ _SEARCH_LIMIT = 30  # KRX never closes for more than ~10 consecutive days
 
 
 class CalendarNotCoveredError(LookupError):
-    """The calendar has no closure data for a year (outside the table, no ``holidays``)."""
+    """The calendar has no closure data for a year (off the table, ``holidays`` not usable)."""
 
 
 @attrs.frozen
@@ -165,13 +167,13 @@ class Session:
 
 def _holidays_closures(year: int) -> dict[dt.date, str]:
     try:
-        import holidays  # noqa: PLC0415 - optional, imported only for uncovered years
+        import holidays  # noqa: PLC0415 - a dependency, imported only for years off the table
     except ImportError as exc:
         raise CalendarNotCoveredError(
             f"KRX closures for {year} are not in the embedded table "
-            f"({min(EMBEDDED_YEARS)}–{max(EMBEDDED_YEARS)}) and the optional 'holidays' package "
-            "is not installed: install hantu-sched[calendar] (holidays>=0.102) or pass the "
-            "year's closures as extra_closures"
+            f"({min(EMBEDDED_YEARS)}–{max(EMBEDDED_YEARS)}) and the 'holidays' package, a "
+            "dependency of hantu-sched, cannot be imported: reinstall hantu-sched (it brings "
+            "holidays) or pass the year's closures as extra_closures"
         ) from exc
     table = holidays.financial_holidays("XKRX", years=year, language="ko")
     return {d: str(name) for d, name in table.items() if d.weekday() < 5}
@@ -186,7 +188,8 @@ class KRXCalendar:
         special_sessions: date → (open, close) local KST times overriding every rule for that
             date; it makes the date a trading day even if it is otherwise closed.
         csat_days: 수능 days (default :data:`CSAT_DAYS`).
-        use_holidays: allow the lazy ``holidays`` fallback for years outside the table.
+        use_holidays: use ``holidays`` for years outside the table (``False``: such years need
+            *covered_years*).
         covered_years: extra years to treat as fully described by *extra_closures* (no fallback).
 
     Contract: ``is_trading_day(d)`` is True iff ``session(d)`` is not None. Queries for a year

@@ -6,7 +6,8 @@ logged with its traceback and recorded as ``failed`` (never swallowed: it stays 
 and is retried per policy); :class:`~hantu_sched._jobs.JobInterrupted` leaves a side-effecting
 job ``needs-reconcile`` and any other job ``pending``. ``BaseException`` (process exit, a crash)
 propagates untouched, leaving ``running`` in the journal: that is the truth, and the next start
-recovers from it.
+recovers from it. Every run, resume and reconcile is an attempt in the journal's history
+(:class:`~hantu_sched._journal.Attempt`), started with the action's kind and reason.
 
 Adopting a valid batch file also rebuilds that batch's selection row from the file: evidence that
 recovery adopts must be what the next job (trading reads the selection rows) reads, so a lost
@@ -17,17 +18,19 @@ scheduler stops.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import pathlib
 import threading
 
-from ._batch import BatchStore
+from ._batch import batch_store_for
 from ._calendar import KRXCalendar
 from ._clock import Clock
 from ._day import SCREENING, SELECTION, SchedulerConfig
+from ._events import CrashRecovered, EventSink, JobFinished, discard, emit_safely
 from ._jobs import JobContext, JobInterrupted, JobRegistry
 from ._journal import JobKey, JobState, Journal
-from ._recovery import Action, ActionKind
+from ._recovery import RUNNABLE, Action, ActionKind
 from ._services import Services
 from ._storage import DeposedError, Storage
 
@@ -54,6 +57,7 @@ class Executor:
         stop: threading.Event,
         logger: logging.Logger,
         services: Services,
+        events: EventSink = discard,
     ) -> None:
         self.config = config
         self.calendar = calendar
@@ -62,15 +66,18 @@ class Executor:
         self.clock = clock
         self.jobs = jobs
         self.data_dir = data_dir
-        self.batches = BatchStore(data_dir)
+        self.batches = batch_store_for(storage, data_dir)
         self.stop = stop
         self.log = logger
         self.services = services
+        self.events = events
 
     def apply(self, action: Action) -> None:
         """Execute *action* (``wait`` and unrecorded ``skip`` do nothing)."""
         now = self.clock.now()
         key = action.key
+        if action.kind in RUNNABLE or action.record:
+            self._note_crash(action)
         if action.kind is ActionKind.ADOPT:
             self._rebuild_selection_row(key)
             self.journal.adopt(key, now, action.reason)
@@ -79,8 +86,39 @@ class Executor:
                 self.journal.skip(key, now, action.reason)
         elif action.kind is ActionKind.RECONCILE:
             self._reconcile(action)
+            self._report(action, now)
         elif action.kind in (ActionKind.RUN, ActionKind.RESUME):
             self._run(action)
+            self._report(action, now)
+
+    def _note_crash(self, action: Action) -> None:
+        """Emit :class:`CrashRecovered` when *action* is about a unit the journal says is
+        ``running``: the scheduler runs jobs synchronously under the lock, so that run's
+        process died."""
+        record = self.journal.get(action.key)
+        if record is not None and record.state is JobState.RUNNING:
+            event = CrashRecovered(action.key, action.kind.value, action.reason, self.clock.now())
+            emit_safely(self.events, event)
+
+    def _report(self, action: Action, started: dt.datetime) -> None:
+        """Emit :class:`JobFinished` from the journal row the run (or reconcile) just left."""
+        record = self.journal.get(action.key)
+        if record is None:
+            return
+        reconcile = action.kind is ActionKind.RECONCILE
+        if record.state is JobState.FAILED:
+            state = "failed"
+        elif record.state is JobState.DONE:
+            state = "done"
+        elif reconcile and record.state is JobState.PENDING:
+            state = "reconciled"
+        else:
+            state = "interrupted"
+        error = record.error if state == "failed" else None
+        event = JobFinished(
+            action.key, record.attempts, state, started, self.clock.now(), error=error
+        )
+        emit_safely(self.events, event)
 
     def _rebuild_selection_row(self, key: JobKey) -> None:
         """Store a valid batch file's items as its selection row (the file is the evidence)."""
@@ -108,6 +146,7 @@ class Executor:
             attempt=attempt,
             resume=resume,
             services=self.services,
+            events=self.events,
         )
 
     def _reconcile(self, action: Action) -> None:
@@ -122,6 +161,7 @@ class Executor:
             )
             return
         attempts = record.attempts if record else 0
+        self.journal.begin_reconcile(key, self.clock.now(), action.reason)
         try:
             reconciler(self._context(key, attempts, resume=True))
         except DeposedError:
@@ -143,7 +183,9 @@ class Executor:
         policy = self.config.policy(key.job)
         if action.overrides_journal:
             self.journal.pending(key, self.clock.now(), action.reason)
-        record = self.journal.start(key, self.clock.now(), note=action.reason)
+        record = self.journal.start(
+            key, self.clock.now(), note=action.reason, kind=action.kind.value
+        )
         ctx = self._context(key, record.attempts, resume=action.kind is ActionKind.RESUME)
         self.log.info("start %s (attempt %d): %s", key, record.attempts, action.reason)
         try:

@@ -36,7 +36,6 @@ from kisclient import (
     ConfigurationError,
     Env,
     InvalidStockCode,
-    KISClient,
     KISError,
     RetryPolicy,
     TokenIssueThrottled,
@@ -46,17 +45,26 @@ from kisclient import (
     token_status,
 )
 
-from ._batch import BatchStore
+from ._batch import BatchStore, batch_store_for
 from ._calendar import EMBEDDED_YEARS, CalendarNotCoveredError, KRXCalendar
 from ._constants import KST
 from ._day import build_day_plan
-from ._journal import JobRecord, JobState
+from ._journal import Attempt, JobKey, JobRecord, JobState
 from ._lock import lock_holder
 from ._recovery import Action, RecoveryManager, gather_state
 from ._settings import Credentials, Settings, SettingsError, load_credentials
 from ._storage import DEFAULT_DB_NAME, MemoryStorage, SQLiteStorage, Storage, StorageError
 
-__all__ = ["Check", "doctor_checks", "recovery_plan", "status_report", "token_info"]
+__all__ = [
+    "Check",
+    "doctor_checks",
+    "format_status",
+    "recovery_plan",
+    "status_lines",
+    "status_report",
+    "status_rows",
+    "token_info",
+]
 
 _RECENT_DAYS = 7
 
@@ -65,6 +73,40 @@ def token_info(settings: Settings, now: dt.datetime, app_key: str | None = None)
     """The stored token's state for the configured environment (kisclient's read-only
     :func:`kisclient.token_status`; never creates anything)."""
     return token_status(settings.state_dir, settings.kis_env, app_key, now=now)
+
+
+def _open_configured(settings: Settings) -> tuple[Storage, str | None]:
+    """:func:`_open_storage` of the configured storage: the PostgreSQL deployment (read-only)
+    when ``storage`` names one, else the data directory's journal."""
+    if settings.storage is None:
+        return _open_storage(settings.data_dir)
+    try:
+        from ._pg_storage import PostgresStorage  # noqa: PLC0415 - psycopg only when used
+
+        store = PostgresStorage(settings.storage, deployment=settings.deployment, read_only=True)
+    except (StorageError, ImportError) as exc:
+        return MemoryStorage(), str(exc)
+    return store, None
+
+
+def _journal_name(settings: Settings) -> str | None:
+    """Where the journal is (a PostgreSQL deployment, or the SQLite file if it exists)."""
+    if settings.storage is not None:
+        from ._pg_storage import describe_url  # noqa: PLC0415 - psycopg only when used
+
+        return f"postgresql {describe_url(settings.storage)} deployment {settings.deployment!r}"
+    db = settings.data_dir / DEFAULT_DB_NAME
+    return str(db) if db.exists() else None
+
+
+def _leadership(storage: Storage, now: dt.datetime) -> dict[str, Any] | None:
+    """Who leads a shared deployment, since when, and the last takeover (``None`` for a
+    one-host storage)."""
+    lease = getattr(storage, "lease", None)
+    if not callable(lease):
+        return None
+    row = lease()
+    return None if row is None else dict(row.to_dict(now))
 
 
 def _open_storage(data_dir: pathlib.Path) -> tuple[Storage, str | None]:
@@ -89,19 +131,39 @@ def _hm(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(KST).isoformat(timespec="seconds")
 
 
-def status_report(settings: Settings, now: dt.datetime) -> dict[str, Any]:
-    """The ``status --json`` document (see ``docs/runbook.md``)."""
+def _with_history(entry: dict[str, Any], attempts: list[Attempt]) -> dict[str, Any]:
+    """*entry* with ``history`` (every attempt, oldest first) and ``last_attempt``."""
+    entry["history"] = [a.to_dict() for a in attempts]
+    entry["last_attempt"] = entry["history"][-1] if attempts else None
+    return entry
+
+
+def status_report(
+    settings: Settings, now: dt.datetime, day: dt.date | None = None
+) -> dict[str, Any]:
+    """The ``status --json`` document for trading day *day* (default: today, of *now*): each
+    unit's journal row with its ``history`` (every attempt) and ``last_attempt`` (see
+    ``docs/runbook.md``). Reads one day's rows and attempts plus the rows of the seven days up
+    to *day* (recent errors): its cost does not grow with the journal's history."""
     calendar = settings.calendar()
-    today = now.astimezone(KST).date()
+    today = day or now.astimezone(KST).date()
     data_dir = settings.data_dir
     holder = lock_holder(data_dir)
-    storage, problem = _open_storage(data_dir)
+    storage, problem = _open_configured(settings)
     session = calendar.session(today)
     plan = build_day_plan(settings.scheduler, calendar, today)
     jobs: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
+    batch_ids = settings.scheduler.batch_ids
+    batches = BatchStore(data_dir).health_all(today, batch_ids)
+    leadership: dict[str, Any] | None = None
     try:
+        batches = batch_store_for(storage, data_dir).health_all(today, batch_ids)
+        leadership = _leadership(storage, now)
         rows = {r.key: r for r in storage.list_jobs(today)}
+        attempts: dict[JobKey, list[Attempt]] = {}
+        for attempt in storage.list_attempts(today):
+            attempts.setdefault(attempt.key, []).append(attempt)
         for item in plan.jobs if plan else ():
             record = rows.pop(item.key, None)
             entry = (
@@ -111,20 +173,22 @@ def status_report(settings: Settings, now: dt.datetime) -> dict[str, Any]:
             )
             entry["planned_start"] = _hm(item.start)
             entry["deadline"] = _hm(item.deadline)
-            jobs.append(_stale(entry, holder.running))
-        jobs += [_stale(r.to_dict(), holder.running) for r in rows.values()]  # e.g. old config
+            jobs.append(_with_history(_stale(entry, holder.running), attempts.get(item.key, [])))
+        jobs += [  # e.g. units of an older configuration
+            _with_history(_stale(r.to_dict(), holder.running), attempts.get(r.key, []))
+            for r in rows.values()
+        ]
         for back in range(_RECENT_DAYS):
-            day = today - dt.timedelta(days=back)
+            earlier = today - dt.timedelta(days=back)
             errors += [
                 r.to_dict()
-                for r in storage.list_jobs(day)
+                for r in storage.list_jobs(earlier)
                 if r.state is JobState.FAILED or (r.error and r.state is not JobState.DONE)
             ]
     except StorageError as exc:
         problem = problem or str(exc)
     finally:
         storage.close()
-    batches = BatchStore(data_dir).health_all(today, settings.scheduler.batch_ids)
     credentials = None
     try:
         credentials = load_credentials(settings, required=False)
@@ -135,9 +199,7 @@ def status_report(settings: Settings, now: dt.datetime) -> dict[str, Any]:
         "now": now.isoformat(timespec="seconds"),
         "data_dir": str(data_dir),
         "scheduler": {"pid": holder.pid, "running": holder.running, "text": holder.describe()},
-        "journal": str(data_dir / DEFAULT_DB_NAME)
-        if (data_dir / DEFAULT_DB_NAME).exists()
-        else None,
+        "journal": _journal_name(settings),
         "journal_problem": problem,
         "trading_date": today.isoformat(),
         "session": None
@@ -146,57 +208,153 @@ def status_report(settings: Settings, now: dt.datetime) -> dict[str, Any]:
         "closed_reason": calendar.closure_reason(today),
         "jobs": jobs,
         "batches": {b: h.value for b, h in batches.items()},
+        "leadership": leadership,
         "token": token.to_dict(),
         "recent_errors": errors,
     }
 
 
-def format_status(report: Mapping[str, Any]) -> str:
-    """Human-readable ``status``."""
-    lines = [f"now {report['now']}  data dir {report['data_dir']}"]
+def _label(job: Mapping[str, Any]) -> str:
+    return str(job["job"]) + (f"[{job['batch']}]" if job.get("batch") else "")
+
+
+def _clock_time(value: str | None) -> str:
+    """``HH:MM:SS`` of an ISO time in the report (which is KST already), or ``--:--:--``."""
+    if not value:
+        return "--:--:--"
+    return dt.datetime.fromisoformat(value).astimezone(KST).strftime("%H:%M:%S")
+
+
+def _who(attempt: Mapping[str, Any]) -> str:
+    if attempt.get("pid") is None:
+        return "pid unknown (migrated)"
+    return f"pid {attempt['pid']} on {attempt['host']}"
+
+
+def _leadership_lines(lead: Mapping[str, Any] | None) -> list[str]:
+    """``leader: ...`` and ``last takeover: ...`` for a shared deployment (else nothing)."""
+    if lead is None:
+        return []
+    who = (
+        f"{lead['leader']} (epoch {lead['epoch']}) since {lead['since']}, lease until "
+        f"{lead['expires_at']}"
+        if lead["held"]
+        else f"nobody (lease lapsed; last {lead['leader'] or 'none'}, epoch {lead['epoch']})"
+    )
+    lines = [f"leader of deployment {lead['deployment']!r}: {who}"]
+    takeover = lead.get("last_takeover")
+    if takeover:
+        lines.append(
+            f"last takeover: {takeover['at']} by {takeover['to']} from {takeover['from']} "
+            f"(its lease lapsed at {takeover['previous_expired_at']})"
+        )
+    return lines
+
+
+def status_lines(report: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The lines of ``status`` before and after the jobs table (shared by the plain and the
+    terminal form)."""
+    head = [f"now {report['now']}  data dir {report['data_dir']}"]
     session = report["session"]
     if session is None:
-        lines.append(f"{report['trading_date']}: KRX closed ({report['closed_reason']})")
+        head.append(f"{report['trading_date']}: KRX closed ({report['closed_reason']})")
     else:
-        lines.append(
+        head.append(
             f"{report['trading_date']}: session {session['open'][11:16]}–{session['close'][11:16]}"
         )
-    lines.append(f"scheduler: {report['scheduler']['text']}")
+    head.append(f"scheduler: {report['scheduler']['text']}")
+    head += _leadership_lines(report.get("leadership"))
     if report["journal_problem"]:
-        lines.append(f"journal: UNREADABLE — {report['journal_problem']}")
+        head.append(f"journal: UNREADABLE — {report['journal_problem']}")
     elif report["journal"] is None:
-        lines.append("journal: none yet (the scheduler has not run in this data directory)")
-    for job in report["jobs"]:
-        label = job["job"] + (f"[{job['batch']}]" if job["batch"] else "")
-        times = f"planned {(job.get('planned_start') or '')[11:16]}"
-        if job.get("started_at"):
-            times += f", started {job['started_at'][11:19]}"
-        if job.get("finished_at"):
-            times += f", finished {job['finished_at'][11:19]}"
-        stale = "  (stale: the scheduler that ran it is gone)" if job.get("stale") else ""
-        lines.append(
-            f"  {label:<16} {job['state']:<15} attempts {job['attempts']}  {times}"
-            + (f"  error: {job['error']}" if job.get("error") else "")
-            + stale
-        )
+        head.append("journal: none yet (the scheduler has not run in this data directory)")
+    tail = []
     if report["batches"]:
         health = ", ".join(f"{b}: {h}" for b, h in report["batches"].items())
-        lines.append(f"batch files: {health}")
+        tail.append(f"batch files: {health}")
     token = report["token"]
     expiry = f" (expires {token['expires_at']})" if token["expires_at"] else ""
     detail = f" — {token['detail']}" if token["detail"] else ""
-    lines.append(f"token: {token['state']}{expiry}{detail}")
+    tail.append(f"token: {token['state']}{expiry}{detail}")
     errors = report["recent_errors"]
-    lines.append(f"recent errors: {len(errors) or 'none'}")
+    tail.append(f"recent errors: {len(errors) or 'none'}")
     for error in errors[-5:]:
-        label = error["job"] + (f"[{error['batch']}]" if error["batch"] else "")
-        lines.append(f"  {error['trading_date']} {label}: {error['error']}")
-    return "\n".join(lines)
+        tail.append(f"  {error['trading_date']} {_label(error)}: {error['error']}")
+    return head, tail
+
+
+#: The jobs table's columns (plain widths; the terminal table sizes itself).
+STATUS_COLUMNS = (
+    ("unit", 16),
+    ("state", 15),
+    ("att", 3),
+    ("planned", 7),
+    ("started", 8),
+    ("finished", 8),
+    ("last attempt", 0),
+)
+
+
+def status_rows(report: Mapping[str, Any], *, history: bool = False) -> list[tuple[str, ...]]:
+    """The jobs table: one row per unit (its state and last attempt), and with *history* one
+    row per attempt under it (``#n kind``, outcome, times, who ran it, the decision that
+    started it, the error). The first cell of an attempt row starts with two spaces."""
+    rows: list[tuple[str, ...]] = []
+    for job in report["jobs"]:
+        state = str(job["state"]) + (" (stale)" if job.get("stale") else "")
+        last = job.get("last_attempt")
+        summary = "" if last is None else f"{last['kind']} by {_who(last)}"
+        if job.get("error"):
+            summary += f"  error: {job['error']}"
+        if job.get("stale"):
+            summary += "  (the scheduler that ran it is gone)"
+        rows.append(
+            (
+                _label(job),
+                state,
+                str(job["attempts"]),
+                (job.get("planned_start") or "")[11:16],
+                _clock_time(job.get("started_at")) if job.get("started_at") else "",
+                _clock_time(job.get("finished_at")) if job.get("finished_at") else "",
+                summary.strip(),
+            )
+        )
+        for attempt in job.get("history", []) if history else ():
+            text = _who(attempt)
+            if attempt.get("decision"):
+                text += f"; decision: {attempt['decision']}"
+            if attempt.get("error"):
+                text += f"; error: {attempt['error']}"
+            rows.append(
+                (
+                    f"  #{attempt['number']} {attempt['kind']}",
+                    str(attempt["outcome"]),
+                    "",
+                    "",
+                    _clock_time(attempt["started_at"]),
+                    _clock_time(attempt.get("finished_at")),
+                    text,
+                )
+            )
+    return rows
+
+
+def format_status(report: Mapping[str, Any], *, history: bool = False) -> str:
+    """Human-readable ``status`` as plain text (no colour: for pipes, files and logs)."""
+    head, tail = status_lines(report)
+    lines = list(head)
+    if report["jobs"]:
+        widths = [w for _name, w in STATUS_COLUMNS]
+        header = tuple(name for name, _w in STATUS_COLUMNS)
+        for row in (header, *status_rows(report, history=history)):
+            cells = [c.ljust(w) if w else c for c, w in zip(row, widths, strict=True)]
+            lines.append(("  " + " ".join(cells)).rstrip())
+    return "\n".join([*lines, *tail])
 
 
 def journal_problem(settings: Settings) -> str | None:
     """One line saying why the journal cannot be read, or ``None`` (none yet counts as fine)."""
-    storage, problem = _open_storage(settings.data_dir)
+    storage, problem = _open_configured(settings)
     try:
         if problem is None:
             storage.list_jobs(dt.date(2000, 1, 1))
@@ -212,8 +370,8 @@ def recovery_plan(settings: Settings, now: dt.datetime) -> list[Action]:
     journal counts as empty (see :func:`journal_problem` for the reason): the plan then shows
     what the batch files alone would make recovery do."""
     calendar = settings.calendar()
-    batches = BatchStore(settings.data_dir)
-    storage, _problem = _open_storage(settings.data_dir)
+    storage, _problem = _open_configured(settings)
+    batches = batch_store_for(storage, settings.data_dir)
     try:
         state = gather_state(now, calendar, settings.scheduler, storage, batches)
     except StorageError:
@@ -310,6 +468,8 @@ def prove_credentials(
 
     def how(issued: int) -> str:
         return "issued one token, stored for the next run" if issued else reused
+
+    from kisclient import KISClient  # noqa: PLC0415 - status and recover never need it
 
     try:
         with KISClient(
@@ -460,6 +620,8 @@ def _calendar_against_kis(
         return "OK", "not cross-checked with KIS (chk-holiday is real only: paper needs a data key)"
     if token_status(settings.state_dir, Env.REAL, key, now=now).state != "valid":
         return "OK", "not cross-checked with KIS (no valid token for the key; none is issued here)"
+    from kisclient import KISClient  # noqa: PLC0415 - status and recover never need it
+
     try:
         with KISClient(
             key, secret, env=Env.REAL, base_url=base_url, state_dir=settings.state_dir,
@@ -509,7 +671,29 @@ def _check_data_dir(settings: Settings) -> Check:
     return Check("data_dir", "OK", f"{path} writable; scheduler {lock_holder(path).describe()}")
 
 
-def _check_journal(settings: Settings) -> Check:
+def _check_shared_journal(settings: Settings, now: dt.datetime) -> Check:
+    """PostgreSQL storage: reachable, schema known, and who leads."""
+    storage, problem = _open_configured(settings)
+    try:
+        lead = None if problem else _leadership(storage, now)
+        if problem is None:
+            storage.list_jobs(dt.date(2000, 1, 1))
+    except StorageError as exc:
+        problem = str(exc)
+    finally:
+        storage.close()
+    if problem is not None:
+        if "no hantu_sched schema yet" in problem:
+            return Check("journal", "OK", f"{problem}; the first `run` creates it")
+        return Check("journal", "FAIL", problem)
+    where = _journal_name(settings)
+    who = _leadership_lines(lead)[0] if lead else "nobody has led it yet"
+    return Check("journal", "OK", f"{where} reachable; {who}")
+
+
+def _check_journal(settings: Settings, now: dt.datetime | None = None) -> Check:
+    if settings.storage is not None:
+        return _check_shared_journal(settings, now or dt.datetime.now(KST))
     path = settings.data_dir / DEFAULT_DB_NAME
     if not path.exists():
         return Check("journal", "OK", f"none yet ({path} is created on the first run)")
@@ -579,7 +763,7 @@ def doctor_checks(
     checks += [
         _check_credentials(settings, now, timeout, transport),
         _check_data_dir(settings),
-        _check_journal(settings),
+        _check_journal(settings, now),
         _check_state_dir(settings),
         _check_token(settings, now),
         _check_clock(settings, timeout, transport),

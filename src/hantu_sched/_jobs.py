@@ -23,6 +23,7 @@ import attrs
 from ._batch import BatchStore
 from ._calendar import Session
 from ._clock import Clock
+from ._events import Event, EventSink, discard, emit_safely
 from ._journal import JobKey
 from ._services import Services, coerce_services
 from ._storage import Storage
@@ -42,7 +43,8 @@ class JobContext:
     converted (see :meth:`Services.coerce`); ``resume`` is True when a side-effecting job runs
     again after an unfinished run (it should re-read orders and positions first if no reconciler
     was registered); ``batch_ids`` are the configured selection batches; ``attempt`` is the
-    journal's attempt number, from 1."""
+    journal's attempt number, from 1; ``events`` receives what the operator should hear of
+    (:mod:`hantu_sched._events`; send through :meth:`emit`)."""
 
     key: JobKey
     session: Session
@@ -56,6 +58,7 @@ class JobContext:
     attempt: int = 1
     resume: bool = False
     services: Services = attrs.field(factory=Services, converter=coerce_services)
+    events: EventSink = discard
 
     @property
     def trading_date(self) -> dt.date:
@@ -71,6 +74,10 @@ class JobContext:
     def stop_requested(self) -> bool:
         """True once a graceful stop was requested."""
         return self.stop.is_set()
+
+    def emit(self, event: Event) -> None:
+        """Tell the operator's sink (alerts, metrics) about *event*; never raises."""
+        emit_safely(self.events, event)
 
     def check_stop(self) -> None:
         """Raise :class:`JobInterrupted` if a stop was requested."""

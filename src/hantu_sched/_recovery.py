@@ -77,6 +77,13 @@ class Action:
         """The journal key this action is about."""
         return JobKey(self.job, self.trading_date, self.batch)
 
+    def describe(self) -> str:
+        """One readable line: ``kind unit date [at HH:MM]: reason`` in aligned columns (the
+        rows of ``recover --dry-run``, and what ``run`` logs for its plan and decisions)."""
+        label = self.job + (f"[{self.batch}]" if self.batch else "")
+        at = f" at {self.at.astimezone(KST):%H:%M}" if self.at else ""
+        return f"{self.kind.value:<9} {label:<16} {self.trading_date}{at}: {self.reason}"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
         return {

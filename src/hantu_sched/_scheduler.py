@@ -29,13 +29,16 @@ from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import Any
 
-from ._batch import BatchStore
+from ._batch import batch_store_for
 from ._calendar import KRXCalendar
 from ._clock import Clock
 from ._constants import KST
-from ._day import JOB_ORDER, SchedulerConfig
+from ._day import JOB_ORDER, SchedulerConfig, build_day_plan
+from ._events import DayEnded, EventSink, discard, emit_safely, unit_label
 from ._executor import Executor
 from ._jobs import Job, JobRegistry
+from ._journal import JobState
+from ._leadership import LeasedStorage, LeaseKeeper, acquire
 from ._lock import DataDirLock
 from ._recovery import RUNNABLE, Action, ActionKind, RecoveryManager, gather_state
 from ._services import Services
@@ -82,6 +85,13 @@ class IntegratedScheduler:
         services: what jobs get as ``ctx.services``: a :class:`~hantu_sched.Services` (see
             :func:`~hantu_sched.build_services`) or a mapping converted by
             :meth:`Services.coerce` (``"kis"``, ``"kis_async"``, ``"universe"``, the rest extra).
+        events: where operator events go (:mod:`hantu_sched._events`: job runs, crash
+            recoveries, the end of the day; jobs emit theirs through ``ctx.emit``).
+        standby: with a leased storage (PostgreSQL, :mod:`hantu_sched._leadership`): wait while
+            another host leads and take over when its lease lapses; without it a held lease
+            raises :class:`~hantu_sched._pg_storage.LeaseHeldError`. While leading, the lease
+            is renewed in the background and released on a clean stop; a database outage is
+            retried while the lease is locally valid, then ``run`` raises ``DeposedError``.
 
     ``run`` takes the per-directory lock for its duration; a second instance on the same
     directory raises :class:`~hantu_sched._lock.SchedulerAlreadyRunningError`. It then claims
@@ -102,8 +112,11 @@ class IntegratedScheduler:
         *,
         services: Services | Mapping[str, Any] | None = None,
         logger: logging.Logger | None = None,
+        events: EventSink = discard,
+        standby: bool = False,
     ) -> None:
         self.config = config
+        self.standby = standby
         self.storage = storage
         self.clock = clock
         self.jobs = jobs if isinstance(jobs, JobRegistry) else JobRegistry(jobs)
@@ -117,9 +130,11 @@ class IntegratedScheduler:
         self._stop = _StopOrDeposed(storage)
         self.epoch: int | None = None
         self._lock = DataDirLock(self.data_dir)
-        self._batches = BatchStore(self.data_dir)
+        self._batches = batch_store_for(storage, self.data_dir)
         self._logged: set[tuple[str, str | None, str, str, str]] = set()
         self._logged_day: dt.date | None = None
+        self.events = events
+        self._day_ended: dt.date | None = None
         self.executor = Executor(
             config=config,
             calendar=self.calendar,
@@ -130,6 +145,7 @@ class IntegratedScheduler:
             stop=self._stop,
             logger=self.log,
             services=Services.coerce(services),
+            events=events,
         )
 
     # -- control ----------------------------------------------------------------------------
@@ -178,14 +194,32 @@ class IntegratedScheduler:
         self._lock.acquire()
         try:
             owner = f"hantu_sched pid {os.getpid()} on {socket.gethostname()}"
-            self.epoch = self.storage.claim(owner, self.clock.now())
+            epoch = acquire(
+                self.storage,
+                owner,
+                self.clock,
+                self._stop,
+                standby=self.standby,
+                until=until,
+                log=self.log,
+            )
+            if epoch is None:
+                self.log.info("standby stopped at %s without leading", self.clock.now())
+                return
+            self.epoch = epoch
             self.log.info(
                 "scheduler started at %s on %s (owner epoch %d)",
                 self.clock.now(),
                 self.data_dir,
                 self.epoch,
             )
-            self._loop(until)
+            keeper = LeaseKeeper(self.storage, self.clock, self.log)
+            try:
+                self._loop(until)
+            except BaseException:
+                keeper.close()
+                raise
+            keeper.close(release=True)
             self.log.info("scheduler stopped at %s", self.clock.now())
         except DeposedError as exc:
             self.log.critical("%s", exc)
@@ -202,7 +236,24 @@ class IntegratedScheduler:
             now = self.clock.now()
             if until is not None and now >= until:
                 return
-            self._step(now, until)
+            try:
+                self._step(now, until)
+            except DeposedError:
+                raise
+            except StorageError as exc:
+                if not isinstance(self.storage, LeasedStorage):
+                    raise
+                self._storage_outage(now, exc)
+
+    def _storage_outage(self, now: dt.datetime, exc: StorageError) -> None:
+        """A shared database could not be reached: retry shortly. The leader keeps leading
+        while its lease is locally valid (a short outage is ridden out; the journal then says
+        what finished); once it is not, the loop's ``check_owner`` ends ``run`` with
+        :class:`DeposedError`, before any standby may take over."""
+        assert isinstance(self.storage, LeasedStorage)
+        self.log.error("storage unreachable (%s); retrying while this leader's lease holds", exc)
+        retry = now + dt.timedelta(seconds=self.storage.lease_s / 10)
+        self.clock.sleep_until(retry, self._stop)
 
     def _step(self, now: dt.datetime, until: dt.datetime | None) -> bool:
         """One iteration; returns True if it slept (nothing was executed)."""
@@ -221,12 +272,28 @@ class IntegratedScheduler:
             self.executor.apply(runnable)
             return False
         timed = [a.at for a in actions if a.kind is ActionKind.WAIT and a.at is not None]
+        if not timed:
+            self._end_day(now)
         tomorrow = now.astimezone(KST).date() + dt.timedelta(days=1)
         wake = min([*timed, dt.datetime.combine(tomorrow, dt.time(0), KST)])
         if until is not None:
             wake = min(wake, until)
         self.clock.sleep_until(wake, self._stop)
         return True
+
+    def _end_day(self, now: dt.datetime) -> None:
+        """Nothing more is due today: emit :class:`DayEnded` once for a trading day, listing
+        the day plan's units that are not ``done``."""
+        today = now.astimezone(KST).date()
+        if self._day_ended == today:
+            return
+        self._day_ended = today
+        plan = build_day_plan(self.config, self.calendar, today)
+        if plan is None:
+            return
+        done = {r.key for r in self.storage.list_jobs(today) if r.state is JobState.DONE}
+        missing = tuple(unit_label(p.key) for p in plan.jobs if p.key not in done)
+        emit_safely(self.events, DayEnded(today, missing, now))
 
     def _log_decisions(self, actions: list[Action]) -> None:
         for action in actions:
@@ -241,7 +308,7 @@ class IntegratedScheduler:
                 continue
             self._logged.add(mark)
             level = logging.DEBUG if action.kind is ActionKind.WAIT else logging.INFO
-            self.log.log(level, "plan %s: %s", action.kind.value, action.to_dict())
+            self.log.log(level, "plan: %s", action.describe(), extra={"action": action})
 
     def __repr__(self) -> str:
         return f"IntegratedScheduler(data_dir={str(self.data_dir)!r}, clock={self.clock!r})"

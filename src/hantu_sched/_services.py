@@ -15,14 +15,18 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import httpx
 
-from kisclient import AsyncKISClient, Env, KISClient
+from kisclient import Env, Observer
 
 from ._clock import Clock
+
+if TYPE_CHECKING:  # the clients are loaded by build_services, not by importing this module
+    import httpx
+
+    from kisclient import AsyncKISClient, KISClient
 
 __all__ = ["Credentials", "KISTarget", "Services", "build_services", "coerce_services"]
 
@@ -54,6 +58,8 @@ def _callable_or_none(_: object, attribute: attrs.Attribute[Any], value: object)
 
 
 def _client_or_none(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    from kisclient import KISClient  # noqa: PLC0415 - loaded once a client exists anyway
+
     if value is not None and not isinstance(value, KISClient):
         raise TypeError(
             f"Services.{attribute.name} must be a kisclient.KISClient, got {type(value).__name__}"
@@ -150,11 +156,13 @@ def build_services(
     async_transport: httpx.AsyncBaseTransport | None = None,
     universe: list[str] | tuple[str, ...] | None = None,
     extra: Mapping[str, Any] | None = None,
+    observer: Observer | None = None,
 ) -> Services:
     """The clients every job shares: one sync :class:`~kisclient.KISClient` (close it with
     :meth:`Services.close`) and a factory of :class:`~kisclient.AsyncKISClient` (screening opens
     one inside ``asyncio.run``), both on *clock*, *target* and *credentials*. ``run`` and
-    ``simulate`` both call this; the transports are for tests and the fake server."""
+    ``simulate`` both call this; the transports are for tests and the fake server; *observer*
+    (kisclient's ``observer=``) is given to every client (the runner's metrics and alerts)."""
     common: dict[str, Any] = {
         "app_key": credentials.app_key,
         "app_secret": credentials.app_secret,
@@ -168,7 +176,10 @@ def build_services(
         "data_key": credentials.data_key,
         "data_secret": credentials.data_secret,
         "data_base_url": target.data_base_url if credentials.data_key else None,
+        "observer": observer,
     }
+    from kisclient import AsyncKISClient, KISClient  # noqa: PLC0415 - see the imports above
+
     kis = KISClient(**common, transport=transport)
 
     def make_async() -> AsyncKISClient:

@@ -58,6 +58,13 @@ from ._day import (
 )
 from ._jobs import Job, JobRegistry
 from ._services import Credentials, KISTarget
+from ._telemetry_config import (
+    ALERT_KINDS,
+    ALERT_SECRET_KEYS,
+    ALERT_SECRET_VARS,
+    SEVERITIES,
+    TelemetryConfig,
+)
 
 __all__ = [
     "CREDENTIALS_FILE_VARS",
@@ -251,6 +258,30 @@ SETTINGS: tuple[SettingSpec, ...] = (
         valid=lambda v: v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
     ),
     SettingSpec(
+        "storage", "HANTU_STORAGE", str, None, "a postgresql:// URL", "unset (SQLite)",
+        "Where the journal, selections, watchlists, records and batch documents live: unset "
+        "for the SQLite file in `data_dir`, or `postgresql://user@host:port/db` for a database "
+        "several hosts share (a standby takes over the day; needs `hantu-sched[postgresql]`; "
+        "see [postgresql.md](postgresql.md)). Keep passwords out of it (`~/.pgpass`, "
+        "`PGPASSWORD`).",
+        valid=lambda v: v.startswith(("postgresql://", "postgres://")),
+    ),
+    SettingSpec(
+        "leadership.deployment", "HANTU_DEPLOYMENT", str, "default", "1-64 characters",
+        "`default`",
+        "With PostgreSQL storage: the scheduler the hosts share. One host leads each "
+        "deployment at a time; every row is stored under this name.",
+        valid=lambda v: 1 <= len(v) <= 64,
+    ),
+    SettingSpec(
+        "leadership.lease_seconds", "HANTU_LEASE_SECONDS", float, 30.0,
+        "a number from 3 to 3600", "`30`",
+        "With PostgreSQL storage: the leader's lease. It is renewed every third of it; a leader "
+        "that cannot renew stops acting after two thirds; a standby (`run --standby`) takes over "
+        "once it lapsed.",
+        valid=lambda v: 3 <= v <= 3600,
+    ),
+    SettingSpec(
         "scheduler.batch_ids", "HANTU_BATCH_IDS", tuple[str, ...], None,
         "a non-empty list of batch ids", '`["1", "2", "3", "4"]`',
         "The selection batches (1–32 of `[A-Za-z0-9_-]` each). Batch *i* starts at the "
@@ -353,13 +384,135 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "below the warning threshold.",
         valid=_positive(_MAX_NUMBER),
     ),
+    SettingSpec(
+        "alerts.events", "HANTU_ALERT_EVENTS", tuple[str, ...], None,
+        "a list of: " + ", ".join(ALERT_KINDS), "every kind",
+        "Which events alert: " + ", ".join(f"`{k}`" for k in ALERT_KINDS) + ". Channels are "
+        "enabled by their settings: `HANTU_ALERT_WEBHOOK_URL` (generic JSON webhook), "
+        "`HANTU_ALERT_SLACK_WEBHOOK_URL`, `HANTU_ALERT_TELEGRAM_BOT_TOKEN` with "
+        "`alerts.telegram_chat_id`, `alerts.smtp_host` with `alerts.email_to` (secrets: "
+        "environment or credentials file only; see [operations.md](operations.md)).",
+        env_note=" (comma-separated)",
+        valid=lambda v: all(k in ALERT_KINDS for k in v),
+    ),
+    SettingSpec(
+        "alerts.min_severity", "HANTU_ALERT_MIN_SEVERITY", str, "info",
+        "info, warning or critical", "`info`",
+        "Alerts below this severity are not sent (`info`: performance summary, reconciled "
+        "orders, recovered crashes; `warning`; `critical`: failed jobs, incomplete days, token "
+        "refusals, unknown order outcomes).",
+        valid=lambda v: v.lower() in SEVERITIES,
+    ),
+    SettingSpec(
+        "alerts.rate_per_minute", "HANTU_ALERT_RATE_PER_MINUTE", float, 20.0,
+        "a positive number no larger than 1000", "`20`",
+        "Deliveries per minute per channel (a burst of that many, then paced); the rest wait "
+        "in the channel's queue.",
+        valid=_positive(1000),
+    ),
+    SettingSpec(
+        "alerts.queue_size", "HANTU_ALERT_QUEUE_SIZE", int, 100,
+        "an integer from 1 to 100000", "`100`",
+        "Alerts a channel holds while delivering; when full the oldest is dropped (and counted: "
+        "`hantu_alerts_dropped_total`).",
+        valid=lambda v: 1 <= v <= 100_000,
+    ),
+    SettingSpec(
+        "alerts.max_attempts", "HANTU_ALERT_MAX_ATTEMPTS", int, 5,
+        "an integer from 1 to 100", "`5`",
+        "Delivery attempts per alert and channel (retried with doubling backoff).",
+        valid=lambda v: 1 <= v <= 100,
+    ),
+    SettingSpec(
+        "alerts.backoff_seconds", "HANTU_ALERT_BACKOFF_SECONDS", float, 2.0,
+        "a positive number no larger than 3600", "`2`",
+        "The first retry's wait; it doubles up to 5 minutes (a `Retry-After` / Telegram "
+        "`retry_after` is honoured).",
+        valid=_positive(3600),
+    ),
+    SettingSpec(
+        "alerts.timeout_seconds", "HANTU_ALERT_TIMEOUT_SECONDS", float, 10.0,
+        "a positive number no larger than 300", "`10`",
+        "Connect/read timeout of one delivery (HTTP or SMTP).",
+        valid=_positive(300),
+    ),
+    SettingSpec(
+        "alerts.telegram_chat_id", "HANTU_ALERT_TELEGRAM_CHAT_ID", str, None,
+        "a chat id", "unset",
+        "The Telegram chat the bot writes to (the bot token is the secret "
+        "`HANTU_ALERT_TELEGRAM_BOT_TOKEN`).",
+        valid=bool,
+    ),
+    SettingSpec(
+        "alerts.telegram_base_url", "HANTU_ALERT_TELEGRAM_BASE_URL", str,
+        "https://api.telegram.org", "a URL starting with http:// or https://",
+        "`https://api.telegram.org`",
+        "The Bot API host (a proxy, or a loopback receiver in tests).",
+        valid=lambda v: v.startswith(("http://", "https://")),
+    ),
+    SettingSpec(
+        "alerts.smtp_host", "HANTU_ALERT_SMTP_HOST", str, None, "a host name", "unset",
+        "SMTP server for e-mail alerts (standard library `smtplib`).",
+        valid=bool,
+    ),
+    SettingSpec(
+        "alerts.smtp_port", "HANTU_ALERT_SMTP_PORT", int, 587, "a port (1-65535)", "`587`",
+        "SMTP port.",
+        valid=lambda v: 1 <= v <= 65535,
+    ),
+    SettingSpec(
+        "alerts.smtp_security", "HANTU_ALERT_SMTP_SECURITY", str, "starttls",
+        "starttls, ssl or none", "`starttls`",
+        "`starttls` (port 587), `ssl` (implicit TLS, port 465) or `none` (loopback relays only).",
+        valid=lambda v: v.lower() in ("starttls", "ssl", "none"),
+    ),
+    SettingSpec(
+        "alerts.smtp_user", "HANTU_ALERT_SMTP_USER", str, None, "a user name", "unset",
+        "SMTP login (the password is the secret `HANTU_ALERT_SMTP_PASSWORD`).",
+        valid=bool,
+    ),
+    SettingSpec(
+        "alerts.email_from", "HANTU_ALERT_EMAIL_FROM", str, None, "an address", "unset",
+        "Sender address (default: `alerts.smtp_user`, else `hantu_sched@localhost`).",
+        valid=lambda v: "@" in v,
+    ),
+    SettingSpec(
+        "alerts.email_to", "HANTU_ALERT_EMAIL_TO", tuple[str, ...], (), "a list of addresses",
+        "`[]`",
+        "Recipients of e-mail alerts (none: no e-mail).",
+        env_note=" (comma-separated)",
+        valid=lambda v: all("@" in a for a in v),
+    ),
+    SettingSpec(
+        "metrics.enabled", "HANTU_METRICS", bool, True, "true or false", "`true`",
+        "Write Prometheus metrics (`run` and `simulate`).",
+    ),
+    SettingSpec(
+        "metrics.textfile", "HANTU_METRICS_TEXTFILE", pathlib.Path, None, "a file path",
+        "`<data_dir>/metrics/hantu_sched.prom`",
+        "The node-exporter textfile (written atomically; point node-exporter's "
+        "`--collector.textfile.directory` at its directory).",
+    ),
+    SettingSpec(
+        "metrics.http_port", "HANTU_METRICS_HTTP_PORT", int, 0, "a port (0-65535)", "`0` (off)",
+        "Also serve the metrics over HTTP on 127.0.0.1 at this port (`/metrics`).",
+        valid=lambda v: 0 <= v <= 65535,
+    ),
+    SettingSpec(
+        "metrics.interval_seconds", "HANTU_METRICS_INTERVAL_SECONDS", float, 15.0,
+        "a positive number no larger than 3600", "`15`",
+        "How often the textfile is rewritten (also at every job's end and at exit).",
+        valid=_positive(3600),
+    ),
 )  # fmt: skip
 
 _BY_KEY = {spec.key: spec for spec in SETTINGS}
 
 #: What a credentials file may set: the secrets and every ``KIS_*`` variable of the table.
-CREDENTIALS_FILE_VARS: tuple[str, ...] = CREDENTIAL_VARS + tuple(
-    spec.env for spec in SETTINGS if spec.env is not None and spec.env.startswith("KIS_")
+CREDENTIALS_FILE_VARS: tuple[str, ...] = (
+    CREDENTIAL_VARS
+    + ALERT_SECRET_VARS
+    + tuple(spec.env for spec in SETTINGS if spec.env is not None and spec.env.startswith("KIS_"))
 )
 
 
@@ -412,6 +565,13 @@ class Settings:
     kis_ws_url: str | None = None
     kis_hts_id: str | None = attrs.field(default=None, repr=False)
     kis_data_base_url: str | None = None
+    #: The ``[alerts]`` and ``[metrics]`` settings (secrets are not here: see
+    #: :func:`hantu_sched._telemetry.load_alert_secrets`).
+    telemetry: TelemetryConfig = attrs.field(factory=TelemetryConfig)
+    #: ``storage``: a PostgreSQL URL, or ``None`` for the SQLite file in ``data_dir``.
+    storage: str | None = attrs.field(default=None, repr=False)
+    deployment: str = "default"
+    lease_seconds: float = 30.0
 
     @property
     def base_url(self) -> str:
@@ -535,6 +695,12 @@ _SECRET_KEYS = {"app_key", "app_secret", "account", "appkey", "appsecret"}
 
 def _check_tables(data: Mapping[str, Any], table: str = "") -> None:
     """Refuse unknown keys (and secrets under ``[kis]``) in *table* and its sub-tables."""
+    if table == "alerts" and set(data) & ALERT_SECRET_KEYS:
+        raise SettingsError(
+            "alert secrets are never read from the configuration file: remove "
+            f"{', '.join(sorted(set(data) & ALERT_SECRET_KEYS))} from [alerts] and set "
+            f"{', '.join(ALERT_SECRET_VARS)} in the environment or a credentials file"
+        )
     if table == "kis" and set(data) & _SECRET_KEYS:
         raise SettingsError(
             "credentials are never read from the configuration file: remove them from [kis] and "
@@ -761,6 +927,10 @@ def load_settings(
         kis_ws_url=values["kis.ws_url"],
         kis_hts_id=values["kis.hts_id"],
         kis_data_base_url=values["kis.data_base_url"],
+        telemetry=TelemetryConfig.from_values(values),
+        storage=values["storage"],
+        deployment=values["leadership.deployment"],
+        lease_seconds=values["leadership.lease_seconds"],
     )
     _check_mode_env(settings)
     settings.job_registry(settings.pipeline_config())  # every problem surfaces at load time

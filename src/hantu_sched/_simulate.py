@@ -11,6 +11,14 @@ directory; its recovery plan is printed with the reason for every decision.
 
 The result is complete iff every unit of the day plan ends ``done`` in the journal.
 
+:func:`simulate_range` runs consecutive days (``simulate --from D1 --to D2``): one clock, one
+fake server and one paper account across the range, so positions and cash carry from day to
+day while the fake's prices move; days the calendar closes are skipped (reported, nothing runs).
+Each trading day starts a fresh scheduler at 05:30 on the same journal and data directory (as
+a service manager would each morning), with the same ``--restart-at`` crashes that day. The
+journal, batch files, balance snapshots and performance reports of every day stay in the data
+directory, so ``report --from D1 --to D2`` draws the account's real equity curve.
+
 :class:`SimHooks` lets a harness (the chaos soak in ``tests/chaos``) change the clock, the fake
 server and the transports, and act before each scheduler instance starts; the defaults are the
 behaviour described above.
@@ -30,31 +38,36 @@ from typing import Any, TextIO
 import attrs
 import httpx
 
-from kisclient import Env, KISClient
+from kisclient import Env, KISClient, Observer
 from kisclient.testing import FakeApp, FakeKIS
 
 from ._calendar import KRXCalendar, Session
 from ._constants import KST
 from ._day import JOB_ORDER, SchedulerConfig, build_day_plan
+from ._events import EventSink, discard
 from ._jobs import Job, JobContext, JobInterrupted, JobRegistry
 from ._journal import JobRecord, JobState
 from ._recovery import Action, ActionKind
 from ._scheduler import IntegratedScheduler
 from ._services import Credentials, KISTarget, Services, build_services
 from ._storage import DEFAULT_DB_NAME, SQLiteStorage
+from ._telemetry import Telemetry
 from .testing import CrashingClock, SimulatedCrash
 
 __all__ = [
     "MARKER",
     "SIM_START",
+    "RangeResult",
     "SimClock",
     "SimEvent",
     "SimHooks",
     "SimulationError",
     "SimulationResult",
+    "TelemetryHooks",
     "is_crash",
     "prepare_data_dir",
     "simulate_day",
+    "simulate_range",
 ]
 
 #: When the simulated day starts (KST), before the first job (screening, 06:00).
@@ -137,6 +150,38 @@ class SimulationResult:
         return [e for e in self.events if e.kind == kind]
 
 
+@attrs.define
+class RangeResult:
+    """What happened over ``[first, last]``: one :class:`SimulationResult` per calendar day
+    (a day the calendar closes has ``session is None`` and its ``closed_reason``)."""
+
+    first: dt.date
+    last: dt.date
+    data_dir: pathlib.Path
+    days: list[SimulationResult] = attrs.field(factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def trading_days(self) -> list[SimulationResult]:
+        """The days that traded (a session), in order."""
+        return [d for d in self.days if d.session is not None]
+
+    @property
+    def complete(self) -> bool:
+        """True iff every trading day ended complete."""
+        return all(d.complete for d in self.days)
+
+    @property
+    def restarts(self) -> int:
+        """Simulated crashes over the range."""
+        return sum(d.restarts for d in self.days)
+
+    @property
+    def orders(self) -> int:
+        """Paper orders the fake accepted over the range."""
+        return sum(d.orders for d in self.days)
+
+
 class SimHooks:
     """Extension points of :func:`simulate_day`; every default keeps its normal behaviour.
 
@@ -161,7 +206,41 @@ class SimHooks:
         return fake.async_transport()
 
     def before_instance(self, instance: int, data_dir: pathlib.Path) -> None:
-        """Called before scheduler instance number *instance* (1, 2, ...) is built."""
+        """Called before scheduler instance number *instance* (1, 2, ... counted per day) is
+        built."""
+
+    def observer(self) -> Observer | None:
+        """kisclient's observer of every instance's clients (default: none)."""
+        return None
+
+    def events(self) -> EventSink:
+        """Where every instance's scheduler events go (default: nowhere)."""
+        return discard
+
+    def on_event(self, event: SimEvent) -> None:
+        """Called with every timeline event as it happens (``simulate --log-format json``)."""
+
+    def day_done(self, result: SimulationResult) -> None:
+        """Called after each day of the range, closed days included (the progress bar)."""
+
+
+class TelemetryHooks(SimHooks):
+    """The default behaviour, with the day's events and client observations going to
+    *telemetry* (metrics and alerts, as ``run`` does)."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+
+    def make_clock(self, start: dt.datetime) -> SimClock:
+        clock = super().make_clock(start)
+        self.telemetry.clock = clock  # alerts are stamped with the simulated time
+        return clock
+
+    def observer(self) -> Observer | None:
+        return self.telemetry.observe
+
+    def events(self) -> EventSink:
+        return self.telemetry.emit
 
 
 def is_crash(exc: BaseException) -> bool:
@@ -184,16 +263,26 @@ def _label(job: str | None, batch: str | None) -> str:
 class _Timeline:
     """Collects events and prints them as they happen."""
 
-    def __init__(self, clock: SimClock, out: TextIO | None, result: SimulationResult) -> None:
+    def __init__(
+        self,
+        clock: SimClock,
+        out: TextIO | None,
+        result: SimulationResult,
+        on_event: Callable[[SimEvent], None] | None = None,
+    ) -> None:
         self.clock = clock
         self.out = out
         self.result = result
+        self.on_event = on_event
 
     def emit(self, kind: str, text: str, *, job: str | None = None, batch: str | None = None,
              attempt: int | None = None, label: str | None = None) -> None:  # fmt: skip
         at = self.clock.now()
         name = label if label is not None else _label(job, batch)
-        self.result.events.append(SimEvent(at, kind, name, text, job, batch, attempt))
+        event = SimEvent(at, kind, name, text, job, batch, attempt)
+        self.result.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
         if self.out is not None:
             try:
                 self.out.write(f"{at:%H:%M:%S}  {name:<16} {text}\n")
@@ -235,18 +324,15 @@ class _TimelineHandler(logging.Handler):
             self.handleError(record)
 
     def _core(self, record: logging.LogRecord) -> None:
-        args = record.args
-        if record.msg == "plan %s: %s" and isinstance(args, tuple) and len(args) == 2:
-            data = args[1]
-            if isinstance(data, dict) and (
-                data.get("kind") == ActionKind.ADOPT.value
-                or (data.get("kind") == ActionKind.SKIP.value and data.get("record"))
-            ):
+        action = getattr(record, "action", None)  # the scheduler's "plan: ..." decision lines
+        if isinstance(action, Action):
+            recorded = action.kind is ActionKind.SKIP and action.record
+            if action.kind is ActionKind.ADOPT or recorded:
                 self.timeline.emit(
                     "decision",
-                    f"{data['kind']}: {data['reason']}",
-                    job=str(data["job"]),
-                    batch=data.get("batch"),
+                    f"{action.kind.value}: {action.reason}",
+                    job=action.job,
+                    batch=action.batch,
                 )
             return
         if record.levelno >= logging.WARNING:
@@ -363,63 +449,165 @@ def simulate_day(
     :func:`prepare_data_dir` when *fresh*. *hooks* customise the clock, the fake server, the
     transports and what happens before each instance (see :class:`SimHooks`).
     """
+    result = simulate_range(
+        trading_date,
+        trading_date,
+        data_dir,
+        restart_at=restart_at,
+        universe_size=universe_size,
+        seed=seed,
+        config=config,
+        calendar=calendar,
+        make_jobs=make_jobs,
+        pipeline=pipeline,
+        out=out,
+        fresh=fresh,
+        hooks=hooks,
+    )
+    return result.days[0]
+
+
+@attrs.define
+class _World:
+    """What lives across the days of a range: the fake server, its paper app (the account),
+    the client state directory and the wrapped job registry."""
+
+    fake: FakeKIS
+    app: FakeApp
+    state_dir: pathlib.Path
+    jobs: JobRegistry
+
+
+def simulate_range(
+    first: dt.date,
+    last: dt.date,
+    data_dir: pathlib.Path,
+    *,
+    restart_at: Sequence[dt.time] = (),
+    universe_size: int = 300,
+    seed: int = 0,
+    config: SchedulerConfig | None = None,
+    calendar: KRXCalendar | None = None,
+    make_jobs: Callable[[], JobRegistry] | None = None,
+    pipeline: dict[str, Any] | None = None,
+    out: TextIO | None = None,
+    fresh: bool = True,
+    hooks: SimHooks | None = None,
+) -> RangeResult:
+    """Simulate every day of ``[first, last]`` on one clock, one fake server and one account
+    (see the module docstring); the arguments are :func:`simulate_day`'s. Days the calendar
+    closes are skipped with their reason; *restart_at* applies to every trading day. With
+    more than one day, each day's timeline on *out* starts with a header line."""
+    if last < first:
+        raise SimulationError(f"--to {last} is before --from {first}")
     hooks = hooks or SimHooks()
     calendar = calendar or KRXCalendar()
     config = config or SchedulerConfig()
     wall = time.perf_counter()
-    result = SimulationResult(trading_date, data_dir)
-    start = dt.datetime.combine(trading_date, SIM_START, KST)
-    end = dt.datetime.combine(trading_date + dt.timedelta(days=1), dt.time(0), KST)
-    crashes = sorted({dt.datetime.combine(trading_date, t, KST) for t in restart_at})
-    for crash in crashes:
-        if not start < crash < end:
+    times = sorted(set(restart_at))
+    for when in times:
+        if when <= SIM_START:
             raise SimulationError(
-                f"--restart-at {crash:%H:%M} is outside the simulated day ({SIM_START:%H:%M}–24:00)"
+                f"--restart-at {when:%H:%M} is outside the simulated day ({SIM_START:%H:%M}–24:00)"
             )
-    clock = hooks.make_clock(start)
-    timeline = _Timeline(clock, out, result)
-    session = calendar.session(trading_date)
-    if session is None:
-        result.closed_reason = calendar.closure_reason(trading_date)
-        timeline.emit(
-            "scheduler",
-            f"{trading_date} is not a KRX trading day ({result.closed_reason}): nothing runs",
-            label="calendar",
-        )
-        result.wall_seconds = time.perf_counter() - wall
-        return result
-    result.session = session
-    if fresh:
-        prepare_data_dir(data_dir)
-    fake = hooks.make_fake(clock, seed, universe_size)
-    app = fake.add_app(env="paper")
-    state_dir = data_dir / "kis-state"
-    state_dir.mkdir(mode=0o700, exist_ok=True)
-    registry = (make_jobs or _default_jobs(pipeline or {}))()
-    wrapped = _wrap_registry(registry, timeline)
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    answer = RangeResult(first, last, data_dir)
+    clock = hooks.make_clock(dt.datetime.combine(first, SIM_START, KST))
+    timeline = _Timeline(
+        clock, None if len(days) > 1 else out, SimulationResult(first, data_dir), hooks.on_event
+    )
+    world: _World | None = None
     with _captured_logs(timeline) as handler:
-        try:
-            _run_instances(clock, crashes, end, fake, app, state_dir, config, calendar, wrapped,
-                           data_dir, timeline, result, hooks)  # fmt: skip
-        finally:
-            result.warnings = dict(handler.repeats)
+        for day in days:
+            day_wall = time.perf_counter()
+            start = dt.datetime.combine(day, SIM_START, KST)
+            if start > clock.now():
+                clock.set(start)
+            result = SimulationResult(day, data_dir)
+            answer.days.append(result)
+            timeline.result = result
+            handler.repeats = {}
+            if len(days) > 1 and out is not None:
+                timeline.out = _header(out, day)
+            session = calendar.session(day)
+            if session is None:
+                result.closed_reason = calendar.closure_reason(day)
+                timeline.emit(
+                    "scheduler",
+                    f"{day} is not a KRX trading day ({result.closed_reason}): nothing runs",
+                    label="calendar",
+                )
+                result.wall_seconds = time.perf_counter() - day_wall
+                hooks.day_done(result)
+                continue
+            if world is None:
+                if fresh:
+                    prepare_data_dir(data_dir)
+                fake = hooks.make_fake(clock, seed, universe_size)
+                state_dir = data_dir / "kis-state"
+                state_dir.mkdir(mode=0o700, exist_ok=True)
+                registry = (make_jobs or _default_jobs(pipeline or {}))()
+                world = _World(
+                    fake, fake.add_app(env="paper"), state_dir, _wrap_registry(registry, timeline)
+                )
+            _simulate_one(day, session, times, world, clock, config, calendar, data_dir,
+                          timeline, result, hooks, handler)  # fmt: skip
+            result.wall_seconds = time.perf_counter() - day_wall
+            hooks.day_done(result)
+    answer.wall_seconds = time.perf_counter() - wall
+    if len(answer.days) == 1:
+        answer.days[0].wall_seconds = answer.wall_seconds
+    return answer
+
+
+def _header(out: TextIO, day: dt.date) -> TextIO | None:
+    """Write the day's header line on *out*; ``None`` if the reader left."""
+    try:
+        out.write(f"\n=== {day} ({day:%A}) ===\n")
+    except BrokenPipeError:
+        return None
+    return out
+
+
+def _simulate_one(
+    day: dt.date,
+    session: Session,
+    times: Sequence[dt.time],
+    world: _World,
+    clock: SimClock,
+    config: SchedulerConfig,
+    calendar: KRXCalendar,
+    data_dir: pathlib.Path,
+    timeline: _Timeline,
+    result: SimulationResult,
+    hooks: SimHooks,
+    handler: _TimelineHandler,
+) -> None:
+    """One trading day of a range, on *world*; fills *result*."""
+    result.session = session
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), KST)
+    crashes = [dt.datetime.combine(day, t, KST) for t in times]
+    orders_before = len(world.fake.orders(world.app.app_key))
+    try:
+        _run_instances(clock, crashes, end, world.fake, world.app, world.state_dir, config,
+                       calendar, world.jobs, data_dir, timeline, result, hooks)  # fmt: skip
+    finally:
+        result.warnings = dict(handler.repeats)
     storage = SQLiteStorage(data_dir / DEFAULT_DB_NAME)
     try:
         order = {name: index for index, name in enumerate(JOB_ORDER)}
         result.records = sorted(
-            storage.list_jobs(trading_date),
+            storage.list_jobs(day),
             key=lambda r: (order.get(r.key.job, len(order)), r.key.batch or ""),
         )
     finally:
         storage.close()
-    plan = build_day_plan(config, calendar, trading_date)
+    plan = build_day_plan(config, calendar, day)
     seen = {r.key for r in result.records}
     result.unplanned = [
         _label(p.key.job, p.key.batch) for p in (plan.jobs if plan else ()) if p.key not in seen
     ]
-    result.orders = len(fake.orders(app.app_key))
-    result.wall_seconds = time.perf_counter() - wall
-    return result
+    result.orders = len(world.fake.orders(world.app.app_key)) - orders_before
 
 
 @contextlib.contextmanager
@@ -463,6 +651,7 @@ def _services(
         transport=hooks.transport(fake),
         async_transport=hooks.async_transport(fake),
         universe=fake.universe,
+        observer=hooks.observer(),
     )
     assert services.kis is not None  # build_services always builds the sync client
     return services, services.kis
@@ -493,8 +682,9 @@ def _run_instances(
         services, kis = _services(fake, app, state_dir, clock, hooks)
         try:
             scheduler = IntegratedScheduler(
-                config, storage, clock, jobs, calendar, data_dir, services=services
-            )
+                config, storage, clock, jobs, calendar, data_dir, services=services,
+                events=hooks.events(),
+            )  # fmt: skip
             what = "started" if instance == 1 else "restarted on the same journal"
             timeline.emit("scheduler", f"scheduler #{instance} {what}; recovery plan:",
                           label="scheduler")  # fmt: skip

@@ -8,6 +8,15 @@ Contract (tested against every implementation by one suite):
 - ``put_*`` is an upsert; once it returns, the write survives a crash of the process
   (:class:`SQLiteStorage` commits each call in its own transaction, WAL, ``synchronous=FULL``).
 - Reads of absent keys return ``None`` (or an empty collection), never raise.
+- History: ``put_job(record, attempts)`` upserts the unit's row and each
+  :class:`~hantu_sched._journal.Attempt` (keyed by unit and ``number``) in one transaction:
+  both or neither survive a crash, and a deposed writer writes neither.
+  ``get_attempts(key)`` is the unit's attempts by ``number``; ``list_attempts(day)`` is every
+  attempt of that trading day ordered by (job, batch with ``None`` first, number).
+- Schema versions (SQLite): ``PRAGMA user_version`` 0 is the one-row journal, 1 adds the
+  ``attempts`` table. Opening a version-0 file for writing migrates it in one transaction,
+  back-filling each started row's last attempt (:func:`~hantu_sched._journal.attempt_from_record`);
+  opened read-only, it is not changed and its attempts are derived the same way on read.
 - A store that cannot be opened or read (a corrupt or unreadable SQLite file, a read-only
   directory) raises :class:`StorageError` with one printable line, never a raw ``sqlite3`` error;
   :class:`CorruptJournalError` when the file is not a usable database.
@@ -30,12 +39,12 @@ import json
 import pathlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from ._journal import JobKey, JobRecord
+from ._journal import Attempt, AttemptOutcome, JobKey, JobRecord, attempt_from_record
 
 __all__ = [
     "CorruptJournalError",
@@ -49,6 +58,9 @@ __all__ = [
 ]
 
 DEFAULT_DB_NAME = "hantu_sched.sqlite3"
+
+#: The SQLite schema version this code writes (``PRAGMA user_version``).
+SCHEMA_VERSION = 1
 
 
 class StorageError(RuntimeError):
@@ -92,6 +104,10 @@ def _order(record: JobRecord) -> tuple[str, str]:
     return (record.key.job, record.key.batch or "")
 
 
+def _attempt_order(attempt: Attempt) -> tuple[str, str, int]:
+    return (attempt.key.job, attempt.key.batch or "", attempt.number)
+
+
 def _fence(mine: int | None, current: Owner | None) -> None:
     """Raise :class:`DeposedError` if this object claimed epoch *mine* (``None``: it never
     claimed, nothing to check) and the persisted claim *current* is no longer that epoch."""
@@ -111,9 +127,13 @@ class Storage(Protocol):
 
     def get_job(self, key: JobKey) -> JobRecord | None: ...
 
-    def put_job(self, record: JobRecord) -> None: ...
+    def put_job(self, record: JobRecord, attempts: Sequence[Attempt] = ()) -> None: ...
 
     def list_jobs(self, trading_date: dt.date) -> list[JobRecord]: ...
+
+    def get_attempts(self, key: JobKey) -> list[Attempt]: ...
+
+    def list_attempts(self, trading_date: dt.date) -> list[Attempt]: ...
 
     def put_selection(self, trading_date: dt.date, batch_id: str, payload: Any) -> None: ...
 
@@ -148,6 +168,7 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[JobKey, str] = {}
+        self._attempts: dict[tuple[JobKey, int], str] = {}
         self._selection: dict[tuple[dt.date, str], str] = {}
         self._watchlist: dict[dt.date, str] = {}
         self._records: dict[tuple[str, str], str] = {}
@@ -175,11 +196,23 @@ class MemoryStorage:
             text = self._jobs.get(key)
         return None if text is None else JobRecord.from_dict(json.loads(text))
 
-    def put_job(self, record: JobRecord) -> None:
+    def put_job(self, record: JobRecord, attempts: Sequence[Attempt] = ()) -> None:
         text = _dump(record.to_dict())
+        rows = {(a.key, a.number): _dump(a.to_dict()) for a in attempts}
         with self._lock:
             _fence(self._mine, self._owner)
             self._jobs[record.key] = text
+            self._attempts.update(rows)
+
+    def get_attempts(self, key: JobKey) -> list[Attempt]:
+        with self._lock:
+            rows = [(n, t) for (k, n), t in self._attempts.items() if k == key]
+        return [Attempt.from_dict(json.loads(t)) for _n, t in sorted(rows)]
+
+    def list_attempts(self, trading_date: dt.date) -> list[Attempt]:
+        with self._lock:
+            rows = [t for (k, _n), t in self._attempts.items() if k.trading_date == trading_date]
+        return sorted((Attempt.from_dict(json.loads(t)) for t in rows), key=_attempt_order)
 
     def list_jobs(self, trading_date: dt.date) -> list[JobRecord]:
         with self._lock:
@@ -247,6 +280,82 @@ CREATE TABLE IF NOT EXISTS owner (
     claimed_at TEXT NOT NULL);
 """
 
+#: Version 1: the attempt history (one row per attempt; ``batch`` is '' for an unbatched unit,
+#: times are ISO-8601 with offset, ``pid``/``host`` NULL only for migrated rows).
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS attempts (
+    trading_date TEXT NOT NULL, job TEXT NOT NULL, batch TEXT NOT NULL, number INTEGER NOT NULL,
+    kind TEXT NOT NULL, outcome TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT,
+    error TEXT, pid INTEGER, host TEXT, decision TEXT,
+    PRIMARY KEY (trading_date, job, batch, number));
+CREATE INDEX IF NOT EXISTS jobs_by_date ON jobs (trading_date);
+"""
+
+_INSERT_ATTEMPT = (
+    "INSERT OR REPLACE INTO attempts (trading_date, job, batch, number, kind, outcome, "
+    "started_at, finished_at, error, pid, host, decision) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_ATTEMPTS = (
+    "SELECT trading_date, job, batch, number, kind, outcome, started_at, finished_at, error, "
+    "pid, host, decision FROM attempts "
+)
+
+
+def _attempt_row(attempt: Attempt) -> tuple[Any, ...]:
+    key = attempt.key
+    return (
+        key.trading_date.isoformat(),
+        key.job,
+        key.batch or "",
+        attempt.number,
+        attempt.kind,
+        attempt.outcome.value,
+        attempt.started_at.isoformat(),
+        None if attempt.finished_at is None else attempt.finished_at.isoformat(),
+        attempt.error,
+        attempt.pid,
+        attempt.host,
+        attempt.decision,
+    )
+
+
+def _attempt_of(row: tuple[Any, ...]) -> Attempt:
+    day, job, batch, number, kind, outcome, started, finished, error, pid, host, decision = row
+    return Attempt(
+        key=JobKey(str(job), dt.date.fromisoformat(str(day)), str(batch) or None),
+        number=int(number),
+        kind=str(kind),
+        started_at=dt.datetime.fromisoformat(str(started)),
+        outcome=AttemptOutcome(outcome),
+        finished_at=None if finished is None else dt.datetime.fromisoformat(str(finished)),
+        error=error,
+        pid=None if pid is None else int(pid),
+        host=host,
+        decision=decision,
+    )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a writable journal to :data:`SCHEMA_VERSION` in one transaction (idempotent)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version < 1:
+            for statement in _SCHEMA_V1.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            for (data,) in conn.execute("SELECT data FROM jobs").fetchall():
+                attempt = attempt_from_record(JobRecord.from_dict(json.loads(data)))
+                if attempt is not None:
+                    conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 #: sqlite3 messages that mean "this file is not a usable database".
 _CORRUPT_MARKERS = ("not a database", "malformed", "disk image", "file is encrypted")
 
@@ -311,6 +420,7 @@ class SQLiteStorage:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)
+            _migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -332,7 +442,8 @@ class SQLiteStorage:
             raise
         return Owner(int(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
 
-    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+    def _write(self, sql: str, params: tuple[Any, ...], *more: tuple[str, tuple[Any, ...]]) -> None:
+        """Run *sql* (and each of *more*) in one fenced transaction."""
         if self.read_only:
             raise StorageError(f"journal {self.path} is open read-only")
         with self._lock, self._errors():
@@ -341,6 +452,8 @@ class SQLiteStorage:
                 if self._mine is not None:
                     _fence(self._mine, self._owner_row())
                 self._conn.execute(sql, params)
+                for other_sql, other_params in more:
+                    self._conn.execute(other_sql, other_params)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -400,12 +513,40 @@ class SQLiteStorage:
         )
         return JobRecord.from_dict(json.loads(rows[0][0])) if rows else None
 
-    def put_job(self, record: JobRecord) -> None:
+    def put_job(self, record: JobRecord, attempts: Sequence[Attempt] = ()) -> None:
         key = record.key
         self._write(
             "INSERT OR REPLACE INTO jobs (job, trading_date, batch, data) VALUES (?, ?, ?, ?)",
             (key.job, key.trading_date.isoformat(), key.batch or "", _dump(record.to_dict())),
+            *((_INSERT_ATTEMPT, _attempt_row(a)) for a in attempts),
         )
+
+    def _has_attempts_table(self) -> bool:
+        rows = self._read("SELECT 1 FROM sqlite_master WHERE type='table' AND name='attempts'", ())
+        return bool(rows)
+
+    def _derived_attempts(self, records: list[JobRecord]) -> list[Attempt]:
+        """A version-0 journal opened read-only: the attempts its rows still tell of."""
+        return [a for a in map(attempt_from_record, records) if a is not None]
+
+    def get_attempts(self, key: JobKey) -> list[Attempt]:
+        if not self._has_attempts_table():
+            record = self.get_job(key)
+            return self._derived_attempts([record] if record else [])
+        rows = self._read(
+            _SELECT_ATTEMPTS + "WHERE trading_date=? AND job=? AND batch=? ORDER BY number",
+            (key.trading_date.isoformat(), key.job, key.batch or ""),
+        )
+        return [_attempt_of(r) for r in rows]
+
+    def list_attempts(self, trading_date: dt.date) -> list[Attempt]:
+        if not self._has_attempts_table():
+            return self._derived_attempts(self.list_jobs(trading_date))
+        rows = self._read(
+            _SELECT_ATTEMPTS + "WHERE trading_date=? ORDER BY job, batch, number",
+            (trading_date.isoformat(),),
+        )
+        return [_attempt_of(r) for r in rows]
 
     def list_jobs(self, trading_date: dt.date) -> list[JobRecord]:
         rows = self._read(

@@ -1,4 +1,5 @@
-"""KRXCalendar against every date in the facts file (docs krx-domain.md §2)."""
+"""KRXCalendar against every KRX closure of 2025-2027 (the market operator's published lists,
+as holidays 0.109 ``financial_holidays("XKRX")`` gives them) and 2028-2030 through holidays."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from hantu_sched._calendar import CSAT_DAYS, EMBEDDED_CLOSURES, EMBEDDED_YEARS
 
 D = dt.date
 
-# krx-domain.md §2.2: weekday closures from holidays 0.109 financial_holidays("XKRX").
+# Weekday closures from holidays 0.109 financial_holidays("XKRX"), checked against KRX's lists.
 FACTS_CLOSURES = {
     2025: "01-01 01-27 01-28 01-29 01-30 03-03 05-01 05-05 05-06 06-03 06-06 08-15 10-03 10-06 "
     "10-07 10-08 10-09 12-25 12-31",
@@ -42,7 +43,9 @@ def test_embedded_table_equals_facts_file(year: int) -> None:
 
 @pytest.mark.parametrize("year", sorted(EMBEDDED_YEARS))
 def test_embedded_table_equals_holidays_xkrx(year: int) -> None:
-    holidays = pytest.importorskip("holidays")
+    """The embedded table is the checked reference: holidays (a dependency) agrees with it."""
+    import holidays
+
     generated = {d for d in holidays.financial_holidays("XKRX", years=year) if d.weekday() < 5}
     assert {d for d in EMBEDDED_CLOSURES if d.year == year} == generated
 
@@ -180,7 +183,6 @@ def test_uncovered_year_without_holidays_is_a_clear_error() -> None:
 
 
 def test_holidays_fallback_for_other_years() -> None:
-    pytest.importorskip("holidays")
     cal = KRXCalendar()
     assert not cal.is_trading_day(D(2023, 12, 29))  # year-end closure
     assert cal.is_trading_day(D(2023, 12, 28))
@@ -204,7 +206,7 @@ def test_holidays_is_imported_lazily_and_errors_clearly_without_it() -> None:
         "try:\n"
         "    cal.is_trading_day(dt.date(2031, 1, 6))\n"
         "except CalendarNotCoveredError as exc:\n"
-        "    assert 'holidays' in str(exc), exc\n"
+        "    assert 'reinstall hantu-sched' in str(exc), exc\n"
         "    print('clear-error')\n"
     )
     result = subprocess.run(
@@ -241,3 +243,65 @@ def test_property_session_consistency(day: dt.date) -> None:
     assert session.open.time() in (dt.time(9), dt.time(10))
     assert session.close.time() in (dt.time(15, 30), dt.time(16, 30))
     assert cal.previous_trading_day(cal.next_trading_day(day)) == day
+
+
+# --- 2028-2030: past the embedded table, through holidays (a regular dependency) -------------
+
+#: Closures that do not depend on a holidays release: fixed-date holidays on weekdays, the
+#: year-end closure, the lunar 설날/추석/부처님오신날 days and 대체 휴일. Election days are left
+#: out: their dates are set by law nearer the time and differ between holidays releases.
+LATER_CLOSURES = {
+    2028: "01-26 01-27 01-28 03-01 05-01 05-02 05-05 06-06 07-17 08-15 10-02 10-03 10-04 10-05 "
+    "10-09 12-25 12-29",
+    2029: "01-01 02-12 02-13 02-14 03-01 05-01 05-07 05-21 06-06 07-17 08-15 09-21 09-24 10-03 "
+    "10-09 12-25 12-31",
+    2030: "01-01 02-04 02-05 03-01 05-01 05-06 05-09 06-06 07-17 08-15 09-11 09-12 09-13 10-03 "
+    "10-09 12-25 12-31",
+}
+
+
+@pytest.mark.parametrize("year", [2028, 2029, 2030])
+def test_years_past_the_embedded_table_work(cal: KRXCalendar, year: int) -> None:
+    assert year not in EMBEDDED_YEARS
+    closed = {D.fromisoformat(f"{year}-{md}") for md in LATER_CLOSURES[year].split()}
+    for day in closed:
+        assert not cal.is_trading_day(day), day
+        reason = cal.closure_reason(day)
+        assert reason is not None
+        assert reason.startswith("KRX holiday"), day
+    days = list(cal.trading_days(D(year, 1, 1), D(year, 12, 31)))
+    weekdays = sum(
+        1
+        for n in range(366)
+        if (d := D(year, 1, 1) + dt.timedelta(n)).year == year and d.weekday() < 5
+    )
+    # Every listed closure is off the trading days, and at most a few more (elections) are.
+    assert not closed & set(days)
+    assert weekdays - len(closed) - 3 <= len(days) <= weekdays - len(closed)
+    for day in days:
+        session = cal.session(day)
+        assert session is not None
+        assert session.date == day
+
+
+def test_2028_to_2030_sessions_and_steps(cal: KRXCalendar) -> None:
+    # 2028-01-01 is a Saturday: the first session is Monday 3 January, opening at 10:00.
+    assert cal.session(D(2028, 1, 3)) == Session(at(D(2028, 1, 3), 10), at(D(2028, 1, 3), 15, 30))
+    assert cal.session(D(2028, 1, 4)) == Session(at(D(2028, 1, 4), 9), at(D(2028, 1, 4), 15, 30))
+    # From the last embedded day into 2028, and across 추석 2028 (2-5 October, 9 October).
+    assert cal.next_trading_day(D(2027, 12, 30)) == D(2028, 1, 3)
+    assert cal.previous_trading_day(D(2028, 1, 3)) == D(2027, 12, 30)
+    assert cal.next_trading_day(D(2028, 9, 29)) == D(2028, 10, 6)
+    assert cal.next_trading_day(D(2028, 10, 6)) == D(2028, 10, 10)
+    assert cal.previous_trading_day(D(2031, 1, 2)) == D(2030, 12, 30)
+
+
+def test_holidays_declared_as_a_regular_dependency() -> None:
+    """hantu-sched requires holidays (no optional extra): the 2028 dates above work anywhere."""
+    import pathlib
+    import tomllib
+
+    pyproject = pathlib.Path(__file__).parents[2] / "dists" / "hantu_sched" / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    assert any(r.startswith("holidays>=") for r in project["dependencies"])
+    assert "calendar" not in project.get("optional-dependencies", {})

@@ -290,9 +290,11 @@ def test_status_json_shape(
         "closed_reason",
         "jobs",
         "batches",
+        "leadership",
         "token",
         "recent_errors",
     }
+    assert report["leadership"] is None  # one host, SQLite: nobody to lead
     assert report["session"] == {
         "open": "2026-06-04T09:00:00+09:00",
         "close": "2026-06-04T15:30:00+09:00",

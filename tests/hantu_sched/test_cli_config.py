@@ -191,7 +191,52 @@ def _samples(tmp_path: pathlib.Path) -> dict[str, tuple[str, Callable[[Settings]
         "kis.credentials_file": (str(creds), lambda s: s.credentials_file, creds),
         "doctor.clock_warn_seconds": ("2.5", lambda s: s.clock_warn_seconds, 2.5),
         "doctor.clock_fail_seconds": ("90", lambda s: s.clock_fail_seconds, 90.0),
+        "storage": (
+            "postgresql://h17@127.0.0.1:5/db",
+            lambda s: s.storage,
+            "postgresql://h17@127.0.0.1:5/db",
+        ),
+        "leadership.deployment": ("desk-b", lambda s: s.deployment, "desk-b"),
+        "leadership.lease_seconds": ("12", lambda s: s.lease_seconds, 12.0),
+        **_telemetry_samples(tmp_path),
     }
+
+
+def _telemetry_samples(
+    tmp_path: pathlib.Path,
+) -> dict[str, tuple[str, Callable[[Settings], object], object]]:
+    """The ``[alerts]`` / ``[metrics]`` rows (issue 15): text, field of ``TelemetryConfig``,
+    value."""
+    rows: dict[str, tuple[str, str, object]] = {
+        "alerts.events": ("job_failed, performance", "alert_events", ("job_failed", "performance")),
+        "alerts.min_severity": ("Critical", "alert_min_severity", "critical"),
+        "alerts.rate_per_minute": ("6", "alert_rate_per_minute", 6.0),
+        "alerts.queue_size": ("7", "alert_queue_size", 7),
+        "alerts.max_attempts": ("2", "alert_max_attempts", 2),
+        "alerts.backoff_seconds": ("0.5", "alert_backoff_seconds", 0.5),
+        "alerts.timeout_seconds": ("3", "alert_timeout_seconds", 3.0),
+        "alerts.telegram_chat_id": ("-100", "telegram_chat_id", "-100"),
+        "alerts.telegram_base_url": (
+            "http://127.0.0.1:4",
+            "telegram_base_url",
+            "http://127.0.0.1:4",
+        ),
+        "alerts.smtp_host": ("mail.local", "smtp_host", "mail.local"),
+        "alerts.smtp_port": ("2525", "smtp_port", 2525),
+        "alerts.smtp_security": ("SSL", "smtp_security", "ssl"),
+        "alerts.smtp_user": ("ops", "smtp_user", "ops"),
+        "alerts.email_from": ("bot@x.y", "email_from", "bot@x.y"),
+        "alerts.email_to": ("a@x.y, b@x.y", "email_to", ("a@x.y", "b@x.y")),
+        "metrics.enabled": ("off", "metrics_enabled", False),
+        "metrics.textfile": (str(tmp_path / "m.prom"), "metrics_textfile", tmp_path / "m.prom"),
+        "metrics.http_port": ("9108", "metrics_http_port", 9108),
+        "metrics.interval_seconds": ("60", "metrics_interval_seconds", 60.0),
+    }
+
+    def field(name: str) -> Callable[[Settings], object]:
+        return lambda s: getattr(s.telemetry, name)
+
+    return {key: (text, field(name), value) for key, (text, name, value) in rows.items()}
 
 
 def test_every_environment_variable_of_the_table_is_read(tmp_path: pathlib.Path) -> None:
@@ -218,6 +263,8 @@ BAD_VALUES = {
     "kis.hts_id": "two words",
     "doctor.clock_warn_seconds": "true",
     "doctor.clock_fail_seconds": "-3",
+    "storage": "mysql://x",
+    "leadership.lease_seconds": "1",
 }
 
 
@@ -277,6 +324,10 @@ def test_credentials_file_kis_variables_rank_between_toml_and_environment(
         "KIS_DATA_BASE_URL",
         "KIS_DATA_APP_KEY",
         "KIS_DATA_APP_SECRET",
+        "HANTU_ALERT_WEBHOOK_URL",
+        "HANTU_ALERT_SLACK_WEBHOOK_URL",
+        "HANTU_ALERT_TELEGRAM_BOT_TOKEN",
+        "HANTU_ALERT_SMTP_PASSWORD",
     }
     _private_file(creds, "KIS_APP_KEY=k\nKIS_TIMEOUT=3\n")
     with pytest.raises(SettingsError, match="line 2: expected one of KIS_APP_KEY"):

@@ -39,6 +39,7 @@ from hantu_sched.pipeline._metrics import (
     max_drawdown,
     sharpe_ratio,
 )
+from hantu_sched.pipeline._performance import account_series
 
 DAY = dt.date(2026, 11, 26)
 values_st = st.lists(st.floats(min_value=1.0, max_value=1e9), max_size=40)
@@ -232,3 +233,24 @@ def test_rerun_rewrites_the_same_report(tmp_path: pathlib.Path) -> None:
     PerformanceJob()(context(tmp_path, storage))
     assert stored(storage) == first
     assert len(list((tmp_path / "reports").iterdir())) == 1
+
+
+def _snap(net: int, previous: object = None, previous_date: object = None) -> dict[str, object]:
+    return {"net_assets": net, "previous_total": previous, "previous_date": previous_date}
+
+
+def test_the_first_snapshot_brings_its_previous_close_so_one_day_has_a_return() -> None:
+    one = {"2026-06-04": _snap(101_000_000, 100_000_000, "2026-06-02")}
+    assert account_series(one, "2026-06-04") == (
+        ["2026-06-02", "2026-06-04"],
+        [100_000_000.0, 101_000_000.0],
+        [],
+    )
+    two = {**one, "2026-06-05": _snap(99_990_000, 101_000_000, "2026-06-04")}
+    # Only the earliest snapshot of all starts with its previous close; later ones never add one.
+    assert account_series(two, "2026-06-05")[0] == ["2026-06-02", "2026-06-04", "2026-06-05"]
+    assert account_series(two, "2026-06-05", since="2026-06-05")[0] == ["2026-06-05"]
+    for previous, date in ((0, "2026-06-02"), (True, "2026-06-02"), (None, None),
+                           (100, "2026-06-04"), (float("nan"), "2026-06-02")):  # fmt: skip
+        bad = {"2026-06-04": _snap(101_000_000, previous, date)}
+        assert account_series(bad, "2026-06-04")[0] == ["2026-06-04"], (previous, date)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import hantu_sched
+from lazy_exports_support import check_lazy_exports, modules_loaded_by
 
 EXPECTED = {
     "JOB_ORDER", "KST", "MARKET_CLOSE", "PERFORMANCE", "RISK_FREE_RATE", "SCREENING",
@@ -16,7 +17,7 @@ EXPECTED = {
     "SchedulerAlreadyRunningError", "SchedulerConfig", "Session", "Storage", "SystemClock",
     "TradingCalendar", "__version__", "batch_health", "build_day_plan", "gather_state",
     "is_batch_complete", "CorruptJournalError", "DeposedError", "Owner", "StorageError",
-    "Credentials", "KISTarget", "Services", "build_services",
+    "Credentials", "KISTarget", "Services", "build_services", "Attempt", "AttemptOutcome",
 }  # fmt: skip
 
 
@@ -39,3 +40,13 @@ def test_clock_reuses_kisclient() -> None:
 
     assert issubclass(hantu_sched.FakeClock, BaseFakeClock)
     assert isinstance(hantu_sched.FakeClock(), hantu_sched.Clock)
+
+
+def test_public_names_load_on_first_use_and_agree_with_all() -> None:
+    check_lazy_exports(hantu_sched)
+
+
+def test_the_status_command_does_not_load_the_kis_clients() -> None:
+    """``status`` reads the journal and the token store: no HTTP or WebSocket client."""
+    loaded = modules_loaded_by("from hantu_sched._cli import main")
+    assert not {"kisclient._client", "kisclient._async_client", "websockets"} & loaded

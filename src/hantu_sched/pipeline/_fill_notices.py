@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kisclient import ConfigurationError, Fill, KISClient, KISError, Stream
+from kisclient import ConfigurationError, Fill, KISError
+
+if TYPE_CHECKING:  # the clients load when a job builds one, not with the pipeline
+    from kisclient import KISClient, Stream
 
 __all__ = ["FillNotices"]
 

@@ -13,9 +13,12 @@
 2. ``get_balance()`` is stored as the ``balance_snapshot`` record (key: the ISO trading date)::
 
        {"date", "taken_at", "cash", "total_value", "net_assets", "securities_value",
+        "previous_total", "previous_date",
         "holdings": [{"code", "name", "quantity", "avg_price", "price", "value"}]}
 
-   (``avg_price`` as a decimal string). Performance reads these snapshots.
+   (``avg_price`` as a decimal string; ``previous_total`` is KIS's total assets at the previous
+   close, ``previous_date`` the KRX calendar's trading day before). Performance reads these
+   snapshots; the previous close gives the first day of a history its return.
 3. The cancellations, and the open orders left alone, go to the ``market_close`` record.
 
 Running it twice the same day is harmless (nothing left to cancel; the snapshot is replaced).
@@ -23,12 +26,14 @@ Running it twice the same day is harmless (nothing left to cancel; the snapshot 
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kisclient import Balance, DailyOrder, KISClient, KISError
+from kisclient import Balance, DailyOrder, KISError
 
+from .._calendar import CalendarNotCoveredError, KRXCalendar
 from .._jobs import JobContext
 from ._config import PipelineConfig
 from ._orders import (
@@ -41,12 +46,21 @@ from ._orders import (
 )
 from ._services import RECORD_BALANCE_SNAPSHOT, RECORD_MARKET_CLOSE, sync_client
 
+if TYPE_CHECKING:  # the clients load when a job builds one, not with the pipeline
+    from kisclient import KISClient
+
 __all__ = ["MarketCloseJob", "balance_snapshot", "own_order_numbers"]
 
 
 def balance_snapshot(balance: Balance, date: str, taken_at: str) -> dict[str, Any]:
     """The JSON snapshot of *balance* stored by market close (see the module docstring)."""
     summary = balance.summary
+    try:
+        previous_date: str | None = (
+            KRXCalendar().previous_trading_day(dt.date.fromisoformat(date)).isoformat()
+        )
+    except CalendarNotCoveredError:
+        previous_date = None
     return {
         "date": date,
         "taken_at": taken_at,
@@ -54,6 +68,8 @@ def balance_snapshot(balance: Balance, date: str, taken_at: str) -> dict[str, An
         "total_value": summary.total_value,
         "net_assets": summary.net_assets,
         "securities_value": summary.securities_value,
+        "previous_total": summary.previous_total,
+        "previous_date": previous_date,
         "holdings": [
             {
                 "code": h.code,

@@ -23,14 +23,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from kisclient import DailyOrder, KISClient, KISRejected, MarketClosed, Reconciliation
+from kisclient import DailyOrder, KISRejected, MarketClosed, Reconciliation
 
 from .._jobs import JobContext
 from ._services import RECORD_ORDER, order_key
+
+if TYPE_CHECKING:  # the clients load when a job builds one, not with the pipeline
+    from kisclient import KISClient
 
 __all__ = [
     "ACTIVE_STATUSES",

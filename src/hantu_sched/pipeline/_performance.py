@@ -22,13 +22,14 @@ from typing import Any, Final
 import attrs
 
 from .._constants import RISK_FREE_RATE
+from .._events import PerformanceSummary
 from .._files import atomic_write_bytes
 from .._jobs import JobContext
 from ._config import PipelineConfig
 from ._metrics import compute_metrics
 from ._services import RECORD_BALANCE_SNAPSHOT, RECORD_PERFORMANCE
 
-__all__ = ["REPORT_DIR", "PerformanceJob", "report_path", "write_json_atomic"]
+__all__ = ["REPORT_DIR", "PerformanceJob", "account_series", "report_path", "write_json_atomic"]
 
 #: Reports live in ``<data_dir>/reports``.
 REPORT_DIR: Final = "reports"
@@ -58,6 +59,47 @@ def _value_of(snapshot: Any) -> float | None:
     return None
 
 
+def account_series(
+    snapshots: dict[str, Any], until: str, since: str | None = None
+) -> tuple[list[str], list[float], list[str]]:
+    """The account-value series of the ``balance_snapshot`` records *snapshots* (key: ISO
+    date) dated in ``[since, until]`` (no lower bound without *since*), oldest first: (dates,
+    values, dates of unusable snapshots that were left out). When the first of them is the
+    earliest snapshot of all, the previous close it carries (``previous_date``,
+    ``previous_total``) comes first, so a one-day history has a return. The performance job and
+    the HTML report both read the account this way."""
+    dates: list[str] = []
+    values: list[float] = []
+    ignored: list[str] = []
+    for key in sorted(snapshots):
+        if key > until or (since is not None and key < since):
+            continue
+        value = _value_of(snapshots[key])
+        if value is None:
+            ignored.append(key)
+            continue
+        dates.append(key)
+        values.append(value)
+    if dates and dates[0] == min(snapshots):
+        base = _previous_close(snapshots[dates[0]])
+        if base is not None and base[0] < dates[0]:
+            dates.insert(0, base[0])
+            values.insert(0, base[1])
+    return dates, values, ignored
+
+
+def _previous_close(snapshot: dict[str, Any]) -> tuple[str, float] | None:
+    """The previous close a snapshot carries (date, total assets), if usable: it starts the
+    series when no earlier snapshot exists, so a history's first day has a return too."""
+    date = snapshot.get("previous_date")
+    value = snapshot.get("previous_total")
+    if not isinstance(date, str) or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not (math.isfinite(value) and value > 0):
+        return None
+    return date, float(value)
+
+
 @attrs.frozen
 class PerformanceJob:
     """The ``performance`` job (see the module docstring)."""
@@ -67,20 +109,11 @@ class PerformanceJob:
     def __call__(self, ctx: JobContext) -> None:
         log = ctx.logger
         date = ctx.trading_date.isoformat()
-        snapshots = {
-            key: snap
-            for key, snap in ctx.storage.list_records(RECORD_BALANCE_SNAPSHOT).items()
-            if key <= date
-        }
-        dates: list[str] = []
-        values: list[float] = []
-        for key in sorted(snapshots):
-            value = _value_of(snapshots[key])
-            if value is None:
-                log.warning("balance snapshot of %s has no positive account value; ignored", key)
-                continue
-            dates.append(key)
-            values.append(value)
+        dates, values, ignored = account_series(
+            ctx.storage.list_records(RECORD_BALANCE_SNAPSHOT), date
+        )
+        for key in ignored:
+            log.warning("balance snapshot of %s has no positive account value; ignored", key)
         metrics = compute_metrics(values, RISK_FREE_RATE)
         report = {
             "date": date,
@@ -96,6 +129,7 @@ class PerformanceJob:
         path = report_path(ctx.data_dir, date)
         write_json_atomic(path, report)
         ctx.storage.put_record(RECORD_PERFORMANCE, date, report)
+        ctx.emit(PerformanceSummary(ctx.trading_date, report))
         if not report["has_snapshot_for_date"]:
             log.warning("no balance snapshot for %s: the report covers earlier days only", date)
         log.info(

@@ -23,15 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kisclient import AsyncKISClient, PriceBatch, Quote, normalize_code
+from kisclient import PriceBatch, Quote, normalize_code
 
 from .._jobs import JobContext
 from ._config import PipelineConfig
 from ._services import RECORD_SCREENING, async_client_factory, service_universe
+
+if TYPE_CHECKING:  # the clients load when a job builds one, not with the pipeline
+    from kisclient import AsyncKISClient
 
 __all__ = ["ScreeningJob", "progress_logger", "watchlist_codes"]
 
@@ -40,7 +43,9 @@ def progress_logger(
     logger: logging.Logger, label: str, steps: int = 10
 ) -> Callable[[int, int], None]:
     """A ``progress(done, total)`` callback that logs each time another 1/*steps* of the work
-    (10 % by default) is done, and once at the end."""
+    (10 % by default) is done, and once at the end. Each record carries
+    ``extra={"progress": {"label", "done", "total"}}``: ``run`` draws it as a progress bar on a
+    terminal, and ``--log-format json`` has it as the ``progress`` key."""
     last = [0]
 
     def progress(done: int, total: int) -> None:
@@ -49,7 +54,10 @@ def progress_logger(
         bucket = min(done, total) * steps // total
         if bucket > last[0]:
             last[0] = bucket
-            logger.info("%s: %d/%d (%d%%)", label, done, total, 100 * done // total)
+            logger.info(
+                "%s: %d/%d (%d%%)", label, done, total, 100 * done // total,
+                extra={"progress": {"label": label, "done": done, "total": total}},
+            )  # fmt: skip
 
     return progress
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, Final
-
-from kisclient import AsyncKISClient, KISClient
+from typing import TYPE_CHECKING, Any, Final
 
 from .._jobs import JobContext
+
+if TYPE_CHECKING:  # the clients load when a job builds one, not with the pipeline
+    from kisclient import AsyncKISClient, KISClient
 
 __all__ = [
     "KIS_ASYNC_SERVICE",
@@ -99,6 +100,8 @@ def async_client_factory(ctx: JobContext) -> Callable[[], AsyncKISClient]:
 
 
 def _checked_factory(factory: Callable[[], Any]) -> Callable[[], AsyncKISClient]:
+    from kisclient import AsyncKISClient  # noqa: PLC0415 - see the imports above
+
     def make() -> AsyncKISClient:
         client = factory()
         if not isinstance(client, AsyncKISClient):

@@ -41,15 +41,15 @@ order records, and stores today's orders and positions as the ``trading_reconcil
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from kisclient import (
     DailyOrder,
     Env,
-    KISClient,
     KISError,
     KISRejected,
     MarketClosed,
@@ -58,6 +58,7 @@ from kisclient import (
     RequestNotSent,
 )
 
+from .._events import OrderOutcomeUnknownSeen, OrderReconciled, OrdersTallied
 from .._jobs import JobContext
 from ._config import PipelineConfig
 from ._fill_notices import FillNotices
@@ -80,6 +81,9 @@ from ._services import (
     order_key,
     sync_client,
 )
+
+if TYPE_CHECKING:  # the clients load when a job builds one, not with the pipeline
+    from kisclient import KISClient
 
 __all__ = ["TradingJob", "TradingReconcileJob", "final_selection"]
 
@@ -320,8 +324,15 @@ class TradingJob:
                     sent_at_kis=sent.get("sent_at_kis"),
                 )
                 log.warning("order for %s: outcome unknown (%s); reconciling", code, exc)
+                day = ctx.trading_date
+                ctx.emit(OrderOutcomeUnknownSeen(day, code, "buy", qty, str(exc), ctx.clock.now()))
                 claimed = claimed_order_numbers(todays_records(ctx))
                 answer = kis.reconcile_order(exc, exclude=claimed)
+                found = answer.order
+                outcome = "found" if found else "absent" if answer.absent else "unknown"
+                order_no = found.order_no if found is not None else None
+                ctx.emit(OrderReconciled(day, code, "buy", outcome, answer.reason,
+                                         ctx.clock.now(), order_no))  # fmt: skip
                 if answer.order is not None:
                     put("reconciled", order_no=answer.order.order_no, note=answer.reason)
                     log.info(
@@ -436,6 +447,8 @@ class TradingJob:
 
     def _save(self, ctx: JobContext, run: _Run) -> None:
         ctx.storage.put_record(RECORD_TRADING, ctx.trading_date.isoformat(), attrs.asdict(run))
+        statuses = collections.Counter(str(r.get("status")) for r in todays_records(ctx).values())
+        ctx.emit(OrdersTallied(ctx.trading_date, dict(statuses), dict(run.polled_fills)))
 
 
 @attrs.frozen
