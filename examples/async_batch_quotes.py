@@ -2,7 +2,7 @@
 
     python examples/async_batch_quotes.py [N]
 
-Needs only kisclient (``pip install kisclient``); it uses the public API alone.
+Needs only kisclient (``pip install ./dists/kisclient``); it uses the public API alone.
 
 Against the in-process fake KIS server (no credentials needed); the 30-code endpoint is used on
 the real environment, so N quotes take about N/30 calls.

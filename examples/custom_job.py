@@ -2,7 +2,7 @@
 
     python examples/custom_job.py
 
-Needs hantu-sched (``pip install hantu-sched``, which brings kisclient); it uses the public API
+Needs hantu-sched (``pip install ./dists/kisclient ./dists/hantu_sched``); it uses the public API
 of both (``hantu_sched``, ``hantu_sched.pipeline``, ``kisclient``, ``kisclient.testing``) and
 nothing else: no credentials, no network, no configuration file.
 

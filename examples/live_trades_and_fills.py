@@ -2,7 +2,7 @@
 
     python examples/live_trades_and_fills.py
 
-Needs only kisclient (``pip install kisclient``); it uses the public API alone.
+Needs only kisclient (``pip install ./dists/kisclient``); it uses the public API alone.
 
 It runs against the fake KIS server, REST and WebSocket, with no credentials. Against KIS, drop
 the fake and build the client with ``KISClient.from_env()``. It reads ``KIS_WS_URL`` (the

@@ -2,7 +2,7 @@
 
     python examples/paper_order_reconcile.py
 
-Needs only kisclient (``pip install kisclient``); it uses the public API alone.
+Needs only kisclient (``pip install ./dists/kisclient``); it uses the public API alone.
 
 The fake KIS server executes the order and drops the connection before answering: the client
 raises OrderOutcomeUnknown (it never resends an order that may have arrived), and

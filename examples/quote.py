@@ -2,7 +2,7 @@
 
     python examples/quote.py [CODE]
 
-Needs only kisclient (``pip install kisclient``); it uses the public API alone.
+Needs only kisclient (``pip install ./dists/kisclient``); it uses the public API alone.
 
 With KIS_APP_KEY/KIS_APP_SECRET set it asks the real KIS API; otherwise it starts the in-process
 fake KIS server, so it runs anywhere with no credentials and no network.

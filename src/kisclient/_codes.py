@@ -1,6 +1,6 @@
 """The KIS message-code table: what each code means and what a client should do about it.
 
-Covers every code in ``kis-api-facts.md`` §6. This module is the only place a KIS message code is
+Covers every code KIS's public sources document. This module is the only place a KIS message code is
 written; the client's classifier and the fake server both read it.
 """
 
@@ -116,18 +116,18 @@ def _span(
     ]
 
 
-#: The text of the paper host's answer to a real-only ``tr_id`` (facts §1, [KA#44]).
+#: The text of the paper host's answer to a real-only ``tr_id`` (unohee/kis-agent issue 44).
 PAPER_TR_MISMATCH_MESSAGE = "모의투자 TR 이 아닙니다."
 
 _K = Kind
 _ROWS: list[CodeInfo] = [
-    # --- success codes (facts §5.1) ---
+    # --- success codes ---
     _row("MCA00000", _K.SUCCESS, "정상처리 되었습니다."),
     _row("20310000", _K.SUCCESS, "모의투자 조회가 완료되었습니다."),
     _row("APBK0013", _K.SUCCESS, "주문 전송 완료 되었습니다."),
     _row("40600000", _K.SUCCESS, "모의투자 매수주문이 완료 되었습니다."),
     _row("40610000", _K.SUCCESS, "모의투자 매도주문이 완료 되었습니다."),
-    # Paper cancel accepted (observed in a third-party KIS log, msg_cd 40630000) [3P].
+    # Paper cancel accepted (observed in a third-party KIS log, msg_cd 40630000).
     _row("40630000", _K.SUCCESS, "모의투자 취소주문이 완료 되었습니다."),
     # --- gateway (EGW) codes ---
     _row("EGW00001", _K.TRANSIENT, "일시적인 오류가 발생했습니다.", True, 1.0),
@@ -209,7 +209,7 @@ _ROWS: list[CodeInfo] = [
     _row("APAC0081", _K.BUSINESS, "계좌번호 입력 오류입니다"),
     _row("40070000", _K.BUSINESS, "매매불가 종목입니다."),
     _row("40030000", _K.BUSINESS, "호가단위 오류입니다."),
-    # Insufficient buying power: real APBK0952, paper 40250000 (third-party fixtures and logs) [3P].
+    # Insufficient buying power: real APBK0952, paper 40250000 (third-party fixtures and logs).
     _row("APBK0952", _K.BUSINESS, "주문가능금액을 초과 했습니다"),
     _row("40250000", _K.BUSINESS, "모의투자 주문가능금액이 부족합니다."),
 ]

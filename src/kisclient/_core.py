@@ -201,7 +201,7 @@ _TRANSPORT_RETRY_WAIT_S = 0.5
 def classify(call: Call, attempt: Attempt) -> Verdict:
     """Map every attempt of *call* to exactly one :class:`Verdict` (a total function).
 
-    Rules (design brief §3.4–§3.6):
+    Rules (see ``docs/kisclient-guide.md``, errors and retries):
 
     - no connection made → retry (orders too);
     - possibly sent, no answer → reads retry; an order fails with
@@ -238,7 +238,7 @@ def classify(call: Call, attempt: Attempt) -> Verdict:
             "fail", error=_error(BadRequest, f"HTTP {status}", call, attempt, None, None)
         )
 
-    if "error_code" in body:  # the token endpoints' error shape (facts §2.1)
+    if "error_code" in body:  # the token endpoints' OAuth error shape
         return _token_endpoint_error(call, attempt, body)
 
     rt_cd = body.get("rt_cd")
@@ -413,7 +413,7 @@ def _parse_json(text: str | None) -> dict[str, Any] | None:
 
 
 def _text(value: Any) -> str:
-    # Paper messages are right-padded with spaces (facts §5.1).
+    # Paper messages are right-padded with spaces.
     return str(value).strip() if value is not None else ""
 
 
@@ -486,7 +486,7 @@ class RetryBudget:
 def next_page(
     call: Call, response_headers: Mapping[str, str], body: Mapping[str, Any]
 ) -> Call | None:
-    """Return the call that fetches the next page, or ``None`` on the last page (facts §4.3).
+    """Return the call that fetches the next page, or ``None`` on the last page (KIS's 연속조회).
 
     More data is signalled by the response header ``tr_cont`` ``F``/``M``; the next request sends
     ``tr_cont: N`` and copies every ``ctx_area_*`` value of the body into the matching upper-case

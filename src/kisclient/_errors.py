@@ -221,7 +221,7 @@ class ValidationError(ValueError):
 
 
 class InvalidStockCode(ValidationError):
-    """Not a KRX short code (``krx-domain.md`` §1.4)."""
+    """Not a KRX short code (the grammar: ``docs/kisclient-guide.md``, stock codes)."""
 
 
 class InvalidISIN(ValidationError):

@@ -1,7 +1,7 @@
 """Typed models of the market-data endpoints (issue 12), structured by :mod:`kisclient._models`'s
 one converter from KIS's all-string rows.
 
-Every documented response field (``kis-endpoints.md``) is a typed attribute whose KIS name is in
+Every documented response field (KIS's endpoint pages) is a typed attribute whose KIS name is in
 its metadata; fields KIS adds without notice are kept, raw, in ``extra`` (as every model does).
 Conversion rules are :mod:`kisclient._models`'s, plus: ``time`` from ``"HHMMSS"``; a date field
 that may be blank (a listing date the stock never had) is ``None`` when KIS sends ``""`` or

@@ -131,7 +131,7 @@ def _yyyymmdd(day: dt.date) -> str:
 
 
 def price_call(env: Env, code: StockCode) -> Call:
-    """The current-price call for one code (facts §5.2)."""
+    """The current-price call for one code."""
     return Call(
         ENDPOINTS["inquire_price"],
         _tr("inquire_price", env),
@@ -146,7 +146,7 @@ def get_price(env: Env, raw_code: str) -> Operation[Quote]:
 
 
 def multprice_call(codes: list[StockCode]) -> Call:
-    """The multi-symbol quote for up to 30 codes (facts §5.6, real only)."""
+    """The multi-symbol quote for up to 30 codes (real only)."""
     if not 0 < len(codes) <= MULTIPRICE_MAX_CODES:
         raise ValueError(f"multprice takes 1 to {MULTIPRICE_MAX_CODES} codes, got {len(codes)}")
     params: dict[str, str] = {}
@@ -294,7 +294,7 @@ def get_daily_prices(
 
 
 def balance_call(env: Env, account: Account) -> Call:
-    """The first page of the balance inquiry (facts §5.5)."""
+    """The first page of the balance inquiry."""
     return Call(
         ENDPOINTS["inquire_balance"],
         _tr("inquire_balance", env),
@@ -342,7 +342,7 @@ def order_call(
     legacy_tr_id: bool = False,
     condition: OrderCondition | None = None,
 ) -> Call:
-    """A cash order (facts §5.4): limit when *price* is given, market otherwise; or the
+    """A cash order: limit when *price* is given, market otherwise; or the
     :class:`~kisclient.OrderCondition` *condition* (checked against *price* and *env* first:
     a :class:`~kisclient.ValidationError` and nothing sent when they do not fit)."""
     if side not in ("buy", "sell"):
@@ -359,7 +359,7 @@ def order_call(
         division = "00" if price is not None else "01"
     tr_id = _tr("order_cash", env, side, legacy=legacy_tr_id)
     body = {
-        # PDNO is 6 characters, 7 for an ETN (its Q kept; facts §5.4).
+        # PDNO is 6 characters, 7 for an ETN (its Q kept).
         "CANO": account.cano,
         "ACNT_PRDT_CD": account.product_code,
         "PDNO": code.query_code,
@@ -499,7 +499,7 @@ def daily_orders_tr_ids(
     """The ``(tr_id, first, last)`` look-ups that cover ``[start, end]``, newest first.
 
     KIS documents the current ids for orders "within 3 months" and the archive ids for older
-    ones (kis-endpoints.md, inquire-daily-ccld) without saying how the boundary is counted; the
+    ones (inquire-daily-ccld's documentation) without saying how the boundary is counted; the
     client counts three calendar months back from *today* (KST) inclusive. A range that crosses
     the boundary is split into two look-ups.
     """

@@ -53,8 +53,8 @@ OrderRef: TypeAlias = OrderResult | DailyOrder | PendingOrder | str
 RvseCncl = Literal["01", "02"]
 
 #: Message codes of a revise/cancel refused because nothing (or less than asked) remains.
-#: Neither kis-api-facts.md nor kis-endpoints.md lists this refusal; ``APBK0918``
-#: "취소가능수량이 없습니다." is the code a third-party KIS client's fixtures record for it [3P].
+#: KIS's published API documentation does not list this refusal; ``APBK0918``
+#: "취소가능수량이 없습니다." is the code a third-party KIS client's fixtures record for it.
 #: Any other refusal stays a plain :class:`~kisclient.BusinessRejection` / ``BadRequest``.
 NOT_REVISABLE_MSG_CDS = frozenset({"APBK0918"})
 
@@ -169,7 +169,7 @@ def rvsecncl_call(
     division: str,
     legacy_tr_id: bool = False,
 ) -> Call:
-    """One ``order-rvsecncl`` call (kis-endpoints.md: KRX_FWDG_ORD_ORGNO, ORGN_ODNO, ORD_DVSN,
+    """One ``order-rvsecncl`` call (documented fields: KRX_FWDG_ORD_ORGNO, ORGN_ODNO, ORD_DVSN,
     RVSE_CNCL_DVSN_CD, ORD_QTY, ORD_UNPR, QTY_ALL_ORD_YN, EXCG_ID_DVSN_CD). ``qty=None`` sends
     ``QTY_ALL_ORD_YN`` ``Y``: everything that remains."""
     tr_id = _tr("order_rvsecncl", env, legacy=legacy_tr_id)
@@ -183,7 +183,7 @@ def rvsecncl_call(
         "ORD_QTY": str(qty) if qty is not None else "0",
         "ORD_UNPR": str(price) if price is not None else "0",
         "QTY_ALL_ORD_YN": "Y" if qty is None else "N",
-        # A change must go to the original order's exchange (facts §5.4).
+        # A change must go to the original order's exchange (KIS's order-cash documentation).
         "EXCG_ID_DVSN_CD": target.exchange_id or "KRX",
     }
     request = {

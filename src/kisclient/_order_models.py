@@ -25,13 +25,13 @@ __all__ = ["Buyable", "OrderCondition", "PendingOrder", "Sellable"]
 class OrderCondition(enum.StrEnum):
     """An order condition, valued by its ``ORD_DVSN`` code.
 
-    Source: ``kis-api-facts.md`` §5.4 gives ``00`` 지정가, ``01`` 시장가, ``02`` 조건부지정가
+    Source: KIS's official order sample gives ``00`` 지정가, ``01`` 시장가, ``02`` 조건부지정가
     ("more codes per the spec"); the other codes are the KIS portal's ORD_DVSN table
     (주식주문(현금) v1_국내주식-001): ``03`` 최유리지정가, ``04`` 최우선지정가, ``05`` 장전 시간외,
     ``06`` 장후 시간외, ``07`` 시간외 단일가, ``11`` IOC지정가, ``12`` FOK지정가, ``13`` IOC시장가,
     ``14`` FOK시장가.
 
-    Paper: the facts file says nothing about which codes the paper host accepts, so the client
+    Paper: KIS's public sources say nothing about which codes the paper host accepts, so the client
     takes the safest documented assumption: only :attr:`LIMIT` and :attr:`MARKET` on paper
     (``on_paper``); the others are refused locally with a :class:`~kisclient.ValidationError`
     before anything is sent.

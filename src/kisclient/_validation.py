@@ -1,10 +1,10 @@
 """Input validation: KRX stock codes, ISINs and KIS account numbers.
 
 Everything here runs before a request is built, raises a :class:`ValueError` subclass from
-:mod:`kisclient._errors` on bad input, and never talks to the network. Facts come from
-``krx-domain.md`` §1 and ``kis-api-facts.md`` §1.
+:mod:`kisclient._errors` on bad input, and never talks to the network. Rules follow
+KRX's code standard (the 2024 code reform) and KIS's account format.
 
-Stock codes (``krx-domain.md`` §1.4):
+Stock codes:
 
 - :data:`STRICT_CODE_RE` is the grammar of the 2024 code reform, matched against the *whole*
   string with :func:`re.fullmatch` and ASCII-only classes (``\\d`` would accept full-width digits,
@@ -51,11 +51,11 @@ __all__ = [
 #: The KRX short-code alphabet: ASCII digits and upper-case letters except I, O and U.
 _CLASS: Final = "[0-9A-HJ-NP-TV-Z]"
 
-#: Strict short-code grammar (§1.4): shares/ETF/SPAC/REIT/preferred, or a reform-era ETN/ELW code.
+#: Strict short-code grammar: shares/ETF/SPAC/REIT/preferred, or a reform-era ETN/ELW code.
 STRICT_CODE_RE: Final = re.compile(
     f"[0-9]{{4}}{_CLASS}{{2}}|[5-8]{_CLASS}[0-9]{_CLASS}{{3}}", re.ASCII
 )
-#: Loose short-code grammar (§1.4): survives future reform steps, rejects less junk.
+#: Loose short-code grammar: survives future reform steps, rejects less junk.
 LOOSE_CODE_RE: Final = re.compile("[0-9][0-9A-Z]{5}", re.ASCII)
 
 #: The share alternative of the strict grammar alone (a code that fails it but passes
@@ -200,12 +200,12 @@ def validate_code(raw: str | StockCode, *, strict: bool = True) -> str:
 # --- ISIN -------------------------------------------------------------------------------------
 
 _ISIN_RE: Final = re.compile("[A-Z]{2}[0-9A-Z]{9}[0-9]", re.ASCII)
-#: ISIN class character (position 9) → short-code class character, for KR7 shares (§1.1).
+#: ISIN class character (position 9) → short-code class character, for KR7 shares.
 _ISIN_CLASS_TO_SHORT: Final = {"0": "0", "1": "5", "2": "7", "3": "9"}
 
 
 def isin_check_digit(first11: str) -> int:
-    """The ISIN (Luhn) check digit of the first 11 characters (``krx-domain.md`` §1.5).
+    """The ISIN (Luhn) check digit of the first 11 characters (ISO 6166).
 
     Each character is replaced by its base-36 value (``0``–``9`` stay, ``A`` = 10 … ``Z`` = 35),
     the digits are concatenated, and walking from the rightmost digit every other digit
@@ -258,7 +258,7 @@ def isin_to_short_code(isin: str) -> str:
 
     The short code is the 5-character issuer code (ISIN characters 4–8) plus a class character
     derived from ISIN character 9: ``0→0``, ``1→5``, ``2→7``, ``3→9``, a letter stays
-    (``krx-domain.md`` §1.1). The ISIN is validated first (check digit included). Raises
+    (KRX's code standard). The ISIN is validated first (check digit included). Raises
     :class:`~kisclient.InvalidISIN` for an invalid ISIN, one that is not ``KR7``, or a class
     character with no known mapping.
     """
