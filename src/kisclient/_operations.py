@@ -682,8 +682,16 @@ class Reconciler:
 
     @property
     def max_lookups(self) -> int:
-        """A bound on look-ups however the clocks behave (the window, polled, plus slack)."""
-        return int((self.settle_s + _TIME_SLACK_S) // self.poll_s) + 4 if self.wait else 1
+        """A bound on look-ups however the clocks behave: the window, polled, plus slack, and
+        the time until ``sent_by_kis`` when that lies ahead of the start (a restart soon after
+        the intent waits for the latest moment the order can still leave)."""
+        if not self.wait:
+            return 1
+        span = self.settle_s + _TIME_SLACK_S
+        sent_by = _epoch(self.request.get("sent_by_kis"))
+        if sent_by is not None:
+            span += max(0.0, sent_by - self.started_local)
+        return int(span // self.poll_s) + 4
 
     def lookup(
         self, env: Env, account: Account, offset: float | None, local_now: float

@@ -58,8 +58,9 @@ ACTIVE_STATUSES: Final = frozenset({"intent", "unknown", "sent", "reconciled"})
 UNSETTLED_STATUSES: Final = frozenset({"intent", "unknown"})
 #: How long after its ``intent`` was journalled an order can still leave the client: the retry
 #: deadline (30 s), a token issuance wait (KIS allows one a minute) and the timeout, generously.
-#: A restart takes the send time as the earlier of this bound and "now" (a dead process sends
-#: nothing more), so the settle window is never measured from too early a moment.
+#: A restart measures the settle window from this bound, never from "now": the process that
+#: journalled the intent may not be dead (a leader cut off from a shared journal still reaches
+#: KIS), so its order may leave until then.
 MAX_SEND_DELAY_S: Final = 120.0
 
 
@@ -80,7 +81,8 @@ def record_request(record: Mapping[str, Any], now_kis: dt.datetime | None = None
     The send time is the record's (``sent_at_kis`` from the client when the answer was lost,
     else the journalled ``intent_at_kis``/``intent_at``, which are no later than the send). With
     *now_kis* (a restart) the settle window runs from the latest moment the order can have
-    left: the earlier of *now_kis* and intent + :data:`MAX_SEND_DELAY_S` (``sent_by_kis``).
+    left (``sent_by_kis``): intent + :data:`MAX_SEND_DELAY_S`, or *now_kis* when the record has
+    no intent time.
     """
     price = record.get("price")
     request: dict[str, Any] = {
@@ -96,8 +98,9 @@ def record_request(record: Mapping[str, Any], now_kis: dt.datetime | None = None
         started = request["sent_at_kis"] or request["sent_at"]
         latest = now_kis
         if started:
-            bound = dt.datetime.fromisoformat(str(started)) + dt.timedelta(seconds=MAX_SEND_DELAY_S)
-            latest = min(latest, bound)
+            latest = dt.datetime.fromisoformat(str(started)) + dt.timedelta(
+                seconds=MAX_SEND_DELAY_S
+            )
         request["sent_by_kis"] = latest.isoformat()
     return request
 
