@@ -252,8 +252,11 @@ def lowest(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks against the loopback fake server (figures for docs/benchmarks.md)."""
+    """Run the benchmarks against the loopback fake server (figures for docs/benchmarks.md).
+    The test dependencies come too: the Redis and PostgreSQL benchmarks start the same servers
+    the tests start."""
     _install_project(session)
+    session.install(*TEST_DEPS)
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)
 
