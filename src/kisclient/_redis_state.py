@@ -983,12 +983,14 @@ class RedisStreamLease(StreamLease):
             if not self.lost:
                 log.error(
                     "the KIS WebSocket lease (env=%s, key=%s) was taken over by another process: "
-                    "this session was silent longer than %gs; close it",
+                    "this session was silent longer than %gs; closing it",
                     self.env.value,
                     self.key_label,
                     self.ttl_s + self.slot_hold_s,
                 )
-            self.lost = True
+                self.lost = True
+                if self.on_lost is not None:
+                    self.on_lost()
             return False
         return True
 

@@ -276,6 +276,7 @@ class AsyncStream:
         self._send_lock = asyncio.Lock()
         self._acked = asyncio.Condition()
         self._supervisor: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None  # the close after a lost lease
         self._closing = False
         self._last_frame = 0.0
         self._silent = False
@@ -317,10 +318,33 @@ class AsyncStream:
         notify(self._observer, StreamObserved("connected"))
         self._inbox.put([StreamConnected(attempt=1)])
         self._supervisor = asyncio.create_task(self._supervise(), name="kisclient-stream")
+        loop = asyncio.get_running_loop()
+
+        def lost() -> None:  # called on the lease's renewal thread
+            loop.call_soon_threadsafe(self._on_lease_lost)
+
+        self._lease.on_lost = lost
+
+    def _on_lease_lost(self) -> None:
+        """Another host took the session's lease (this one was silent too long): stop at once,
+        without reconnecting, so two sockets never share the app key; recv raises the reason."""
+        if self._closing:
+            return
+        notify(self._observer, StreamObserved("slot_busy"))
+        self._inbox.finish(
+            StreamSlotBusy(
+                "the stream's lease was taken over by another host (this session was silent "
+                "longer than the lease): the session is closed and will not reconnect"
+            )
+        )
+        self._closer = asyncio.get_running_loop().create_task(self.aclose())
 
     async def aclose(self) -> None:
         """Close the socket with a close frame, stop the session, then release the lease."""
         if self._closing:
+            closer = self._closer  # a close already started after a lost lease: wait for it
+            if closer is not None and closer is not asyncio.current_task():
+                await asyncio.shield(closer)
             return
         self._closing = True
         ws, self._ws = self._ws, None

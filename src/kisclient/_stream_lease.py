@@ -25,6 +25,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -61,7 +62,14 @@ class StreamLease:
     owner file cannot be read). :meth:`release` removes the owner file if it is still this
     lease's and releases the locks; it is idempotent. Use as a context manager for both.
     Problems with the state directory raise :class:`ConfigurationError`.
+
+    A lease shared across hosts can be lost to another holder while held; ``on_lost`` (any
+    thread may call it, once) is how the session holding it hears of that. This host's file
+    lease is never lost.
     """
+
+    #: Called (from any thread) when the held lease was taken over; set by the session.
+    on_lost: Callable[[], None] | None = None
 
     def __init__(self, state_dir: Path, env: Env, app_key: str) -> None:
         self.env = env

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from kisclient import ConfigurationError, FakeClock, KISClient, StreamSlotBusy, SystemClock
+from kisclient import (
+    ConfigurationError,
+    FakeClock,
+    KISClient,
+    Stream,
+    StreamSlotBusy,
+    SystemClock,
+)
 from kisclient._approval import ApprovalKeys
 from kisclient._config import Env
 from kisclient._errors import RequestNotSent
@@ -24,6 +31,7 @@ from kisclient._redis_state import (
     MAX_HANDOVER_S,
     RedisLimiter,
     RedisSharedState,
+    RedisStreamLease,
     local_windows,
 )
 from kisclient._settings import ClientOptions, ClientSettings
@@ -615,3 +623,46 @@ def test_a_client_on_another_host_cannot_open_a_second_session(
                 assert s2.recv(10) == StreamConnected(attempt=1)
             assert ws.stats.connections == 2
             assert len(fake.approval_keys(app.app_key)) == 1  # b reused a's, through Redis
+
+
+def test_a_stream_whose_lease_was_taken_over_stops_and_says_why(
+    tmp_path: pathlib.Path, redis_server: RedisServer, request: pytest.FixtureRequest
+) -> None:
+    """The owner was silent past its lease; another host took the slot: the old session must
+    close at once and never reconnect (two sockets on one key lock the slot)."""
+    fake = FakeKIS(seed=12, clock=SystemClock())
+    app = fake.add_app(env="real")
+    with (
+        FakeKISServer(fake) as rest,
+        FakeWSServer(fake, slot_hold_s=0.0) as ws,
+        KISClient(
+            app.app_key,
+            app.app_secret,
+            state_dir=tmp_path / "a",
+            base_url=rest.base_url("real"),
+            ws_url=ws.url,
+            shared_state=redis_server.url,
+        ) as kis,
+        kis.stream() as s,
+    ):
+        assert s.recv(10) == StreamConnected(attempt=1)
+        lease = s._session._lease  # type: ignore[union-attr]
+        assert isinstance(lease, RedisStreamLease)
+        lease._stop.set()  # the owner goes silent: no more renewals
+        deadline = int(redis_server.client().hget(lease.key, "deadline") or 0)
+        other = RedisSharedState(redis_server.url, tmp_path / "b")
+        request.addfinalizer(other.close)
+        other.backend.clock_arg = f"={deadline}"
+        rival = other.stream_lease(Env.REAL, app.app_key)
+        rival.acquire()
+        request.addfinalizer(rival.release)
+        assert lease.renew() is False  # the owner's next renewal finds the rival
+        with pytest.raises(StreamSlotBusy, match="taken over by another host"):
+            _drain(s)
+        assert ws.stats.connections == 1  # closed, and no reconnect was tried
+
+
+def _drain(stream: Stream) -> None:
+    """Receive until the stream raises (what it raises is the test's business)."""
+    while True:
+        stream.recv(10)
