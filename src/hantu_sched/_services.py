@@ -137,7 +137,9 @@ class Credentials:
 class KISTarget:
     """Which KIS the clients talk to: the environment, the base URL (``None``: the
     environment's official host), kisclient's state directory (``None``: its default), the
-    WebSocket URL (``None``: the environment's) and the HTS id fill notices come under."""
+    WebSocket URL (``None``: the environment's), the HTS id fill notices come under, the data
+    key's host and the shared state (``None``: the state directory's files; a Redis URL shares
+    tokens, rate windows and the stream lease across hosts)."""
 
     env: Env
     base_url: str | None = None
@@ -145,6 +147,7 @@ class KISTarget:
     ws_url: str | None = None
     hts_id: str | None = attrs.field(default=None, repr=False)
     data_base_url: str | None = None
+    shared_state: str | None = attrs.field(default=None, repr=False)
 
 
 def build_services(
@@ -173,6 +176,7 @@ def build_services(
         "clock": clock,
         "ws_url": target.ws_url,
         "hts_id": target.hts_id,
+        "shared_state": target.shared_state,
         "data_key": credentials.data_key,
         "data_secret": credentials.data_secret,
         "data_base_url": target.data_base_url if credentials.data_key else None,

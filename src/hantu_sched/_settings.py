@@ -354,6 +354,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         valid=lambda v: bool(v) and not any(c.isspace() for c in v),
     ),
     SettingSpec(
+        "kis.shared_state", "KIS_SHARED_STATE", str, None, "a URL starting with redis:// or "
+        "rediss://", "the state directory's files (one host)",
+        "Redis shared by every process and host on this app key: the token, the rate windows "
+        "and the stream lease (see shared-state.md). Holds a password: give it by environment.",
+        valid=lambda v: v.startswith(("redis://", "rediss://")),
+    ),
+    SettingSpec(
         "kis.data_base_url", "KIS_DATA_BASE_URL", str, None,
         "a URL starting with http:// or https://", "the real environment's official host",
         "Where market data goes with a data key (`KIS_DATA_APP_KEY` / `KIS_DATA_APP_SECRET`, "
@@ -564,6 +571,7 @@ class Settings:
     clock_fail_seconds: float = 60.0
     kis_ws_url: str | None = None
     kis_hts_id: str | None = attrs.field(default=None, repr=False)
+    kis_shared_state: str | None = attrs.field(default=None, repr=False)  # may hold a password
     kis_data_base_url: str | None = None
     #: The ``[alerts]`` and ``[metrics]`` settings (secrets are not here: see
     #: :func:`hantu_sched._telemetry.load_alert_secrets`).
@@ -593,6 +601,7 @@ class Settings:
             self.kis_ws_url,
             self.kis_hts_id,
             self.kis_data_base_url,
+            self.kis_shared_state,
         )
 
     def calendar(self) -> KRXCalendar:
@@ -926,6 +935,7 @@ def load_settings(
         clock_fail_seconds=fail,
         kis_ws_url=values["kis.ws_url"],
         kis_hts_id=values["kis.hts_id"],
+        kis_shared_state=values["kis.shared_state"],
         kis_data_base_url=values["kis.data_base_url"],
         telemetry=TelemetryConfig.from_values(values),
         storage=values["storage"],

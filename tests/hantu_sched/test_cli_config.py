@@ -183,6 +183,11 @@ def _samples(tmp_path: pathlib.Path) -> dict[str, tuple[str, Callable[[Settings]
         "kis.state_dir": (str(tmp_path / "st"), lambda s: s.state_dir, tmp_path / "st"),
         "kis.ws_url": ("ws://127.0.0.1:2", lambda s: s.kis_target.ws_url, "ws://127.0.0.1:2"),
         "kis.hts_id": ("trader1", lambda s: s.kis_target.hts_id, "trader1"),
+        "kis.shared_state": (
+            "redis://:pw@127.0.0.1:6379/0",
+            lambda s: s.kis_target.shared_state,
+            "redis://:pw@127.0.0.1:6379/0",
+        ),
         "kis.data_base_url": (
             "http://127.0.0.1:3",
             lambda s: s.kis_target.data_base_url,
@@ -261,6 +266,7 @@ BAD_VALUES = {
     "kis.base_url": "ftp://x",
     "kis.ws_url": "http://x",
     "kis.hts_id": "two words",
+    "kis.shared_state": "http://127.0.0.1:6379",
     "doctor.clock_warn_seconds": "true",
     "doctor.clock_fail_seconds": "-3",
     "storage": "mysql://x",
@@ -321,6 +327,7 @@ def test_credentials_file_kis_variables_rank_between_toml_and_environment(
         "KIS_STATE_DIR",
         "KIS_WS_URL",
         "KIS_HTS_ID",
+        "KIS_SHARED_STATE",
         "KIS_DATA_BASE_URL",
         "KIS_DATA_APP_KEY",
         "KIS_DATA_APP_SECRET",

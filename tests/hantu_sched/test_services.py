@@ -3,6 +3,7 @@ works; wrong objects are refused when the scheduler is built, not halfway throug
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import pathlib
 from typing import Any
@@ -25,6 +26,7 @@ from hantu_sched import (
 from hantu_sched.pipeline import PipelineConfig, default_jobs
 from kisclient import AsyncKISClient, Env, KISClient
 from kisclient.testing import FakeKIS
+from redis_support import RedisServer
 
 DAY = dt.date(2026, 6, 4)
 
@@ -182,3 +184,35 @@ def test_run_and_simulate_build_clients_only_through_build_services(module: str)
     }
     assert "build_services" in calls
     assert not calls & {"KISClient", "AsyncKISClient"}
+
+
+def test_a_shared_state_url_reaches_every_client(tmp_path: pathlib.Path) -> None:
+    """``kis.shared_state`` (KIS_SHARED_STATE) puts the sync client and every async client on
+    the same real Redis: one token issuance between them, though each has its own state dir."""
+    clock = FakeClock(dt.datetime.combine(DAY, dt.time(10), KST))
+    fake = FakeKIS(clock=clock, seed=4)
+    app = fake.add_app(env="paper")
+    with RedisServer(tmp_path / "redis") as redis:
+        target = KISTarget(Env.PAPER, state_dir=tmp_path / "state", shared_state=redis.url)
+        assert redis.url not in repr(target)  # the URL may carry a password
+        services = build_services(
+            target,
+            Credentials(app.app_key, app.app_secret, app.account, "test"),
+            clock,
+            transport=fake.transport(),
+            async_transport=fake.async_transport(),
+        )
+        try:
+            assert services.kis is not None and services.kis_async is not None
+            assert services.kis.shared_state_status.backend == "redis"
+            services.kis.get_price(fake.universe[0])
+
+            async def one_quote() -> str:
+                async with services.kis_async() as kis:  # type: ignore[misc]
+                    assert kis.shared_state_status.backend == "redis"
+                    return (await kis.get_price(fake.universe[1])).code
+
+            assert asyncio.run(one_quote()) == fake.universe[1]
+        finally:
+            services.close()
+        assert fake.stats.token_issuances(app.app_key) == 1
