@@ -43,7 +43,7 @@ TEST_DEPS = (
     "aiosmtpd>=1.4",
     # PostgreSQL storage (hantu-sched[postgresql]) and a wheel bundling the PostgreSQL 16
     # server binaries that tests/pg_support.py starts on loopback
-    "psycopg[binary]>=3.2",
+    "psycopg[binary]>=3.2.1",
     "pgserver==0.1.4",
 )
 #: The report's browser test runs Debian's Chromium (see _ensure_chromium).
