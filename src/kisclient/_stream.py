@@ -552,6 +552,8 @@ class AsyncStream:
                 if items and type(items[0]) not in _CONTROL_ITEMS:
                     # a data frame, the common case by far: only events, nothing to answer
                     self._inbox.put(items)  # type: ignore[arg-type]
+                    if self._observer is not None:
+                        self._report_drops()
                     continue
                 end = await self._handle(ws, items)
                 if end:

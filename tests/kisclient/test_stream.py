@@ -953,6 +953,8 @@ def test_the_observer_hears_of_connects_reconnects_and_drops(
         s.run_until(lambda: s.stats.frames == frames + 23)
         s.drain(0.1)
         dropped = sum(s.dropped.values())
+        reported = [e for e in seen if isinstance(e, StreamObserved) and e.kind == "dropped"]
+        assert sum(e.count for e in reported) == dropped  # told as the data came, not later
         assert w.ws.drop_all() == 1
         s.events_until(lambda e: isinstance(e, StreamResubscribed))
     stream = [e for e in seen if isinstance(e, StreamObserved)]
