@@ -21,6 +21,7 @@ from ._core import Call
 from ._errors import KISError
 from ._operations import Flow, Gather, Response
 from ._stream import AsyncStream, StreamOptions
+from ._stream_relay import RelayStream
 from ._surface import PageFlow, operation, pages
 from ._token_store import Token
 
@@ -29,7 +30,7 @@ __all__ = ["AsyncKISClient"]
 T = TypeVar("T")
 
 
-class AsyncKISClient(ClientBase[httpx.AsyncBaseTransport, AsyncStream]):
+class AsyncKISClient(ClientBase[httpx.AsyncBaseTransport, AsyncStream | RelayStream]):
     """The awaitable twin of :class:`~kisclient.KISClient`: same arguments, same methods.
 
     It shares its token and its rate budget with every sync client and process of the same
@@ -193,5 +194,5 @@ class AsyncKISClient(ClientBase[httpx.AsyncBaseTransport, AsyncStream]):
     async def _apost_once(self, call: Call, route: str) -> Mapping[str, Any]:
         return (await self._execute(call, limited=False, once=True, route=route)).data
 
-    def _make_stream(self, options: StreamOptions) -> AsyncStream:
+    def _make_stream(self, options: StreamOptions) -> AsyncStream | RelayStream:
         return self._stream_session(options, threaded=False)

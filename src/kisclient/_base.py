@@ -48,6 +48,7 @@ from ._redaction import install_log_redaction
 from ._settings import DEFAULTS, ClientOptions, ClientSettings, settings_from_env
 from ._shared_state import SharedStateStatus, make_shared_state
 from ._stream import STREAM_DEFAULTS, AsyncStream, StreamOptions
+from ._stream_relay import RelayStream
 from ._surface import PageFlow, operation, pages
 from ._token import TokenManager
 from ._validation import Account, StockCode, normalize_code
@@ -323,6 +324,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         queue_size: int = STREAM_DEFAULTS.queue_size,
         subscribe_rate: float = STREAM_DEFAULTS.subscribe_rate,
         ack_timeout: float = STREAM_DEFAULTS.ack_timeout,
+        relay: bool = STREAM_DEFAULTS.relay,
     ) -> StreamT:
         """The app key's real-time session (trades, order books, fill notices) over KIS's
         WebSocket at ``ws_url``; use it as a context manager (``with`` / ``async with``).
@@ -331,6 +333,11 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         :class:`~kisclient.StreamSlotBusy` when another process on this ``state_dir`` owns it),
         gets an approval key from the shared store and connects. The arguments are described on
         :class:`~kisclient._stream.StreamOptions`.
+
+        ``relay=True`` shares the session instead: the first process to enter owns it and
+        every other process (on this host, or on every host of a Redis ``shared_state``)
+        subscribes through it, all registrations together counted against KIS's 41; when the
+        owner leaves or dies another participant takes it over (see ``docs/shared-state.md``).
         """
         options = StreamOptions(
             reconnect_initial=reconnect_initial,
@@ -339,6 +346,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
             queue_size=queue_size,
             subscribe_rate=subscribe_rate,
             ack_timeout=ack_timeout,
+            relay=relay,
         )
         return self._make_stream(options)
 
@@ -347,18 +355,35 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         """The shell's stream (:class:`Stream` or :class:`AsyncStream`) over
         :meth:`_stream_session`."""
 
-    def _stream_session(self, options: StreamOptions, *, threaded: bool) -> AsyncStream:
-        """A new session core (it must be made on the loop that will run it)."""
+    def _stream_session(
+        self, options: StreamOptions, *, threaded: bool
+    ) -> AsyncStream | RelayStream:
+        """A new session core, or a relay participant with ``options.relay`` (it must be made
+        on the loop that will run it)."""
         s = self._settings
-        return AsyncStream(
-            url=s.ws_url,
+
+        def session(tap: Callable[[str], None] | None, threaded: bool) -> AsyncStream:
+            return AsyncStream(
+                url=s.ws_url,
+                env=s.env,
+                hts_id=s.hts_id,
+                approval=self._approval_keys,
+                lease=self._shared.stream_lease(s.env, s.app_key),
+                options=options,
+                threaded=threaded,
+                observer=s.observer,
+                tap=tap,
+            )
+
+        if not options.relay:
+            return session(None, threaded)
+        return RelayStream(
+            make_owner=lambda tap: session(tap, False),
+            channel=self._shared.relay_channel(s.env, s.app_key),
             env=s.env,
             hts_id=s.hts_id,
-            approval=self._approval_keys,
-            lease=self._shared.stream_lease(s.env, s.app_key),
             options=options,
             threaded=threaded,
-            observer=s.observer,
         )
 
     @classmethod

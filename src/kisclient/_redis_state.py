@@ -77,6 +77,7 @@ from ._ratelimit import (
     RateLimiter,
     Window,
 )
+from ._relay_channels import RedisChannel
 from ._shared_state import SharedStateStatus, redact_url
 from ._statedir import CLOCK_TOLERANCE_S, FileLock, stamps_from_the_future
 from ._stream_lease import StreamLease
@@ -121,6 +122,8 @@ SLOT_HOLD_S = 30.0
 MAX_HANDOVER_S = 5.0
 #: Seconds between attempts to reach Redis again in local mode.
 RETRY_AFTER_S = 1.0
+#: The stream relay's heartbeat on Redis: silence for three of them means the other side is gone.
+RELAY_HEARTBEAT_S = 1.0
 _SCHEMA = 1
 _US = 1_000_000
 
@@ -1052,6 +1055,8 @@ class RedisSharedState:
         slot_hold_s: float = SLOT_HOLD_S,
     ) -> None:
         self.backend = RedisBackend(url, retry_after_s=retry_after_s)
+        self._url = url  # may hold a password: for the relay's own connections only
+        self.relay_heartbeat_s = RELAY_HEARTBEAT_S
         self.state_dir = Path(state_dir)
         self._lease_timing = {"renew_s": lease_renew_s, "ttl_s": lease_ttl_s}
         self._slot_hold_s = slot_hold_s
@@ -1087,6 +1092,12 @@ class RedisSharedState:
             renew_s=self._lease_timing["renew_s"],
             ttl_s=self._lease_timing["ttl_s"],
             slot_hold_s=self._slot_hold_s,
+        )
+
+    def relay_channel(self, env: Env, app_key: str) -> RedisChannel:
+        directory = TokenStore(self.state_dir, env, app_key).directory
+        return RedisChannel(
+            self._url, _scope_key(directory, "relay:"), heartbeat_s=self.relay_heartbeat_s
         )
 
     @property

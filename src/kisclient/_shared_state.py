@@ -36,6 +36,8 @@ from ._clock import Clock
 from ._config import Env
 from ._errors import ConfigurationError
 from ._ratelimit import RateLimiter, Window, make_limiter
+from ._relay_channels import RelayChannel, UnixChannel
+from ._statedir import scope_dir
 from ._stream_lease import StreamLease
 from ._token import TokenStateStore
 from ._token_store import TokenStore
@@ -94,6 +96,10 @@ class SharedState(Protocol):
         """The right to open the scope's one WebSocket session."""
         ...
 
+    def relay_channel(self, env: Env, app_key: str) -> RelayChannel:
+        """Where the session's owner relays it to the scope's other participants."""
+        ...
+
     @property
     def status(self) -> SharedStateStatus:
         """Where the state lives and whether it is shared right now."""
@@ -124,6 +130,9 @@ class FileSharedState:
 
     def stream_lease(self, env: Env, app_key: str) -> StreamLease:
         return StreamLease(self.state_dir, env, app_key)
+
+    def relay_channel(self, env: Env, app_key: str) -> UnixChannel:
+        return UnixChannel(scope_dir(self.state_dir, env, app_key))
 
     @property
     def status(self) -> SharedStateStatus:

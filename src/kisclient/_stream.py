@@ -28,7 +28,7 @@ import random
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import attrs
 import websockets
@@ -53,6 +53,9 @@ from ._stream_protocol import (
 )
 from ._stream_session import EventBuffer, Pair, Registry, SendPacer, reconnect_delay
 from ._validation import normalize_code
+
+if TYPE_CHECKING:
+    from ._stream_relay import RelayStream
 
 __all__ = ["STREAM_DEFAULTS", "AsyncStream", "Stream", "StreamOptions", "StreamStats"]
 
@@ -80,6 +83,7 @@ class StreamOptions:
     are dropped (see :class:`~kisclient._stream_session.EventBuffer`). ``subscribe_rate``:
     subscribe messages per second. ``ack_timeout``: how long ``subscribe_*`` waits for KIS's
     answers. ``connect_timeout`` / ``close_timeout``: the opening and closing handshakes.
+    ``relay``: share the session with other processes (see :mod:`kisclient._stream_relay`).
     """
 
     reconnect_initial: float = 20.0
@@ -90,6 +94,7 @@ class StreamOptions:
     ack_timeout: float = 10.0
     connect_timeout: float = 10.0
     close_timeout: float = 5.0
+    relay: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not 0 < self.reconnect_initial <= self.reconnect_max:
@@ -256,8 +261,10 @@ class AsyncStream:
         threaded: bool = False,
         rng: random.Random | None = None,
         observer: Observer | None = None,
+        tap: Callable[[str], None] | None = None,
     ) -> None:
         self._url = url
+        self._tap = tap  # the relay's: takes every data frame, as plain text, instead of _inbox
         self._observer = observer
         self._dropped_seen = 0
         self._env = env
@@ -548,6 +555,11 @@ class AsyncStream:
                 self._last_frame = loop.time()
                 self.stats.frames += 1
                 data = frame if isinstance(frame, bytes) else frame.encode()
+                if self._tap is not None and data[:1] in (b"0", b"1"):
+                    plain = self._decoder.plain(data.decode("utf-8", errors="replace"))
+                    if plain is not None:
+                        self._tap(plain)
+                    continue
                 items = self._decoder.decode_bytes(data)
                 if items and type(items[0]) not in _CONTROL_ITEMS:
                     # a data frame, the common case by far: only events, nothing to answer
@@ -630,13 +642,13 @@ class Stream:
     a daemon thread (see the module docstring). Made by ``KISClient.stream()``; use it with
     ``with``. Iterating yields events until the stream is closed."""
 
-    def __init__(self, make_session: Callable[[], AsyncStream]) -> None:
+    def __init__(self, make_session: Callable[[], AsyncStream | RelayStream]) -> None:
         self._make_session = make_session
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="kisclient-stream", daemon=True
         )
-        self._session: AsyncStream | None = None
+        self._session: AsyncStream | RelayStream | None = None
 
     def __repr__(self) -> str:
         return f"Stream({self._session!r})"
@@ -656,7 +668,7 @@ class Stream:
     def open(self) -> None:
         self._thread.start()
 
-        async def start() -> AsyncStream:
+        async def start() -> AsyncStream | RelayStream:
             session = self._make_session()
             await session.open()
             return session
@@ -688,7 +700,7 @@ class Stream:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     @property
-    def _open_session(self) -> AsyncStream:
+    def _open_session(self) -> AsyncStream | RelayStream:
         if self._session is None:
             raise RuntimeError("the stream is not open: use it inside 'with kis.stream()'")
         return self._session

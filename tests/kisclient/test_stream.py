@@ -144,6 +144,7 @@ class StreamDriver:
 
             async def open_stream() -> AsyncStream:
                 stream = akis.stream(**self.options)
+                assert isinstance(stream, AsyncStream)  # not relay=True
                 await stream.__aenter__()
                 return stream
 
