@@ -80,7 +80,7 @@ from ._ratelimit import (
 from ._relay_channels import RedisChannel
 from ._shared_state import SharedStateStatus, redact_url
 from ._statedir import CLOCK_TOLERANCE_S, FileLock, stamps_from_the_future
-from ._stream_lease import StreamLease
+from ._stream_lease import _SHARE_HINT, StreamLease
 from ._token_store import StoreState, Token, TokenStore
 
 __all__ = [
@@ -962,7 +962,7 @@ class RedisStreamLease(StreamLease):
             raise StreamSlotBusy(
                 f"the KIS WebSocket slot (env={self.env.value}, key={self.key_label}) is held by "
                 f"pid {pid} on host {host} (its lease runs {left_us / _US:.0f}s more unless "
-                "renewed); KIS allows one session per app key",
+                f"renewed); KIS allows one session per app key{_SHARE_HINT}",
                 owner_pid=int(pid) if pid.isdigit() else None,
                 owner_host=host or None,
             )

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 import fasteners
 
@@ -50,6 +50,10 @@ log = logging.getLogger("kisclient.stream")
 STREAM_LOCK_FILE_NAME = "stream.lock"
 #: File name of the file naming the slot's holder, beside the lock.
 OWNER_FILE_NAME = "stream-owner.json"
+
+
+#: How processes share the one session instead (the relay, ``kisclient._stream_relay``).
+_SHARE_HINT: Final = "; to share it, open the stream with stream(relay=True) in every process"
 
 
 class StreamLease:
@@ -216,11 +220,11 @@ class StreamLease:
             return StreamSlotBusy(
                 f"the KIS WebSocket slot (env={self.env.value}, key={self.key_label}) is held "
                 "by another process (owner unknown: pid unknown, host unknown); KIS allows one "
-                "session per app key",
+                f"session per app key{_SHARE_HINT}",
             )
         return StreamSlotBusy(
             f"the KIS WebSocket slot (env={self.env.value}, key={self.key_label}) is held by "
-            f"{who}; KIS allows one session per app key",
+            f"{who}; KIS allows one session per app key{'' if in_process else _SHARE_HINT}",
             owner_pid=pid,
             owner_host=host,
         )

@@ -618,6 +618,7 @@ def test_a_client_on_another_host_cannot_open_a_second_session(
                 with pytest.raises(StreamSlotBusy) as info, b.stream():
                     pass
                 assert info.value.owner_pid == os.getpid()
+                assert "stream(relay=True)" in str(info.value)  # how to share it instead
                 assert ws.stats.connections == 1  # the refused stream never connected
             with b.stream() as s2:  # released at close: the other host takes it at once
                 assert s2.recv(10) == StreamConnected(attempt=1)
