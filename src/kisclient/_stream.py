@@ -237,7 +237,38 @@ class StreamStats:
     pings_echoed: int = 0
 
 
-class AsyncStream:
+class _Consumer:
+    """The consumer's side of a session's :class:`_Inbox`, shared by :class:`AsyncStream` and
+    the relayed stream (``kisclient._stream_relay``)."""
+
+    _inbox: _Inbox
+
+    async def recv(self, timeout: float | None = None) -> StreamEvent:
+        """The next event; :class:`TimeoutError` if none comes within *timeout* seconds;
+        :class:`EOFError` once the stream is closed and drained; a fatal error (such as a
+        refused app key) is raised here."""
+        event = await self._inbox.get_async(timeout)
+        if event is None:
+            raise EOFError("the stream is closed")
+        return event
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[StreamEvent]:
+        while True:
+            event = await self._inbox.get_async(None)
+            if event is None:
+                return
+            yield event
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Events dropped for a slow consumer, by kind, since the stream opened."""
+        return self._inbox.dropped
+
+
+class AsyncStream(_Consumer):
     """The asyncio session of one app key (see the module docstring). Made by
     ``AsyncKISClient.stream()``; use it with ``async with``.
 
@@ -444,30 +475,6 @@ class AsyncStream:
             raise RuntimeError("the stream is not open: use it inside 'async with kis.stream()'")
 
     # --- events ---
-
-    async def recv(self, timeout: float | None = None) -> StreamEvent:
-        """The next event; :class:`TimeoutError` if none comes within *timeout* seconds;
-        :class:`EOFError` once the stream is closed and drained; a fatal error (such as a
-        refused app key) is raised here."""
-        event = await self._inbox.get_async(timeout)
-        if event is None:
-            raise EOFError("the stream is closed")
-        return event
-
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[StreamEvent]:
-        while True:
-            event = await self._inbox.get_async(None)
-            if event is None:
-                return
-            yield event
-
-    @property
-    def dropped(self) -> dict[str, int]:
-        """Events dropped for a slow consumer, by kind, since the stream opened."""
-        return self._inbox.dropped
 
     # --- the session ---
 

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import random
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Final, Self, cast
 
@@ -41,7 +41,7 @@ from ._errors import (
 )
 from ._relay_channels import ClientLink, OwnerLink, RelayChannel
 from ._relay_hub import RelayHub, frame_route, pairs_of
-from ._stream import AsyncStream, StreamOptions, StreamStats, _Inbox
+from ._stream import AsyncStream, StreamOptions, StreamStats, _Consumer, _Inbox
 from ._stream_events import StreamConnected, StreamEvent
 from ._stream_protocol import TR_FILL_PAPER, TR_FILL_REAL, TR_ORDERBOOK, TR_TRADE, FrameDecoder
 from ._stream_session import Pair, reconnect_delay
@@ -56,7 +56,7 @@ RETRY_S: Final = 0.2
 _RNG: Final = random.Random()
 
 
-class RelayStream:
+class RelayStream(_Consumer):
     """One participant of the app key's relayed session (see the module docstring).
 
     *make_owner* builds the session core with the given tap (called only when this participant
@@ -419,28 +419,7 @@ class RelayStream:
 
     # --- events ---
 
-    async def recv(self, timeout: float | None = None) -> StreamEvent:
-        """The next event (see :meth:`AsyncStream.recv`)."""
-        event = await self._inbox.get_async(timeout)
-        if event is None:
-            raise EOFError("the stream is closed")
-        return event
-
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[StreamEvent]:
-        while True:
-            event = await self._inbox.get_async(None)
-            if event is None:
-                return
-            yield event
-
     @property
     def stats(self) -> StreamStats:
         """The owned session's counters while this participant owns it; else frames relayed."""
         return self._owner.stats if self._owner is not None else self._stats
-
-    @property
-    def dropped(self) -> dict[str, int]:
-        return self._inbox.dropped
