@@ -410,7 +410,7 @@ ACQUIRE_ONCE = textwrap.dedent(
 
 ACQUIRE_AND_HOLD = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from pathlib import Path
     from kisclient._config import Env
     from kisclient._stream_lease import StreamLease
@@ -418,7 +418,7 @@ ACQUIRE_AND_HOLD = textwrap.dedent(
     lease = StreamLease(Path(sys.argv[1]), Env.REAL, sys.argv[2])
     lease.acquire()
     print("held", flush=True)
-    time.sleep(120)
+    sys.stdin.read()  # hold until the test kills this process (or closes stdin)
     """
 )
 
@@ -430,6 +430,7 @@ def _python(code: str, state_dir: Path) -> subprocess.Popen[str]:
     }
     return subprocess.Popen(
         [sys.executable, "-c", code, str(state_dir), APP_KEY],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
