@@ -10,7 +10,9 @@ test suite; every figure is compared with a baseline on the same server in the s
     nothing is dropped). Baseline: a bare ``websockets`` asyncio client on the same server with
     the same subscribe message that only splits each frame (``text.split("|", 3)``) and counts
     its records. Median of R runs, bare / async / sync interleaved. Goals: async client
-    >= 0.5x the bare client, and >= 50,000 records/s; the sync shell for information.
+    >= 0.5x the bare client, and >= 50,000 records/s; the sync shell for information. Measured
+    both ways the async client delivers trades: one ``Trade`` event per record, and one
+    ``TradeBatch`` per frame (``trade_batches=True``; the consumer sums every price and volume).
 (2) latency from the fake's send to the consumer's ``recv``: ``latency_probe=True`` puts
     ``time.perf_counter_ns()`` into each trade record (field 47) just before the frame is handed
     to the socket; ``start_feed`` at 2,000 records/s, one record per frame, for S seconds (the
@@ -40,6 +42,7 @@ import contextlib
 import gc
 import json
 import logging
+import multiprocessing
 import os
 import pathlib
 import platform
@@ -48,7 +51,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
 
 import attrs
 from websockets.asyncio.client import connect
@@ -60,9 +64,10 @@ from kisclient import (
     StreamResubscribed,
     SubscriptionRefused,
     Trade,
+    TradeBatch,
 )
 from kisclient._stream_protocol import TRADE_FIELDS
-from kisclient.testing import FakeApp, FakeKIS, FakeWSServer
+from kisclient.testing import FakeApp, FakeKIS, FakeKISServer, FakeWSServer
 
 BUNDLE = 10
 PROBE_FIELD = "field_47"
@@ -138,7 +143,124 @@ def environment(**ws_options: Any) -> Iterator[Env]:
         yield Env(fake, app, ws, state)
 
 
-def blast_in_thread(ws: FakeWSServer, code: str, n: int) -> threading.Thread:
+class Blaster(Protocol):
+    """What the throughput measures need of a fake WebSocket server."""
+
+    @property
+    def url(self) -> str: ...
+
+    def blast(self, code: str, records: int, bundle: int = 1) -> int: ...
+
+
+class Source(Protocol):
+    """A fake KIS the throughput measures run against: in this process or in another."""
+
+    @property
+    def ws(self) -> Blaster: ...
+
+    def async_client(self) -> AsyncKISClient: ...
+
+    def sync_client(self) -> KISClient: ...
+
+
+def _fake_process(conn: Connection) -> None:
+    """The body of the separate fake's process: REST and WebSocket fakes on loopback ports, then
+    commands from *conn* (``("blast", code, n, bundle)``, ``("approval_key",)``, ``None`` to
+    end), each answered on *conn*."""
+    fake = FakeKIS()
+    app = fake.add_app()
+    with FakeKISServer(fake) as http, FakeWSServer(fake) as ws:
+        conn.send(
+            {
+                "base_url": http.base_url(),
+                "ws_url": ws.url,
+                "app_key": app.app_key,
+                "app_secret": app.app_secret,
+                "account": app.account,
+                "hts_id": app.hts_id,
+                "code": fake.universe[0],
+            }
+        )
+        while (command := conn.recv()) is not None:
+            if command[0] == "blast":
+                conn.send(ws.blast(*command[1:]))
+            else:
+                conn.send(fake.approval_keys(app.app_key)[-1].value)
+
+
+class RemoteWS:
+    """The fake WebSocket server of :func:`_fake_process`, driven over a pipe."""
+
+    def __init__(self, conn: Connection, url: str) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self.url = url
+
+    def call(self, *command: Any) -> Any:
+        with self._lock:
+            self._conn.send(command)
+            return self._conn.recv()
+
+    def blast(self, code: str, records: int, bundle: int = 1) -> int:
+        return int(self.call("blast", code, records, bundle))
+
+
+@attrs.define
+class RemoteEnv:
+    """A fake KIS in its own process (its own interpreter and GIL, as KIS is on its own
+    machine), with one app; clients reach it over loopback HTTP and WebSocket."""
+
+    ws: RemoteWS
+    info: dict[str, str]
+    state_dir: str
+
+    @property
+    def code(self) -> str:
+        return self.info["code"]
+
+    def approval_key(self) -> str:
+        return str(self.ws.call("approval_key"))
+
+    def _options(self) -> dict[str, Any]:
+        i = self.info
+        return {
+            "account": i["account"],
+            "base_url": i["base_url"],
+            "state_dir": self.state_dir,
+            "ws_url": i["ws_url"],
+            "hts_id": i["hts_id"],
+        }
+
+    def sync_client(self) -> KISClient:
+        return KISClient(self.info["app_key"], self.info["app_secret"], **self._options())
+
+    def async_client(self) -> AsyncKISClient:
+        return AsyncKISClient(self.info["app_key"], self.info["app_secret"], **self._options())
+
+
+@contextlib.contextmanager
+def remote_environment() -> Iterator[RemoteEnv]:
+    """:class:`RemoteEnv` over a spawned process running :func:`_fake_process`."""
+    ours, theirs = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(
+        target=_fake_process, args=(theirs,), daemon=True
+    )
+    process.start()
+    try:
+        if not ours.poll(60):
+            raise RuntimeError("the fake's process did not start within 60 s")
+        info = ours.recv()
+        with tempfile.TemporaryDirectory(prefix="bench-stream-") as state:
+            yield RemoteEnv(RemoteWS(ours, info["ws_url"]), info, state)
+        ours.send(None)
+        process.join(10)
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def blast_in_thread(ws: Blaster, code: str, n: int) -> threading.Thread:
     thread = threading.Thread(target=ws.blast, args=(code, n, BUNDLE), daemon=True)
     thread.start()
     return thread
@@ -147,16 +269,34 @@ def blast_in_thread(ws: FakeWSServer, code: str, n: int) -> threading.Thread:
 # --- (1) throughput ---------------------------------------------------------------------------
 
 
-async def async_client_rate(env: Env, code: str, n: int, *, iterate: bool = False) -> float:
+async def async_client_rate(
+    env: Source, code: str, n: int, *, iterate: bool = False, batches: bool = False
+) -> float:
     """Records/s through ``AsyncKISClient.stream()`` (timed from the first frame's delivery);
-    the consumer calls ``recv(30)`` per event, or with *iterate* uses ``async for``."""
-    async with env.async_client() as kis, kis.stream(queue_size=n + 1_000) as s:
+    the consumer calls ``recv(30)`` per event, or with *iterate* uses ``async for``. With
+    *batches* the stream delivers ``TradeBatch`` events (``trade_batches=True``) and the
+    consumer reads each batch's prices and volumes (``sum`` over both columns)."""
+    async with (
+        env.async_client() as kis,
+        kis.stream(queue_size=n + 1_000, trade_batches=batches) as s,
+    ):
         await s.recv(10)  # StreamConnected
         await s.subscribe_trades([code])
         blaster = asyncio.create_task(asyncio.to_thread(env.ws.blast, code, n, BUNDLE))
         got = 0
         first = 0.0
-        if iterate:
+        if batches:
+            checksum = 0
+            while got < n:
+                event = await s.recv(30)
+                if type(event) is TradeBatch:
+                    if got == 0:
+                        first = time.perf_counter()
+                    got += len(event)
+                    checksum += sum(event.prices) + sum(event.volumes)
+            if checksum <= 0:
+                raise RuntimeError("the batches carried no prices")
+        elif iterate:
             async for event in s:
                 if type(event) is Trade:
                     got += 1
@@ -178,7 +318,7 @@ async def async_client_rate(env: Env, code: str, n: int, *, iterate: bool = Fals
     return (n - BUNDLE) / elapsed
 
 
-def sync_client_rate(env: Env, code: str, n: int) -> float:
+def sync_client_rate(env: Source, code: str, n: int) -> float:
     """Records/s through ``KISClient.stream()``: the consumer is this thread."""
     with env.sync_client() as kis, kis.stream(queue_size=n + 1_000) as s:
         s.recv(10)
@@ -200,7 +340,7 @@ def sync_client_rate(env: Env, code: str, n: int) -> float:
 
 
 async def bare_rate(
-    env: Env, approval_key: str, code: str, n: int, *, split: bool = False, fields: bool = False
+    env: Source, approval_key: str, code: str, n: int, *, split: bool = False, fields: bool = False
 ) -> float:
     """Records/s of a bare ``websockets`` client that only splits frames and counts records.
     For information: with *split* it also splits each frame's payload into its fields (the
@@ -247,16 +387,25 @@ async def bare_rate(
 
 
 #: The throughput measures of (1), in the order each run takes them.
-MEASURES = ("bare", "bare_split", "bare_fields", "async", "async_iter", "sync")
+MEASURES = ("bare", "bare_split", "bare_fields", "async", "async_iter", "async_batch", "sync")
 
 
-def throughput(runs: int, n: int) -> dict[str, list[float]]:
-    """Records/s of every measure in :data:`MEASURES`, per run."""
+def throughput(runs: int, n: int, *, separate: bool = False) -> dict[str, list[float]]:
+    """Records/s of every measure in :data:`MEASURES`, per run; with *separate* the fake runs
+    in its own process."""
     rates: dict[str, list[float]] = {m: [] for m in MEASURES}
-    with environment() as env:
-        code = env.fake.universe[0]
-        asyncio.run(async_client_rate(env, code, 2_000))  # warm up; issues the approval key
-        approval_key = env.fake.approval_keys(env.app.app_key)[-1].value
+    with contextlib.ExitStack() as stack:
+        env: Source
+        if separate:
+            env = remote = stack.enter_context(remote_environment())
+            code = remote.code
+            asyncio.run(async_client_rate(env, code, 2_000))  # warm up; issues the approval key
+            approval_key = remote.approval_key()
+        else:
+            env = local = stack.enter_context(environment())
+            code = local.fake.universe[0]
+            asyncio.run(async_client_rate(env, code, 2_000))
+            approval_key = local.fake.approval_keys(local.app.app_key)[-1].value
         for run in range(runs):
             rates["bare"].append(asyncio.run(bare_rate(env, approval_key, code, n)))
             rates["bare_split"].append(
@@ -267,6 +416,7 @@ def throughput(runs: int, n: int) -> dict[str, list[float]]:
             )
             rates["async"].append(asyncio.run(async_client_rate(env, code, n)))
             rates["async_iter"].append(asyncio.run(async_client_rate(env, code, n, iterate=True)))
+            rates["async_batch"].append(asyncio.run(async_client_rate(env, code, n, batches=True)))
             rates["sync"].append(sync_client_rate(env, code, n))
             shown = ", ".join(f"{m} {v[-1]:,.0f}/s" for m, v in rates.items())
             print(f"    run {run + 1}/{runs}: {shown}", flush=True)
@@ -531,14 +681,28 @@ def memory(total: int, mark: int) -> Memory:
 
 def report_throughput(args: argparse.Namespace) -> dict[str, Any]:
     print(f"(1) throughput: {args.records:,} records, {BUNDLE} per frame, {args.runs} runs")
-    rates = throughput(args.runs, args.records)
+    out = {}
+    for where in args.fake.split(","):
+        label = "in this process" if where == "same" else "in its own process"
+        print(f"  the fake {label}:")
+        rates = throughput(args.runs, args.records, separate=where == "separate")
+        out[where] = throughput_summary(rates)
+    return out
+
+
+def throughput_summary(rates: dict[str, list[float]]) -> dict[str, Any]:
     med = {m: median_of(v) for m, v in rates.items()}
     ratio = med["async"] / med["bare"]
+    batch_ratio = med["async_batch"] / med["bare"]
     print(
         f"    medians: bare websockets {med['bare']:,.0f}/s, async client "
         f"{med['async']:,.0f}/s, sync client {med['sync']:,.0f}/s"
     )
-    print(f"    async / bare {ratio:.2f} (goal >= 0.5)")
+    print(f"    async / bare {ratio:.2f} (goal >= 0.5), one Trade event per record")
+    print(
+        f"    async with trade_batches=True {med['async_batch']:,.0f}/s (the consumer reads "
+        f"every price and volume): / bare {batch_ratio:.2f} (goal >= 0.5)"
+    )
     print(f"    async {med['async']:,.0f} records/s (goal >= 50,000)")
     print(f"    sync / bare {med['sync'] / med['bare']:.2f} (for information)")
     print(
@@ -553,6 +717,7 @@ def report_throughput(args: argparse.Namespace) -> dict[str, Any]:
     return {
         **{m: round(v) for m, v in med.items()},
         "async_ratio": round(ratio, 3),
+        "async_batch_ratio": round(batch_ratio, 3),
         "sync_ratio": round(med["sync"] / med["bare"], 3),
         "runs": {m: [round(x) for x in v] for m, v in rates.items()},
     }
@@ -628,6 +793,11 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=100, help="forced disconnects")
     parser.add_argument("--memory-records", type=int, default=1_000_000)
     parser.add_argument("--parts", default="1234", help="which parts to run, e.g. 13")
+    parser.add_argument(
+        "--fake",
+        default="same,separate",
+        help="(1): where the fake runs: same (this process), separate (its own), or both",
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs, args.records, args.seconds = 3, 20_000, 2.0

@@ -92,6 +92,7 @@ if TYPE_CHECKING:  # the same names as _EXPORTS, for type checkers and readers
         StreamResubscribed,
         SubscriptionRefused,
         Trade,
+        TradeBatch,
     )
     from ._token_status import TokenStatus, token_status
     from ._validation import Account, StockCode, normalize_code, parse_account, validate_isin
@@ -186,6 +187,7 @@ _EXPORTS: Final[dict[str, tuple[str, str]]] = {
     "StreamResubscribed": ("_stream_events", "StreamResubscribed"),
     "SubscriptionRefused": ("_stream_events", "SubscriptionRefused"),
     "Trade": ("_stream_events", "Trade"),
+    "TradeBatch": ("_stream_events", "TradeBatch"),
     "TokenStatus": ("_token_status", "TokenStatus"),
     "token_status": ("_token_status", "token_status"),
     "Account": ("_validation", "Account"),
@@ -277,6 +279,7 @@ __all__ = [
     "TokenIssueThrottled",
     "TokenStatus",
     "Trade",
+    "TradeBatch",
     "ValidationError",
     "Window",
     "WrongEnvironment",

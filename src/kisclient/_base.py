@@ -325,6 +325,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         subscribe_rate: float = STREAM_DEFAULTS.subscribe_rate,
         ack_timeout: float = STREAM_DEFAULTS.ack_timeout,
         relay: bool = STREAM_DEFAULTS.relay,
+        trade_batches: bool = STREAM_DEFAULTS.trade_batches,
     ) -> StreamT:
         """The app key's real-time session (trades, order books, fill notices) over KIS's
         WebSocket at ``ws_url``; use it as a context manager (``with`` / ``async with``).
@@ -338,6 +339,10 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
         every other process (on this host, or on every host of a Redis ``shared_state``)
         subscribes through it, all registrations together counted against KIS's 41; when the
         owner leaves or dies another participant takes it over (see ``docs/shared-state.md``).
+
+        ``trade_batches=True`` delivers each frame's trades as one
+        :class:`~kisclient.TradeBatch` (column-wise, a ``Trade`` built only when asked for)
+        instead of a :class:`~kisclient.Trade` per record: for consumers of heavy feeds.
         """
         options = StreamOptions(
             reconnect_initial=reconnect_initial,
@@ -347,6 +352,7 @@ class ClientBase(abc.ABC, Generic[TransportT, StreamT]):
             subscribe_rate=subscribe_rate,
             ack_timeout=ack_timeout,
             relay=relay,
+            trade_batches=trade_batches,
         )
         return self._make_stream(options)
 

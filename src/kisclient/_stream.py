@@ -84,6 +84,9 @@ class StreamOptions:
     subscribe messages per second. ``ack_timeout``: how long ``subscribe_*`` waits for KIS's
     answers. ``connect_timeout`` / ``close_timeout``: the opening and closing handshakes.
     ``relay``: share the session with other processes (see :mod:`kisclient._stream_relay`).
+    ``trade_batches``: deliver each frame's trades as one
+    :class:`~kisclient._stream_events.TradeBatch` instead of a :class:`~kisclient.Trade` per
+    record (for heavy feeds; ``queue_size`` then counts batches).
     """
 
     reconnect_initial: float = 20.0
@@ -95,6 +98,7 @@ class StreamOptions:
     connect_timeout: float = 10.0
     close_timeout: float = 5.0
     relay: bool = False
+    trade_batches: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not 0 < self.reconnect_initial <= self.reconnect_max:
@@ -305,7 +309,7 @@ class AsyncStream(_Consumer):
         self.options = options
         self._rng = rng or random.Random()
         self._registry = Registry()
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(trade_batches=options.trade_batches)
         self._pacer = SendPacer(options.subscribe_rate)
         self._inbox = _Inbox(options.queue_size, threaded=threaded)
         self.stats = StreamStats()

@@ -6,6 +6,8 @@ Market data and notices come from KIS's WebSocket data frames (KIS's real-time f
   layout).
 - :class:`OrderBook` — one H0STASP0 record (ten ask and ten bid levels).
 - :class:`Fill` — one H0STCNI0 / H0STCNI9 execution notice (decrypted).
+- :class:`TradeBatch` — instead of :class:`Trade` events when the stream was opened with
+  ``trade_batches=True``: the trades of one frame, column-wise.
 
 Each keeps every field of its record, as the documented name → raw string, in ``fields``; fields
 past the documented list (KIS adds fields without notice) are kept as ``field_47``, ``field_48``…
@@ -23,7 +25,7 @@ number, the HTS ID and the account holder's name) nor the HTS ID used as the not
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, overload
 
 import attrs
 
@@ -41,25 +43,35 @@ __all__ = [
     "StreamResubscribed",
     "SubscriptionRefused",
     "Trade",
+    "TradeBatch",
 ]
 
 
 class RecordFields(Mapping[str, str]):
     """A record's fields by name, read-only: every documented name, and fields KIS added since
     as ``field_47``, ... . A view over the record's values, built only when read: a stream
-    delivers tens of thousands of records a second, and most consumers read a few fields."""
+    delivers tens of thousands of records a second, and most consumers read a few fields.
 
-    __slots__ = ("_index", "_names", "_values")
+    The record is ``values[start : start + len(names)]``: the view can point into the split
+    fields of the whole frame, so a record costs no copy of its values (and one object fewer
+    for the garbage collector, which a fast feed otherwise keeps busy)."""
+
+    __slots__ = ("_index", "_names", "_start", "_values")
 
     def __init__(
-        self, names: tuple[str, ...], index: Mapping[str, int], values: Sequence[str]
+        self,
+        names: tuple[str, ...],
+        index: Mapping[str, int],
+        values: Sequence[str],
+        start: int = 0,
     ) -> None:
         self._names = names
         self._index = index
         self._values = values
+        self._start = start
 
     def __getitem__(self, name: str) -> str:
-        return self._values[self._index[name]]
+        return self._values[self._start + self._index[name]]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -108,6 +120,58 @@ class Trade:
     time: str
     fields: Mapping[str, str] = attrs.field(repr=False)
     tr_id: str = "H0STCNT0"
+
+
+@attrs.frozen(slots=True)
+class TradeBatch(Sequence[Trade]):
+    """The trades of one data frame (1 to about 11 records), column-wise: what a stream opened
+    with ``trade_batches=True`` delivers instead of one :class:`Trade` per record.
+
+    ``codes``, ``times``, ``prices`` and ``volumes`` hold each record's ``Trade.code``,
+    ``.time``, ``.price`` and ``.volume``, in the frame's order, typed and checked exactly as for
+    :class:`Trade` (a record whose price or volume is not a number is left out and counted as
+    malformed). The batch is also a read-only sequence of :class:`Trade`: ``batch[i]``,
+    ``len(batch)`` and iteration build each ``Trade``, with its ``fields``, only when asked.
+    For consumers of heavy feeds: one event per frame and no object per record.
+    """
+
+    tr_id: str
+    codes: Sequence[str]
+    times: Sequence[str]
+    prices: Sequence[int]
+    volumes: Sequence[int]
+    _names: tuple[str, ...] = attrs.field(repr=False, eq=False)
+    _index: Mapping[str, int] = attrs.field(repr=False, eq=False)
+    _values: Sequence[str] = attrs.field(repr=False, eq=False)  # every field, record after record
+
+    def __len__(self) -> int:
+        return len(self.prices)
+
+    @overload
+    def __getitem__(self, i: int) -> Trade: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Trade]: ...
+    def __getitem__(self, i: int | slice) -> Trade | list[Trade]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self.prices)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("TradeBatch index out of range")
+        return Trade(
+            self.codes[i],
+            self.prices[i],
+            self.volumes[i],
+            self.times[i],
+            self.fields(i),
+            self.tr_id,
+        )
+
+    def fields(self, i: int) -> Mapping[str, str]:
+        """Record *i*'s fields by name (``Trade.fields`` without building the ``Trade``)."""
+        start = range(0, len(self._values), len(self._names))[i]
+        return RecordFields(self._names, self._index, self._values, start)
 
 
 @attrs.frozen(slots=True)
@@ -216,6 +280,7 @@ class StreamOverflow:
 #: Everything a stream can deliver to its consumer.
 StreamEvent: TypeAlias = (
     Trade
+    | TradeBatch
     | OrderBook
     | Fill
     | StreamConnected

@@ -81,7 +81,7 @@ class RelayStream(_Consumer):
         self.options = options
         self._retry_s = retry_s
         self._inbox = _Inbox(options.queue_size, threaded=threaded)
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(trade_batches=options.trade_batches)
         self._id = secrets.token_hex(8)
         self._mine: dict[Pair, None] = {}
         self._hub = RelayHub()

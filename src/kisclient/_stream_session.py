@@ -31,6 +31,7 @@ from ._stream_events import (
     StreamOverflow,
     SubscriptionRefused,
     Trade,
+    TradeBatch,
 )
 from ._stream_protocol import Ack
 
@@ -290,7 +291,8 @@ class EventBuffer:
     Events keep their order. :meth:`push` and :meth:`pop` are O(1) amortized (dropped order books
     leave placeholders that :meth:`pop` skips; they are swept when they outnumber *maxsize*).
     ``dropped_orderbooks``, ``dropped_trades``, ``dropped_fills`` and ``dropped_status`` are
-    totals since creation. Not thread-safe.
+    totals since creation (a dropped :class:`~kisclient._stream_events.TradeBatch` counts as
+    its records). Not thread-safe.
     """
 
     def __init__(self, maxsize: int) -> None:
@@ -387,9 +389,10 @@ class EventBuffer:
                 self._holes -= 1  # no live books are left: every slot here is a hole
                 continue
             break
-        if isinstance(item, Trade):
-            self.dropped_trades += 1
-            self._since[1] += 1
+        if isinstance(item, Trade | TradeBatch):
+            lost = len(item) if isinstance(item, TradeBatch) else 1
+            self.dropped_trades += lost
+            self._since[1] += lost
         elif isinstance(item, Fill):
             self.dropped_fills += 1
             self._since[2] += 1

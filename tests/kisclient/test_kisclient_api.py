@@ -28,6 +28,7 @@ KISCLIENT = {
     "StreamResubscribed",
     "SubscriptionRefused",
     "Trade",
+    "TradeBatch",
     "Account",
     "AsyncKISClient",
     "AuthError",

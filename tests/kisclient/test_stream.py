@@ -57,6 +57,7 @@ from kisclient._stream_events import (
     StreamResubscribed,
     SubscriptionRefused,
     Trade,
+    TradeBatch,
 )
 from kisclient.testing import FakeApp, FakeKIS, FakeKISServer, FakeWSServer
 
@@ -386,6 +387,40 @@ def test_trade_bundles_of_1_to_11_give_one_event_per_record_in_order(
             assert len(t.fields) == 47
             assert t.fields["field_47"] == "0"
             assert t.fields["VI_STND_PRC"] == trades[-1].fields["VI_STND_PRC"]
+        assert s.drain(0.1) == []
+
+
+def test_trade_batches_give_one_event_per_frame_holding_every_record(
+    shell: ShellKind, make_world: MakeWorld
+) -> None:
+    w = make_world()
+    kis = w.client(shell)
+    with kis.stream(trade_batches=True) as s:
+        s.connected()
+        s.subscribe_trades([CODE])
+        s.subscribe_orderbook([CODE])
+        for k in range(1, 12):
+            w.ws.publish_trades(CODE, n=k, bundle=k)
+        batches = s.take(TradeBatch, 11)
+        assert [len(b) for b in batches] == list(range(1, 12))
+        trades = [t for b in batches for t in b]
+        assert int(trades[0].fields["ACML_VOL"]) == trades[0].volume  # the tape's first record
+        assert_contiguous(trades)
+        price = w.fake.price_of(CODE)
+        for b in batches:
+            assert b.tr_id == TRADE
+            assert list(b.codes) == [CODE] * len(b)
+            assert list(b.prices) == [price] * len(b)
+            assert list(b.volumes) == [int(b.fields(i)["CNTG_VOL"]) for i in range(len(b))]
+            assert list(b.times) == ["100000"] * len(b)
+        # order books are not batched; a widened trade record keeps its extra field
+        w.ws.publish_orderbook(CODE)
+        assert len(s.take(OrderBook, 1)[0].asks) == 10
+        w.ws.trade_fields = 47
+        w.ws.publish_trades(CODE, n=3, bundle=3)
+        [wide] = s.take(TradeBatch, 1)
+        assert_contiguous([trades[-1], *wide])
+        assert [wide.fields(i)["field_47"] for i in range(3)] == ["0"] * 3
         assert s.drain(0.1) == []
 
 

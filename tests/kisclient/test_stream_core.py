@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kisclient import TradeBatch
 from kisclient._errors import SubscriptionLimitExceeded, ValidationError
 from kisclient._stream_events import (
     Fill,
@@ -662,6 +663,21 @@ def test_buffer_overflow_report_is_never_dropped() -> None:
         StreamOverflow(dropped_orderbooks=0, dropped_trades=8, dropped_fills=0),
         make_trade(8),
         make_trade(9),
+    ]
+
+
+def test_a_dropped_trade_batch_counts_each_of_its_trades() -> None:
+    records = [trade_record(price=100 + i) for i in range(3)]
+    [batch] = FrameDecoder(trade_batches=True).decode(data_frame("H0STCNT0", records))
+    assert isinstance(batch, TradeBatch)
+    buffer = EventBuffer(2)
+    for event in (batch, make_trade(1), make_trade(2)):  # the third push drops the batch
+        buffer.push(event)
+    assert buffer.dropped_trades == 3
+    assert drain(buffer) == [
+        StreamOverflow(dropped_orderbooks=0, dropped_trades=3, dropped_fills=0),
+        make_trade(1),
+        make_trade(2),
     ]
 
 

@@ -1,12 +1,17 @@
 """The decoder builds a frame's trades column-wise (a fast path) and falls back to one record at
 a time when a typed field is not a plain integer: both must give exactly the events the
-record-by-record reading gives, and a bad record must cost only itself."""
+record-by-record reading gives, and a bad record must cost only itself. With
+``trade_batches=True`` a frame's trades are one ``TradeBatch`` holding exactly those trades."""
 
 from __future__ import annotations
 
+from typing import cast
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kisclient import TradeBatch
 from kisclient._stream_events import Trade
 from kisclient._stream_protocol import TRADE_FIELDS, FrameDecoder
 
@@ -57,3 +62,58 @@ def test_one_bad_price_drops_only_its_record() -> None:
     got = decoder.decode(f"0|H0STCNT0|003|{'^'.join(good + bad + good)}")
     assert [(t.code, t.price, t.volume) for t in got] == [("005930", 71000, 10)] * 2  # type: ignore[union-attr]
     assert decoder.stats.malformed == 1
+
+
+# --- trade_batches=True: one TradeBatch per frame ---------------------------------------------
+
+
+@given(st.lists(records, min_size=1, max_size=12))
+def test_a_batch_holds_exactly_the_trades_the_per_record_reading_gives(
+    recs: list[list[str]],
+) -> None:
+    events = FrameDecoder()
+    batches = FrameDecoder(trade_batches=True)
+    frame = f"0|H0STCNT0|{len(recs):03d}|{'^'.join(field for rec in recs for field in rec)}"
+    want = events.decode(frame)
+    got = batches.decode(frame)
+    if not want:  # every record was bad: nothing at all, not an empty batch
+        assert got == []
+    else:
+        [batch] = got
+        assert isinstance(batch, TradeBatch)
+        assert list(batch) == want
+        assert len(batch) == len(want)
+        trades = cast("list[Trade]", want)
+        assert list(batch.codes) == [t.code for t in trades]
+        assert list(batch.times) == [t.time for t in trades]
+        assert list(batch.prices) == [t.price for t in trades]
+        assert list(batch.volumes) == [t.volume for t in trades]
+        assert all(type(p) is int for p in batch.prices)
+        for i, t in enumerate(trades):
+            assert dict(batch.fields(i)) == dict(t.fields)
+            assert batch[i - len(trades)] == t  # negative indexes too
+        assert batch[1:] == want[1:]
+    assert batches.stats == events.stats
+
+
+def test_a_batch_keeps_extra_fields_and_refuses_bad_indexes() -> None:
+    wide = [*record("005930", "090000", "71000", "10", ["1"] * (WIDTH - 4)), "EXTRA"]
+    decoder = FrameDecoder(trade_batches=True)
+    [batch] = decoder.decode(f"0|H0STCNT0|002|{'^'.join(wide + wide)}")
+    assert isinstance(batch, TradeBatch)
+    assert batch.tr_id == "H0STCNT0"
+    assert len(batch.fields(1)) == WIDTH + 1
+    assert batch.fields(1)["field_47"] == "EXTRA"
+    assert batch[1].fields["MKSC_SHRN_ISCD"] == "005930"
+    with pytest.raises(IndexError):
+        batch[2]
+    with pytest.raises(IndexError):
+        batch.fields(-3)
+    assert "EXTRA" not in repr(batch)  # the fields stay out of the repr, as for Trade
+
+
+def test_order_books_and_fills_are_not_batched() -> None:
+    book = ["005930", "090000", "0", *["100"] * 40, *["0"] * 16]
+    decoder = FrameDecoder(trade_batches=True)
+    got = decoder.decode(f"0|H0STASP0|001|{'^'.join(book[:59])}")
+    assert [type(e).__name__ for e in got] == ["OrderBook"]

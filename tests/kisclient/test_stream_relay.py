@@ -8,6 +8,7 @@ local channel (one state directory, a Unix socket), and real processes for an ow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
@@ -29,6 +30,7 @@ from kisclient import (
     StreamConnected,
     SubscriptionLimitExceeded,
     Trade,
+    TradeBatch,
 )
 from kisclient._clock import FakeClock
 from kisclient._relay_hub import RelayHub, decode_message, encode_message, frame_route
@@ -148,12 +150,18 @@ def _shorten(kis: AsyncKISClient) -> None:
 
 @asynccontextmanager
 async def participant(
-    fake: FakeKIS, app: FakeApp, ws: FakeWSServer, state_dir: pathlib.Path, **kwargs: Any
+    fake: FakeKIS,
+    app: FakeApp,
+    ws: FakeWSServer,
+    state_dir: pathlib.Path,
+    *,
+    trade_batches: bool = False,
+    **kwargs: Any,
 ) -> AsyncIterator[RelayStream]:
     kis = async_client(fake, app, cast("FakeClock", None), state_dir, ws_url=ws.url, **kwargs)
     _shorten(kis)
     try:
-        stream = kis.stream(relay=True, **FAST)
+        stream = kis.stream(relay=True, trade_batches=trade_batches, **FAST)
         assert isinstance(stream, RelayStream)
         async with stream:
             yield stream
@@ -227,6 +235,40 @@ def test_two_participants_share_one_session_and_each_gets_its_own_trades(
             await b.unsubscribe_trades([b_code])
             await until(lambda: ws.registrations(app.app_key) == {(TRADE, a_code)})
             assert ws.stats.registrations == 2
+
+    asyncio.run(scenario())
+
+
+def test_each_participant_reads_the_relayed_frames_with_its_own_options(
+    served: tuple[FakeKIS, FakeApp, FakeWSServer, str], short_dir: pathlib.Path
+) -> None:
+    fake, app, ws, _rest = served
+    code = fake.universe[0]
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            shared = short_dir / "shared"
+            owner = await stack.enter_async_context(participant(fake, app, ws, shared))
+            batched = await stack.enter_async_context(
+                participant(fake, app, ws, shared, trade_batches=True)
+            )
+            assert owner.is_owner and not batched.is_owner
+            await owner.subscribe_trades([code])
+            await batched.subscribe_trades([code])
+            await next_trade(owner, ws, code)  # the session is flowing
+            for _ in range(100):  # the client's registration may still be on its way
+                ws.publish_trades(code, n=3, bundle=3)
+                with contextlib.suppress(TimeoutError):
+                    event = await batched.recv(timeout=0.1)
+                    # before this one: StreamConnected, and the owner's first trades (1 a frame)
+                    while not (isinstance(event, TradeBatch) and len(event) == 3):
+                        event = await batched.recv(timeout=0.1)
+                    break
+            else:
+                raise AssertionError("no batch of 3 reached the batched participant")
+            assert list(event.codes) == [code] * 3
+            assert all(isinstance(t, Trade) for t in event)
+            assert isinstance(await owner.recv(timeout=5), Trade)  # the owner reads events
 
     asyncio.run(scenario())
 
