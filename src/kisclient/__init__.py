@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # the same names as _EXPORTS, for type checkers and readers
     from ._codes import CodeInfo, Kind
     from ._codes import lookup as lookup_code
     from ._config import KST, Env, Side
-    from ._core import RetryPolicy
     from ._errors import (
         AuthError,
         BadRequest,
@@ -78,7 +77,8 @@ if TYPE_CHECKING:  # the same names as _EXPORTS, for type checkers and readers
     from ._observe import AdmissionWaited, ClientEvent, Observer, RequestObserved, StreamObserved
     from ._operations import Response
     from ._order_models import Buyable, OrderCondition, PendingOrder, Sellable
-    from ._ratelimit import CONSERVATIVE, Window
+    from ._rate_windows import CONSERVATIVE, Window
+    from ._retries import RetryPolicy
     from ._settings import default_base_url, default_state_dir, parse_env
     from ._stream import AsyncStream, Stream
     from ._stream_events import (
@@ -114,7 +114,7 @@ _EXPORTS: Final[dict[str, tuple[str, str]]] = {
     "KST": ("_config", "KST"),
     "Env": ("_config", "Env"),
     "Side": ("_config", "Side"),
-    "RetryPolicy": ("_core", "RetryPolicy"),
+    "RetryPolicy": ("_retries", "RetryPolicy"),
     "AuthError": ("_errors", "AuthError"),
     "BadRequest": ("_errors", "BadRequest"),
     "BusinessRejection": ("_errors", "BusinessRejection"),
@@ -170,8 +170,8 @@ _EXPORTS: Final[dict[str, tuple[str, str]]] = {
     "OrderCondition": ("_order_models", "OrderCondition"),
     "PendingOrder": ("_order_models", "PendingOrder"),
     "Sellable": ("_order_models", "Sellable"),
-    "CONSERVATIVE": ("_ratelimit", "CONSERVATIVE"),
-    "Window": ("_ratelimit", "Window"),
+    "CONSERVATIVE": ("_rate_windows", "CONSERVATIVE"),
+    "Window": ("_rate_windows", "Window"),
     "default_base_url": ("_settings", "default_base_url"),
     "default_state_dir": ("_settings", "default_state_dir"),
     "parse_env": ("_settings", "parse_env"),

@@ -27,7 +27,7 @@ from ._approval import ApprovalKeys
 from ._attempt import ONE_ATTEMPT, AttemptFlow, GatewayClock, attempt_flow
 from ._clock import Clock
 from ._config import ENDPOINTS, KST, Endpoint, Env, EnvName, Side, endpoint_by_path
-from ._core import Call, RetryBudget, RetryPolicy, next_page
+from ._core import Call, next_page
 from ._errors import KISError, OrderOutcomeUnknown, ValidationError
 from ._market_models import (
     MarketDay,
@@ -45,6 +45,7 @@ from ._order_models import Buyable, OrderCondition, PendingOrder, Sellable
 from ._quote_cache import QuoteCache
 from ._ratelimit import RateLimiter, Window
 from ._redaction import install_log_redaction
+from ._retries import RetryBudget, RetryPolicy
 from ._settings import DEFAULTS, ClientOptions, ClientSettings, settings_from_env
 from ._shared_state import SharedStateStatus, make_shared_state
 from ._stream import STREAM_DEFAULTS, AsyncStream, StreamOptions

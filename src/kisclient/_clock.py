@@ -7,7 +7,6 @@ behaviour is exact and fast.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import threading
 import time
@@ -56,6 +55,8 @@ class SystemClock:
             time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
+        import asyncio  # noqa: PLC0415 - only code that awaits pays for asyncio (~20 ms)
+
         await asyncio.sleep(max(seconds, 0.0))
 
     def __repr__(self) -> str:
@@ -118,6 +119,8 @@ class FakeClock:
         self.sleeps.append(seconds)
         with self._lock:
             target = self._elapsed + max(seconds, 0.0)
+        import asyncio  # noqa: PLC0415 - see SystemClock.asleep
+
         await asyncio.sleep(0)
         self._advance_to(target)
 

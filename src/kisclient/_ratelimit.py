@@ -1,8 +1,10 @@
-"""Rate windows: a pure multi-window admission function and limiter backends.
+"""Rate limiters: backends that store the admission history, over the pure rules of
+:mod:`kisclient._rate_windows`.
 
 A :class:`Window` allows at most ``limit`` admissions in any interval of ``seconds`` (sliding,
 not fixed buckets). :func:`admission_delay` is the whole admission logic, pure and atomic across
-windows. Backends only load and store the admission history:
+windows (both live in :mod:`kisclient._rate_windows` and are re-exported here). Backends only
+load and store the admission history:
 
 - :class:`InProcessLimiter` — one process, thread-safe.
 - :class:`SharedFileLimiter` — every process of the user, through ``ratelimit.json`` in the
@@ -49,7 +51,18 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from ._clock import Clock
-from ._config import Env, env_settings
+from ._config import Env
+from ._rate_windows import (
+    CONSERVATIVE,
+    MAX_PENALTY_S,
+    TIGHTEN_FACTOR,
+    TIGHTEN_S,
+    Window,
+    admission_delay,
+    documented_limits,
+    effective_windows,
+    prune,
+)
 from ._statedir import (
     atomic_write_text,
     hold_file_lock,
@@ -86,93 +99,7 @@ log = logging.getLogger("kisclient.ratelimit")
 #: Shared state and lock file names inside the scope directory.
 RATE_STATE_FILE_NAME = "ratelimit.json"
 RATE_LOCK_FILE_NAME = "ratelimit.lock"
-#: After a penalty, limits are multiplied by this factor ...
-TIGHTEN_FACTOR = 0.8
-#: ... for this many seconds after the block ends.
-TIGHTEN_S = 60.0
-#: The longest penalty :meth:`RateLimiter.penalize` accepts (KIS asks for about one second).
-MAX_PENALTY_S = 60.0
 _SCHEMA = 1
-
-
-def _positive_int(_inst: object, _attr: object, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Window.limit must be an int >= 1, not {value!r}")
-
-
-def _positive_seconds(_inst: object, _attr: object, value: float) -> None:
-    if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"Window.seconds must be a finite number > 0, not {value!r}")
-
-
-@attrs.frozen
-class Window:
-    """At most *limit* admissions in any interval of *seconds* (sliding)."""
-
-    limit: int = attrs.field(validator=_positive_int)
-    seconds: float = attrs.field(converter=float, validator=_positive_seconds)
-
-
-def documented_limits(env: Env) -> tuple[Window, ...]:
-    """The documented per-second limit of *env* (real 18/s, paper 1/s; KIS notice 2026-04-20)."""
-    return (Window(env_settings(env).limits.requests_per_second, 1.0),)
-
-
-#: The original system's conservative profile: 5/s, 80/min, 1200/h.
-CONSERVATIVE: tuple[Window, ...] = (Window(5, 1.0), Window(80, 60.0), Window(1200, 3600.0))
-
-
-def admission_delay(
-    history: Sequence[float],
-    windows: Sequence[Window],
-    now: float,
-    *,
-    blocked_until: float = 0.0,
-) -> float:
-    """Seconds to wait before one more admission is allowed; ``0.0`` if it is allowed at *now*.
-
-    *history* holds past admission times (any order, same time base as *now*). A past
-    admission ``h`` occupies window ``w`` while ``h + w.seconds > t``; an admission at ``t`` is
-    allowed when every window has fewer than ``w.limit`` occupants and ``t >= blocked_until``.
-    The result ``d`` is exact: admission is allowed at ``now + d`` (as floats) and at no
-    earlier time. Pure: no I/O, no clock.
-    """
-    target = max(now, blocked_until)
-    if history:
-        ordered = sorted(history, reverse=True)
-        for window in windows:
-            if len(ordered) >= window.limit:
-                # The admission that must leave the window: the limit-th most recent.
-                target = max(target, ordered[window.limit - 1] + window.seconds)
-    if target <= now:
-        return 0.0
-    wait = target - now
-    while now + wait < target:  # float rounding: never report a wait that is a hair short
-        wait = math.nextafter(wait, math.inf)
-    return wait
-
-
-def effective_windows(
-    windows: Sequence[Window], now: float, tightened_until: float
-) -> tuple[Window, ...]:
-    """*windows*, tightened (limit × :data:`TIGHTEN_FACTOR`, at least 1) while
-    ``now < tightened_until``."""
-    if now >= tightened_until:
-        return tuple(windows)
-    return tuple(Window(max(1, math.floor(w.limit * TIGHTEN_FACTOR)), w.seconds) for w in windows)
-
-
-def prune(history: Sequence[float], windows: Sequence[Window], now: float) -> list[float]:
-    """The sorted part of *history* that can still affect an admission at or after *now*.
-
-    For each window, only its most recent ``limit`` admissions that still occupy it matter.
-    """
-    ordered = sorted(history)
-    keep = 0
-    for window in windows:
-        live = sum(1 for h in ordered if h + window.seconds > now)
-        keep = max(keep, min(live, window.limit))
-    return ordered[len(ordered) - keep :] if keep else []
 
 
 @attrs.frozen

@@ -12,10 +12,10 @@ import attrs
 from ._clock import Clock, SystemClock
 from ._config import Env, EnvName, env_settings
 from ._config import parse_env as _parse_env
-from ._core import RetryPolicy
 from ._errors import ConfigurationError
 from ._observe import Observer
-from ._ratelimit import Window, documented_limits
+from ._rate_windows import Window, documented_limits
+from ._retries import RetryPolicy
 from ._validation import Account, parse_account
 
 __all__ = [
