@@ -9,7 +9,6 @@ instantly, so a whole simulated trading day runs in milliseconds.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import threading
 from typing import Protocol, runtime_checkable
@@ -59,6 +58,8 @@ class SystemClock(_BaseSystemClock):
             event.wait(min(remaining, self._max_step))
 
     async def asleep_until(self, when: dt.datetime) -> None:
+        import asyncio  # noqa: PLC0415 - only code that awaits pays for asyncio (~20 ms)
+
         _require_aware(when)
         while (remaining := (when - self.now()).total_seconds()) > 0:
             await asyncio.sleep(min(remaining, self._max_step))
@@ -87,5 +88,7 @@ class FakeClock(_BaseFakeClock):
             self.set(when)
 
     async def asleep_until(self, when: dt.datetime) -> None:
+        import asyncio  # noqa: PLC0415 - see SystemClock.asleep_until
+
         self.sleep_until(when)
         await asyncio.sleep(0)

@@ -624,11 +624,27 @@ class Settings:
         from .pipeline import default_jobs  # noqa: PLC0415
 
         registry = default_jobs(pipeline_config)
-        for name, spec in self.jobs.items():
-            run = resolve_job(name, spec["run"])
-            reconcile = resolve_job(name, spec["reconcile"]) if "reconcile" in spec else None
+        for name, (run, reconcile) in self._replacements().items():
             registry.register(name, run, reconcile=reconcile)
         return registry
+
+    def check_jobs(self) -> None:
+        """Check the ``[pipeline]`` table and import every ``[jobs]`` replacement
+        (:class:`SettingsError` naming the first problem), without building the default jobs:
+        they import every pipeline job and kisclient's clients, which commands that only read
+        (``status``) should not pay for at start-up."""
+        self.pipeline_config()
+        self._replacements()
+
+    def _replacements(self) -> dict[str, tuple[Job, Job | None]]:
+        """The ``[jobs]`` replacements, imported: name -> (run, reconcile or ``None``)."""
+        return {
+            name: (
+                resolve_job(name, spec["run"]),
+                resolve_job(name, spec["reconcile"]) if "reconcile" in spec else None,
+            )
+            for name, spec in self.jobs.items()
+        }
 
 
 def resolve_job(name: str, path: str) -> Job:
@@ -896,7 +912,9 @@ def load_settings(
     *,
     data_dir: str | os.PathLike[str] | None = None,
 ) -> Settings:
-    """Resolve the settings (see the module docstring for the precedence)."""
+    """Resolve the settings (see the module docstring for the precedence). Every problem
+    surfaces here, the ``[pipeline]`` and ``[jobs]`` tables included (:meth:`Settings.check_jobs`).
+    """
     environ = os.environ if environ is None else environ
     config_file = config if config is not None else environ.get("HANTU_CONFIG")
     config_path = None if not config_file else pathlib.Path(config_file).expanduser()
@@ -943,7 +961,7 @@ def load_settings(
         lease_seconds=values["leadership.lease_seconds"],
     )
     _check_mode_env(settings)
-    settings.job_registry(settings.pipeline_config())  # every problem surfaces at load time
+    settings.check_jobs()
     return settings
 
 
