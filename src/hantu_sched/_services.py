@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from kisclient import Env, Observer
+from kisclient import Env
 
 from ._clock import Clock
 
 if TYPE_CHECKING:  # the clients are loaded by build_services, not by importing this module
     import httpx
 
-    from kisclient import AsyncKISClient, KISClient
+    from kisclient import AsyncKISClient, KISClient, Observer
 
 __all__ = ["Credentials", "KISTarget", "Services", "build_services", "coerce_services"]
 

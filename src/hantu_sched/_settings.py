@@ -30,7 +30,7 @@ import stat
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import cattrs
@@ -56,7 +56,6 @@ from ._day import (
     IncompleteSelection,
     SchedulerConfig,
 )
-from ._jobs import Job, JobRegistry
 from ._services import Credentials, KISTarget
 from ._telemetry_config import (
     ALERT_KINDS,
@@ -65,6 +64,9 @@ from ._telemetry_config import (
     SEVERITIES,
     TelemetryConfig,
 )
+
+if TYPE_CHECKING:
+    from ._jobs import Job, JobRegistry  # the job machinery loads only when jobs are built
 
 __all__ = [
     "CREDENTIALS_FILE_VARS",

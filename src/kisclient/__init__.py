@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the same names as _EXPORTS, for type checkers and readers
     from ._codes import CodeInfo, Kind
     from ._codes import lookup as lookup_code
     from ._config import KST, Env, Side
+    from ._defaults import default_base_url, default_state_dir, parse_env
     from ._errors import (
         AuthError,
         BadRequest,
@@ -79,7 +80,6 @@ if TYPE_CHECKING:  # the same names as _EXPORTS, for type checkers and readers
     from ._order_models import Buyable, OrderCondition, PendingOrder, Sellable
     from ._rate_windows import CONSERVATIVE, Window
     from ._retries import RetryPolicy
-    from ._settings import default_base_url, default_state_dir, parse_env
     from ._stream import AsyncStream, Stream
     from ._stream_events import (
         Fill,
@@ -172,9 +172,9 @@ _EXPORTS: Final[dict[str, tuple[str, str]]] = {
     "Sellable": ("_order_models", "Sellable"),
     "CONSERVATIVE": ("_rate_windows", "CONSERVATIVE"),
     "Window": ("_rate_windows", "Window"),
-    "default_base_url": ("_settings", "default_base_url"),
-    "default_state_dir": ("_settings", "default_state_dir"),
-    "parse_env": ("_settings", "parse_env"),
+    "default_base_url": ("_defaults", "default_base_url"),
+    "default_state_dir": ("_defaults", "default_state_dir"),
+    "parse_env": ("_defaults", "parse_env"),
     "AsyncStream": ("_stream", "AsyncStream"),
     "Stream": ("_stream", "Stream"),
     "Fill": ("_stream_events", "Fill"),

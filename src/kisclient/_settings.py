@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import sys
 from collections.abc import Mapping, Sequence
 
 import attrs
 
 from ._clock import Clock, SystemClock
 from ._config import Env, EnvName, env_settings
-from ._config import parse_env as _parse_env
+from ._defaults import default_base_url, default_state_dir, parse_env
 from ._errors import ConfigurationError
 from ._observe import Observer
 from ._rate_windows import Window, documented_limits
@@ -46,34 +45,6 @@ ENV_VARS = {
     "KIS_SHARED_STATE": "shared_state",
 }
 _REQUIRED_ENV_VARS = ("KIS_APP_KEY", "KIS_APP_SECRET")
-
-
-def parse_env(value: EnvName | Env | str) -> Env:
-    """The :class:`Env` named by *value*: ``"real"`` or ``"paper"`` (also KIS's own names
-    ``"prod"`` and ``"vps"``), any case, surrounding blanks ignored; an :class:`Env` is returned
-    as is. Raises :class:`ConfigurationError` (a :class:`ValueError`) naming the accepted
-    spellings for anything else."""
-    try:
-        return _parse_env(value)
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
-
-
-def default_base_url(env: EnvName | Env | str) -> str:
-    """The documented REST base URL of *env* (no trailing slash), as the clients use it when
-    ``base_url`` is not given. Raises :class:`ConfigurationError` for an unknown *env*."""
-    return env_settings(parse_env(env)).base_url
-
-
-def default_state_dir() -> pathlib.Path:
-    """The user's cache directory for kisclient (tokens, locks, shared rate state)."""
-    if sys.platform == "win32":
-        root = os.environ.get("LOCALAPPDATA") or str(pathlib.Path.home() / "AppData" / "Local")
-        return pathlib.Path(root) / "kisclient"
-    if sys.platform == "darwin":
-        return pathlib.Path.home() / "Library" / "Caches" / "kisclient"
-    root = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
-    return pathlib.Path(root) / "kisclient"
 
 
 @attrs.frozen(kw_only=True)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import attrs
 
 from ._config import KST, Env, EnvName
-from ._settings import parse_env
+from ._defaults import parse_env
 from ._statedir import key_fingerprint, read_private_json
 from ._token_store import STORE_FILE_NAME
 
