@@ -23,6 +23,7 @@ from hantu_sched.pipeline import (
     TradingJob,
     TradingReconcileJob,
 )
+from hantu_sched.pipeline._orders import MAX_SEND_DELAY_S
 from hantu_sched.testing import SimulatedCrash
 from kisclient._config import ENDPOINTS
 from kisclient.testing import Fault
@@ -205,6 +206,76 @@ def test_a_crash_between_sending_and_recording_is_reconciled(harness: Harness) -
     summary = harness.record(RECORD_TRADING)
     assert summary["resumed"] is True
     assert set(summary["skipped"]) == set(codes[:2])
+
+
+def test_a_stop_interrupts_the_settle_wait_and_leaves_the_record_unsettled(
+    tmp_path: pathlib.Path,
+) -> None:
+    """After a crash between journalling the intent and sending, the reconciler must wait out
+    the settle window (intent + MAX_SEND_DELAY_S) before absence is certain. That wait is on the
+    job's clock: a stop ends it at once, the record stays ``intent`` (counted as ordered) and
+    nothing is sent; the next run waits the window out and finds the order absent."""
+    stop = threading.Event()
+    storage = HookedStorage()
+    clock = StoppingClock(at("10:00"), at("10:00:30"), stop)
+    harness = make_harness(tmp_path, clock=clock, storage=storage)
+    harness.stop = stop
+    try:
+        [code] = select(harness, 1)
+
+        def crash_before_sending(kind: str, key: str, payload: Any) -> None:
+            if kind == RECORD_ORDER and payload["status"] == "intent":
+                storage.hook = None
+                storage.put_record(kind, key, payload)
+                raise SimulatedCrash("process killed after the intent, before sending")
+
+        storage.hook = crash_before_sending
+        with pytest.raises(SimulatedCrash):
+            TradingJob(PAPER)(harness.ctx("trading"))
+        assert harness.order_codes() == []
+        intent_at = dt.datetime.fromisoformat(records(harness)[code]["intent_at"])
+
+        with pytest.raises(JobInterrupted):
+            TradingReconcileJob(PAPER)(harness.ctx("trading", resume=True))
+        assert harness.clock.now() == at("10:00:30")  # stopped mid-window, not at its end
+        assert records(harness)[code]["status"] == "intent"
+        assert harness.order_codes() == []
+
+        stop.clear()
+        TradingReconcileJob(PAPER)(harness.ctx("trading", resume=True, attempt=2))
+        record = records(harness)[code]
+        assert record["status"] == "absent"
+        assert harness.clock.now() >= intent_at + dt.timedelta(seconds=MAX_SEND_DELAY_S)
+        assert harness.order_codes() == []
+    finally:
+        harness.close()
+
+
+def test_a_stop_while_a_lost_answer_is_reconciled_ends_trading_at_once(
+    tmp_path: pathlib.Path,
+) -> None:
+    stop = threading.Event()
+    harness = make_harness(tmp_path, clock=StoppingClock(at("10:00"), at("10:00:10"), stop))
+    harness.stop = stop
+    try:
+        codes = select(harness, 2)
+        harness.fake.faults.add(Fault("drop_before", path=ORDER_PATH))  # never arrives
+        with pytest.raises(JobInterrupted):
+            TradingJob(PipelineConfig(trading_mode="paper", top_n=2))(harness.ctx("trading"))
+        assert harness.clock.now() == at("10:00:10")  # inside the settle window
+        assert records(harness)[codes[0]]["status"] == "unknown"  # counted as ordered
+        assert codes[1] not in records(harness)  # nothing after the stop
+        assert harness.order_codes() == []
+
+        stop.clear()
+        TradingReconcileJob(PAPER)(harness.ctx("trading", resume=True))
+        assert records(harness)[codes[0]]["status"] == "absent"
+        TradingJob(PipelineConfig(trading_mode="paper", top_n=2))(
+            harness.ctx("trading", resume=True, attempt=2)
+        )
+        assert collections.Counter(harness.order_codes()) == dict.fromkeys(codes, 1)
+    finally:
+        harness.close()
 
 
 def test_resume_never_orders_a_code_twice_even_without_records(tmp_path: pathlib.Path) -> None:

@@ -15,7 +15,9 @@ Order records (``RECORD_ORDER``, key ``"<date>/<code>"``) follow one life cycle:
 ``clock_offset``), so a crash between sending and recording leaves an ``intent`` (or
 ``unknown``) record; :func:`reconcile_day` settles those against today's orders from KIS with
 :meth:`kisclient.KISClient.reconcile_order`: the same rule as the trading job (absence only once
-certain, one KIS order matched to at most one record).
+certain, one KIS order matched to at most one record). Both wait out the settle window with
+:func:`settle_order`, on the job's clock, so a stop interrupts the wait: the record then stays
+unsettled, which every later run counts as ordered.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from kisclient import DailyOrder, KISRejected, MarketClosed, Reconciliation
+from kisclient import DailyOrder, KISRejected, MarketClosed, OrderOutcomeUnknown, Reconciliation
 
 from .._jobs import JobContext
 from ._services import RECORD_ORDER, order_key
@@ -49,6 +51,7 @@ __all__ = [
     "reconcile_day",
     "reconcile_record",
     "record_request",
+    "settle_order",
     "todays_records",
 ]
 
@@ -62,6 +65,12 @@ UNSETTLED_STATUSES: Final = frozenset({"intent", "unknown"})
 #: journalled the intent may not be dead (a leader cut off from a shared journal still reaches
 #: KIS), so its order may leave until then.
 MAX_SEND_DELAY_S: Final = 120.0
+#: While an order's outcome is unknown inside its settle window, today's orders are looked up
+#: again this often (seconds, on the job's clock), as the client's own waiting reconciler does.
+SETTLE_POLL_S: Final = 5.0
+#: ... and for this long after the window (a look-up that failed, ``Date`` headers in whole
+#: seconds), before the outcome is left unknown.
+SETTLE_GRACE_S: Final = 4 * SETTLE_POLL_S
 
 
 def kis_time(kis: KISClient, now: dt.datetime) -> dt.datetime:
@@ -115,6 +124,34 @@ def reconcile_record(
 ) -> Reconciliation:
     """Reconcile one order record against KIS (waiting out the settle window with *wait*)."""
     return kis.reconcile_order(record_request(record, now_kis), exclude=claimed, wait=wait)
+
+
+def settle_order(
+    ctx: JobContext,
+    kis: KISClient,
+    request: OrderOutcomeUnknown | Mapping[str, Any],
+    claimed: Iterable[str],
+) -> Reconciliation:
+    """:meth:`~kisclient.KISClient.reconcile_order` of *request*, its settle window waited out on
+    the job's clock instead of inside the client: while the answer is ``UNKNOWN`` and the window
+    (``settle_until``, on KIS's clock) has not passed by :data:`SETTLE_GRACE_S`, sleep with
+    :meth:`JobContext.sleep_until` for at most :data:`SETTLE_POLL_S` and look again. A stop raises
+    :class:`~hantu_sched.JobInterrupted` from that sleep (the order's record stays unsettled, and
+    every later run counts it as ordered), so shutting down never waits for a window that can
+    reach two minutes after a restart. *request* must stay the same across the look-ups (a
+    record's :func:`record_request` is computed once by the caller)."""
+    exclude = frozenset(claimed)
+    answer = kis.reconcile_order(request, exclude=exclude, wait=False)
+    lookups = answer.lookups
+    while answer.unknown and answer.settle_until is not None:
+        now = ctx.clock.now()
+        left = (answer.settle_until - kis_time(kis, now)).total_seconds()
+        if left < -SETTLE_GRACE_S:
+            break  # long past the window and still not readable: unknown it stays
+        ctx.sleep_until(now + dt.timedelta(seconds=min(SETTLE_POLL_S, max(left, 0.0) + 1.0)))
+        answer = kis.reconcile_order(request, exclude=exclude, wait=False)
+        lookups += answer.lookups
+    return attrs.evolve(answer, lookups=lookups)
 
 
 def order_summary(order: DailyOrder) -> dict[str, Any]:
@@ -177,7 +214,8 @@ def reconcile_day(ctx: JobContext, kis: KISClient) -> DayOrders:
     for code, record in records.items():
         if record.get("status") not in UNSETTLED_STATUSES:
             continue
-        answer = reconcile_record(kis, record, claimed, now_kis=kis_time(kis, ctx.clock.now()))
+        request = record_request(record, kis_time(kis, ctx.clock.now()))
+        answer = settle_order(ctx, kis, request, claimed)
         if answer.order is not None:
             update: dict[str, Any] = {"status": "reconciled", "order_no": answer.order.order_no}
             claimed.add(answer.order.order_no)

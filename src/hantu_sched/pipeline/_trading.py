@@ -22,7 +22,8 @@ A run, in order:
    already held are skipped.
 5. Each order: its record is written with status ``intent`` *before* sending (with the time
    on the local clock and on KIS's clock), then updated. :class:`~kisclient.OrderOutcomeUnknown`
-   is reconciled (``kis.reconcile_order``, which waits out the client's settle window) before
+   is reconciled (``kis.reconcile_order``, the settle window waited out on the job's clock by
+   :func:`~hantu_sched.pipeline._orders.settle_order`, so a stop interrupts it) before
    anything else happens: found → ``reconciled``; certainly absent → ``absent`` and sent once
    more; still unknown (e.g. the look-up failed) → ``unknown``: the code counts as ordered and
    is never resent that day. A refusal is recorded and the next code is tried; a
@@ -70,6 +71,7 @@ from ._orders import (
     kis_time,
     order_summary,
     reconcile_day,
+    settle_order,
     todays_records,
 )
 from ._selection import rank_selection
@@ -327,7 +329,7 @@ class TradingJob:
                 day = ctx.trading_date
                 ctx.emit(OrderOutcomeUnknownSeen(day, code, "buy", qty, str(exc), ctx.clock.now()))
                 claimed = claimed_order_numbers(todays_records(ctx))
-                answer = kis.reconcile_order(exc, exclude=claimed)
+                answer = settle_order(ctx, kis, exc, claimed)
                 found = answer.order
                 outcome = "found" if found else "absent" if answer.absent else "unknown"
                 order_no = found.order_no if found is not None else None
