@@ -22,6 +22,7 @@ CODE = "005930"
 
 def main() -> None:
     fake = FakeKIS(seed=3)
+    fake.set_market_open(True)  # orders are accepted whatever the hour this example runs at
     app = fake.add_app(env="real")
     with (
         FakeWSServer(fake) as ws,
