@@ -715,7 +715,11 @@ class Reconciliation:
 # --- batches ----------------------------------------------------------------------------------
 
 
-@attrs.define
+#: How many failed codes a :class:`BatchResult` repr names.
+_REPR_FAILED: Final = 5
+
+
+@attrs.define(repr=False)
 class BatchResult(Generic[T]):
     """The outcome of a call over many codes: partial success is normal, not an exception.
 
@@ -726,7 +730,9 @@ class BatchResult(Generic[T]):
     ``elapsed_s`` is the wall time of the whole batch. ``len()`` is the number of codes covered
     (both maps), so an empty batch is falsy; :attr:`ok` is true when nothing failed.
 
-    Mutable, unlike the models: a client fills one in as the requests of a batch settle.
+    Mutable, unlike the models: a client fills one in as the requests of a batch settle. Its
+    repr counts rather than lists: a batch over the market holds thousands of results, and a
+    repr of them all is megabytes (asyncio builds one of a finished main task's result).
     """
 
     succeeded: dict[str, T] = attrs.field(factory=dict)
@@ -736,6 +742,16 @@ class BatchResult(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.succeeded) + len(self.failed)
+
+    def __repr__(self) -> str:
+        shown = sorted(self.failed)[:_REPR_FAILED]
+        more = len(self.failed) - len(shown)
+        failed = ", ".join(shown) + (f", ... {more} more" if more else "")
+        return (
+            f"BatchResult({len(self.succeeded)} succeeded, {len(self.failed)} failed"
+            f"{f' ({failed})' if failed else ''}, elapsed_s={self.elapsed_s:.3f}, "
+            f"requests={self.requests})"
+        )
 
     @property
     def ok(self) -> bool:

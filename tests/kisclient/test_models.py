@@ -567,6 +567,22 @@ def test_batch_result_is_generic() -> None:
     assert len(bars) == 1
 
 
+def test_batch_result_repr_counts_instead_of_listing() -> None:
+    bar = DailyBar.from_rows([CHART_ROW])
+    codes = [f"{n:06d}" for n in range(3_000)]
+    batch: BatchResult[tuple[DailyBar, ...]] = BatchResult(
+        succeeded=dict.fromkeys(codes, bar),
+        failed={f"9000{n:02d}": GatewayError("HTTP 500") for n in (7, 1, 0, 6, 2, 5, 3, 4)},
+        elapsed_s=1.23456,
+        requests=3_010,
+    )
+    assert repr(batch) == (
+        "BatchResult(3000 succeeded, 8 failed (900000, 900001, 900002, 900003, 900004, "
+        "... 3 more), elapsed_s=1.235, requests=3010)"
+    )
+    assert repr(BatchResult()) == "BatchResult(0 succeeded, 0 failed, elapsed_s=0.000, requests=0)"
+
+
 # --- generic machinery ----------------------------------------------------------------------
 
 
