@@ -31,11 +31,9 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
-from typing import Final, TypeAlias, cast
+from typing import TYPE_CHECKING, Final, TypeAlias, cast
 
 import attrs
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ._config import Side
 from ._errors import ValidationError
@@ -49,6 +47,9 @@ from ._stream_events import (
     TradeBatch,
     _shown_tr_key,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 __all__ = [
     "FIELD_NAMES",
@@ -428,6 +429,16 @@ _BUILDERS: Final[Mapping[str, tuple[_Builder, int]]] = {
     TR_FILL_PAPER: (_fill, 17),
 }
 
+
+def _aes_cbc(key: bytes, iv: bytes) -> Cipher[modes.CBC]:
+    """AES-256-CBC with *key* and *iv*, for one tr_id's notices. ``cryptography`` (a compiled
+    extension, about 7 MB resident) loads with the first key: a process that never subscribes
+    to fill notices (a scheduler polling for fills, every REST-only bot) does not carry it."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
+
+    return Cipher(algorithms.AES(key), modes.CBC(iv))
+
+
 #: At most this many distinct (reason, tr_id) problems are logged per decoder.
 _MAX_LOGGED: Final = 256
 
@@ -616,11 +627,13 @@ class FrameDecoder:
         if cipher is None:
             self._malformed("encrypted frame before any key for its tr_id", tr_id)
             return None
+        from cryptography.hazmat.primitives.padding import PKCS7  # noqa: PLC0415 - see _aes_cbc
+
         try:
             raw = base64.b64decode(payload)
             decryptor = cipher.decryptor()
             padded = decryptor.update(raw) + decryptor.finalize()
-            unpadder = padding.PKCS7(128).unpadder()
+            unpadder = PKCS7(128).unpadder()
             plain = unpadder.update(padded) + unpadder.finalize()
         except (ValueError, binascii.Error):
             self._malformed("encrypted frame failed to decrypt", tr_id)
@@ -637,7 +650,7 @@ class FrameDecoder:
                 "bad key", tr_id, logging.WARNING, "ignoring an unusable AES key/iv for %s", tr_id
             )
             return
-        self._ciphers[tr_id] = Cipher(algorithms.AES(key_bytes), modes.CBC(iv_bytes))
+        self._ciphers[tr_id] = _aes_cbc(key_bytes, iv_bytes)
 
     # --- control frames -----------------------------------------------------------------------
 
