@@ -289,3 +289,20 @@ def test_asking_for_one_name_does_not_load_the_clients() -> None:
     loaded = modules_loaded_by("from kisclient import token_status")
     assert not {"websockets", "kisclient._client", "kisclient._stream"} & loaded
     assert {"httpx", "kisclient._client"} <= modules_loaded_by("from kisclient import KISClient")
+
+
+def test_aes_loads_only_with_a_fill_notice_key() -> None:
+    """cryptography (about 7 MB resident) is for fill notices: a REST client, its fake and a
+    stream decoder that has seen no key leave it unloaded; the first key loads it."""
+    statement = (
+        "from kisclient import KISClient; from kisclient.testing import FakeKIS; "
+        "from kisclient._stream_protocol import FrameDecoder; FrameDecoder()"
+    )
+    assert "cryptography" not in modules_loaded_by(statement)
+    ack = (
+        '{"header":{"tr_id":"H0STCNI0","tr_key":"x","encrypt":"N"},"body":{"rt_cd":"0",'
+        '"msg_cd":"OPSP0000","msg1":"SUBSCRIBE SUCCESS","output":{"iv":"' + "i" * 16 + '",'
+        '"key":"' + "k" * 32 + '"}}}'
+    )
+    statement += f"; d = FrameDecoder(); d.decode({ack!r}); assert d.has_key('H0STCNI0')"
+    assert "cryptography" in modules_loaded_by(statement)
