@@ -153,12 +153,8 @@ class TradeBatch(Sequence[Trade]):
     def __getitem__(self, i: slice) -> list[Trade]: ...
     def __getitem__(self, i: int | slice) -> Trade | list[Trade]:
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self.prices)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("TradeBatch index out of range")
+            return [self[j] for j in range(len(self))[i]]
+        i = range(len(self))[i]  # negative indexes count from the end; IndexError past it
         return Trade(
             self.codes[i],
             self.prices[i],

@@ -566,8 +566,9 @@ class FrameDecoder:
                 if trades is not None:
                     stats.records += len(trades)
                     return trades
+        batching = self._trade_batches and build is _trade
         out: list[DecodedItem] = []
-        kept: list[str] = []  # the fields of the records read, for a batch
+        kept: list[str] = []  # with batching, the fields of the records read
         for start in range(0, len(fields), width):
             rec = fields[start : start + width]
             try:
@@ -575,9 +576,10 @@ class FrameDecoder:
             except ValueError:
                 self._malformed("a typed field is not a number", tr_id)
                 continue
-            kept += rec
+            if batching:
+                kept += rec
         stats.records += len(out)
-        if self._trade_batches and build is _trade and out:
+        if batching and out:
             read = cast("list[Trade]", out)
             columns = ([t.code for t in read], [t.time for t in read])
             typed = ([t.price for t in read], [t.volume for t in read])
