@@ -31,10 +31,11 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
-from typing import TYPE_CHECKING, Final, TypeAlias, cast
+from typing import Final, TypeAlias, cast
 
 import attrs
 
+from ._aes import CbcCipher
 from ._config import Side
 from ._errors import ValidationError
 from ._stream_events import (
@@ -47,9 +48,6 @@ from ._stream_events import (
     TradeBatch,
     _shown_tr_key,
 )
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 __all__ = [
     "FIELD_NAMES",
@@ -430,15 +428,6 @@ _BUILDERS: Final[Mapping[str, tuple[_Builder, int]]] = {
 }
 
 
-def _aes_cbc(key: bytes, iv: bytes) -> Cipher[modes.CBC]:
-    """AES-256-CBC with *key* and *iv*, for one tr_id's notices. ``cryptography`` (a compiled
-    extension, about 7 MB resident) loads with the first key: a process that never subscribes
-    to fill notices (a scheduler polling for fills, every REST-only bot) does not carry it."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
-
-    return Cipher(algorithms.AES(key), modes.CBC(iv))
-
-
 #: At most this many distinct (reason, tr_id) problems are logged per decoder.
 _MAX_LOGGED: Final = 256
 
@@ -454,7 +443,7 @@ class FrameDecoder:
     def __init__(self, *, trade_batches: bool = False) -> None:
         self.stats = DecoderStats()
         self._trade_batches = trade_batches
-        self._ciphers: dict[str, Cipher[modes.CBC]] = {}
+        self._ciphers: dict[str, CbcCipher] = {}
         self._names: dict[tuple[str, int], tuple[str, ...] | None] = {}
         self._indexes: dict[tuple[str, int], dict[str, int]] = {}
         self._logged: set[tuple[str, str]] = set()
@@ -629,14 +618,8 @@ class FrameDecoder:
         if cipher is None:
             self._malformed("encrypted frame before any key for its tr_id", tr_id)
             return None
-        from cryptography.hazmat.primitives.padding import PKCS7  # noqa: PLC0415 - see _aes_cbc
-
         try:
-            raw = base64.b64decode(payload)
-            decryptor = cipher.decryptor()
-            padded = decryptor.update(raw) + decryptor.finalize()
-            unpadder = PKCS7(128).unpadder()
-            plain = unpadder.update(padded) + unpadder.finalize()
+            plain = cipher.decrypt(base64.b64decode(payload))
         except (ValueError, binascii.Error):
             self._malformed("encrypted frame failed to decrypt", tr_id)
             return None
@@ -652,7 +635,7 @@ class FrameDecoder:
                 "bad key", tr_id, logging.WARNING, "ignoring an unusable AES key/iv for %s", tr_id
             )
             return
-        self._ciphers[tr_id] = _aes_cbc(key_bytes, iv_bytes)
+        self._ciphers[tr_id] = CbcCipher(key_bytes, iv_bytes)
 
     # --- control frames -----------------------------------------------------------------------
 

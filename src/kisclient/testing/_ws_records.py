@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import base64
 import random
-from typing import TYPE_CHECKING
 
 import attrs
+
+from kisclient._aes import CbcCipher
 
 from ._core import BRANCH, Core
 from ._quotes import price_snapshot
 from ._state import FakeApp, OrderEvent
 from ._universe import tick_size
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 __all__ = [
     "NOTICE_FIELDS",
@@ -285,29 +283,16 @@ def notice_plaintext(core: Core, app: FakeApp, event: OrderEvent, *, width: int 
     return "^".join(_fit(fields, width, "0"))
 
 
-def _cipher(key: str, iv: str) -> Cipher[modes.CBC]:
-    """AES-256-CBC; ``cryptography`` loads with the first notice, as in the client (a fake used
-    only for REST, as in a simulated day, does not carry it)."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
-
-    return Cipher(algorithms.AES(key.encode("ascii")), modes.CBC(iv.encode("ascii")))
+def _cipher(key: str, iv: str) -> CbcCipher:
+    return CbcCipher(key.encode("ascii"), iv.encode("ascii"))
 
 
 def encrypt_notice(plaintext: str, key: str, iv: str) -> str:
     """AES-256-CBC with the ack's 32-character *key* and 16-character *iv*, PKCS#7, base64."""
-    from cryptography.hazmat.primitives import padding  # noqa: PLC0415 - see _cipher
-
-    padder = padding.PKCS7(128).padder()
-    data = padder.update(plaintext.encode("utf-8")) + padder.finalize()
-    encryptor = _cipher(key, iv).encryptor()
-    return base64.b64encode(encryptor.update(data) + encryptor.finalize()).decode("ascii")
+    secret = _cipher(key, iv).encrypt(plaintext.encode("utf-8"))
+    return base64.b64encode(secret).decode("ascii")
 
 
 def decrypt_notice(ciphertext: str, key: str, iv: str) -> str:
     """The inverse of :func:`encrypt_notice` (for tests)."""
-    from cryptography.hazmat.primitives import padding  # noqa: PLC0415 - see _cipher
-
-    decryptor = _cipher(key, iv).decryptor()
-    data = decryptor.update(base64.b64decode(ciphertext)) + decryptor.finalize()
-    unpadder = padding.PKCS7(128).unpadder()
-    return (unpadder.update(data) + unpadder.finalize()).decode("utf-8")
+    return _cipher(key, iv).decrypt(base64.b64decode(ciphertext)).decode("utf-8")
