@@ -21,6 +21,7 @@ connection, not about trading time. The approval key's age runs on the client's 
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -241,11 +242,32 @@ class StreamStats:
     pings_echoed: int = 0
 
 
-class _Consumer:
-    """The consumer's side of a session's :class:`_Inbox`, shared by :class:`AsyncStream` and
-    the relayed stream (``kisclient._stream_relay``)."""
+class _Consumer(abc.ABC):
+    """The consumer's side of a session's :class:`_Inbox`, and ``async with`` over the
+    session's ``open`` and ``aclose``: shared by :class:`AsyncStream` and the relayed stream
+    (``kisclient._stream_relay``)."""
 
     _inbox: _Inbox
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Start the session (the ``async with`` entry)."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """End the session (the ``async with`` exit)."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     async def recv(self, timeout: float | None = None) -> StreamEvent:
         """The next event; :class:`TimeoutError` if none comes within *timeout* seconds;
@@ -330,18 +352,6 @@ class AsyncStream(_Consumer):
         return f"AsyncStream({self._url}, {state}, {self._registry!r})"
 
     # --- lifecycle ---
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def open(self) -> None:
         """Take the lease (or raise :class:`~kisclient.StreamSlotBusy`), connect once (raising

@@ -28,8 +28,7 @@ import logging
 import random
 import secrets
 from collections.abc import Callable, Iterable
-from types import TracebackType
-from typing import Any, Final, Self, cast
+from typing import Any, Final, cast
 
 from ._config import Env
 from ._errors import (
@@ -107,18 +106,6 @@ class RelayStream(_Consumer):
         return self._owner is not None
 
     # --- lifecycle ---
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def open(self) -> None:
         """Become the owner or reach the owner, trying for up to ``connect_timeout``; raise
