@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+from _child_env import cached_bytecode_env
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -33,17 +35,12 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-#: Bytecode of the children, cached as an installed package has it (pip compiles at install):
-#: an environment with PYTHONDONTWRITEBYTECODE=1 would otherwise time the compiler at each start.
 _PYCACHE = tempfile.TemporaryDirectory(prefix="bench-sched-pycache-")
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIS_", "HANTU_"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
-    env["PYTHONPYCACHEPREFIX"] = _PYCACHE.name
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
+    path = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+    return cached_bytecode_env(_PYCACHE.name, PYTHONPATH=path)
 
 
 def simulated_day(universe: int) -> tuple[float, float, int, str]:

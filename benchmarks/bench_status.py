@@ -33,6 +33,8 @@ import tarfile
 import tempfile
 import time
 
+from _child_env import cached_bytecode_env
+
 from hantu_sched import KST, Journal, KRXCalendar, SchedulerConfig, SQLiteStorage
 from hantu_sched._day import build_day_plan
 
@@ -105,19 +107,10 @@ def build_journal(data_dir: pathlib.Path) -> tuple[int, int, int]:
 
 
 def _env(src: pathlib.Path, data_dir: pathlib.Path) -> dict[str, str]:
-    """The command's environment. Bytecode is cached, as for an installed package (pip compiles
-    at install time), in a directory beside the journal: an environment with
-    ``PYTHONDONTWRITEBYTECODE=1`` would otherwise compile every module of the sources at every
-    start and time the compiler."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIS_", "HANTU_"))}
-    env.update(
-        PYTHONPATH=str(src),
-        KIS_STATE_DIR=str(data_dir / "state"),
-        PYTHONPYCACHEPREFIX=str(data_dir.parent / "pycache"),
+    """The command's environment, its bytecode cached beside the journal."""
+    return cached_bytecode_env(
+        data_dir.parent / "pycache", PYTHONPATH=str(src), KIS_STATE_DIR=str(data_dir / "state")
     )
-    env.pop("FORCE_COLOR", None)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
 
 
 def in_process(src: pathlib.Path, data_dir: pathlib.Path, runs: int) -> tuple[float, int]:
